@@ -1,0 +1,92 @@
+"""CDRs: one row per call plus its ordered timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ivrpowers.store.db import Database
+from ivrpowers.store.models import CallEvent, CallRecord
+
+
+class CdrRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def start(self, **fields: Any) -> None:
+        """Create the call's row; a replay of the same start (after an outage) is a no-op."""
+        async with self.db.session() as session, session.begin():
+            if await session.get(CallRecord, fields["id"]) is None:
+                session.add(CallRecord(**fields))
+
+    async def update(self, call_id: str, **fields: Any) -> None:
+        async with self.db.session() as session, session.begin():
+            record = await session.get(CallRecord, call_id)
+            if record is None:
+                raise LookupError(f"no call {call_id}")
+            for key, value in fields.items():
+                setattr(record, key, value)
+
+    async def add_event(self, call_id: str, type: str, at: datetime, node: str | None, detail: dict[str, Any]) -> None:
+        async with self.db.session() as session, session.begin():
+            session.add(CallEvent(call_id=call_id, type=type, at=at, node=node, detail=dict(detail)))
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        async with self.db.session() as session:
+            return await session.scalar(
+                select(CallRecord).where(CallRecord.id == call_id).options(selectinload(CallRecord.events))
+            )
+
+    async def by_channel(self, channel_id: str) -> CallRecord | None:
+        async with self.db.session() as session:
+            return await session.scalar(
+                select(CallRecord).where(CallRecord.channel_id == channel_id).options(selectinload(CallRecord.events))
+            )
+
+    async def latest(self, limit: int = 20) -> list[CallRecord]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(CallRecord)
+                .order_by(CallRecord.started_at.desc(), CallRecord.id)
+                .limit(limit)
+                .options(selectinload(CallRecord.events))
+            )
+            return list(rows.all())
+
+    async def unfinished(self) -> list[CallRecord]:
+        """Calls with no end: candidates for adoption after a restart, or for closing as lost."""
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(CallRecord).where(CallRecord.ended_at.is_(None)).options(selectinload(CallRecord.events))
+            )
+            return list(rows.all())
+
+
+def call_to_dict(call: CallRecord) -> dict[str, Any]:
+    """The CDR as the CLI and the REST API expose it."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": call.id,
+        "channel_id": call.channel_id,
+        "caller": call.caller_number,
+        "caller_name": call.caller_name,
+        "dialed": call.dialed,
+        "flow": call.flow_name,
+        "flow_version": call.flow_version,
+        "started_at": iso(call.started_at),
+        "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at),
+        "duration": (call.ended_at - call.started_at).total_seconds() if call.ended_at else None,
+        "disposition": call.disposition,
+        "hangup_cause": call.hangup_cause,
+        "hangup_cause_text": call.hangup_cause_text,
+        "events": [
+            {"type": e.type, "at": iso(e.at), "node": e.node, "detail": e.detail or {}} for e in call.events
+        ],
+    }

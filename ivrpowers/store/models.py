@@ -1,0 +1,105 @@
+"""SQLAlchemy 2 typed models: flows, routes, calls (CDRs) and their event timelines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: ivrpowers stores UTC-aware timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class FlowVersion(Base):
+    """One imported version of a flow's YAML source; at most one version per name is published."""
+
+    __tablename__ = "flows"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_flows_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int]
+    source: Mapped[str] = mapped_column(Text)
+    published: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+
+class Route(Base):
+    """A dialed number and the flow that answers it."""
+
+    __tablename__ = "routes"
+
+    number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_name: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CallRecord(Base):
+    """One CDR per call."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(128), unique=True)
+    caller_number: Mapped[str] = mapped_column(String(128), default="")
+    caller_name: Mapped[str] = mapped_column(String(256), default="")
+    dialed: Mapped[str] = mapped_column(String(128), default="")
+    flow_name: Mapped[str | None] = mapped_column(String(100))
+    flow_version: Mapped[int | None]
+    started_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    hangup_cause: Mapped[int | None]
+    hangup_cause_text: Mapped[str | None] = mapped_column(String(128))
+
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="call", order_by="(CallEvent.at, CallEvent.id)", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_calls_started_at", "started_at"),)
+
+
+class CallEvent(Base):
+    """The call's timeline: node entered, prompt played, DTMF received, hangup..."""
+
+    __tablename__ = "call_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(40))
+    node: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    call: Mapped[CallRecord] = relationship(back_populates="events")
+
+    __table_args__ = (Index("ix_call_events_call_at", "call_id", "at", "id"),)

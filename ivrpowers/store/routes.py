@@ -1,0 +1,36 @@
+"""The routing table: dialed number -> flow name."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from ivrpowers.store.db import Database
+from ivrpowers.store.models import Route, utcnow
+
+
+class RouteRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def set(self, number: str, flow_name: str) -> Route:
+        async with self.db.session() as session, session.begin():
+            route = await session.get(Route, number)
+            if route is None:
+                route = Route(number=number, flow_name=flow_name)
+                session.add(route)
+            else:
+                route.flow_name, route.updated_at = flow_name, utcnow()
+            return route
+
+    async def get(self, number: str) -> Route | None:
+        async with self.db.session() as session:
+            return await session.get(Route, number)
+
+    async def delete(self, number: str) -> bool:
+        async with self.db.session() as session, session.begin():
+            result = await session.execute(delete(Route).where(Route.number == number))
+            return bool(result.rowcount)
+
+    async def all(self) -> list[Route]:
+        async with self.db.session() as session:
+            return list((await session.scalars(select(Route).order_by(Route.number))).all())
