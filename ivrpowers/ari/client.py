@@ -1,0 +1,279 @@
+"""`AriClient`: the REST helpers plus the events websocket, kept connected for the app's lifetime.
+
+Lifecycle, in the order an integrator uses it::
+
+    client = AriClient("http://127.0.0.1:8088/ari", "user", "secret", "ivrpowers")
+    client.on_resync(adopt_calls)                 # register before start: the first resync counts
+    client.subscribe("StasisStart", on_new_call)
+    client.start()                                # background task running run()
+    await client.wait_connected(timeout=10)
+    ...
+    await client.close()                          # stops the loop and the HTTP pool promptly
+
+The websocket is what registers the Stasis app in Asterisk: while it is down, `Stasis(app)` in
+the dialplan fails and no events are delivered. The client therefore reconnects forever, with
+exponential backoff, and after each connect reports the calls already in the app (`on_resync`),
+because any StasisStart sent while we were away is lost for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from .dispatch import Dispatcher, E, EventHandler, ResyncHandler, Subscription
+from .errors import AriError
+from .events import ApplicationReplaced, parse_event
+from .rest import AriRest
+
+log = logging.getLogger("ivrpowers.ari")
+
+
+def events_url(base_url: str, app: str) -> str:
+    """The events websocket URL for `app`: http(s)://h/ari -> ws(s)://h/ari/events?app=...
+
+    `subscribeAll=false`: we want our app's channels and bridges only, not every channel on a
+    shared Asterisk.
+    """
+    parts = urlsplit(base_url.rstrip("/"))
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None:
+        raise ValueError(f"ARI base URL must be http(s)://..., got {base_url!r}")
+    query = urlencode({"app": app, "subscribeAll": "false"}, quote_via=quote)
+    return urlunsplit((scheme, parts.netloc, parts.path + "/events", query, ""))
+
+
+def _close_reason(exc: ConnectionClosed) -> str:
+    if exc.rcvd is not None and (exc.sent is None or exc.rcvd_then_sent):
+        return f"closed by Asterisk ({exc.rcvd})"
+    if exc.sent is not None:
+        return f"closed by us ({exc.sent})"  # drop_events_connection(), keepalive timeout...
+    return "lost (no close frame)"
+
+
+class AriClient(AriRest):
+    """ARI REST helpers (see `AriRest`) plus the events connection of one Stasis app.
+
+    Handlers (`subscribe`, `on_resync`) run inside the reader, one at a time, in order; they must
+    be quick (see `ivrpowers.ari.dispatch`). REST calls from inside a handler are fine; waiting
+    inside a handler for a later *event* deadlocks, since that event is read only after the
+    handler returns.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        app: str,
+        *,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 10.0,
+        request_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(base_url, username, password, app, request_timeout=request_timeout)
+        if not 0 < reconnect_min <= reconnect_max:
+            raise ValueError("need 0 < reconnect_min <= reconnect_max")
+        self.events_url = events_url(self.base_url, app)
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self._dispatcher = Dispatcher()
+        self._ws: ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._start_task: asyncio.Task[None] | None = None
+        self._connects = 0
+
+    # --- registration ---------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        event_type: str | type[E],
+        handler: EventHandler[E],
+        *,
+        channel_id: str | None = None,
+    ) -> Subscription:
+        """Call `handler(event)` for each event of `event_type` ("*" for all).
+
+        `event_type` is an ARI type name, or an event class (`StasisStart`; `Event` means all),
+        which lets a type checker match it with the handler's parameter.
+
+        With `channel_id`, only events about that channel: its `channel.id`, or for playback and
+        recording events a `target_uri` of "channel:<id>". `handler` may be sync or async.
+        """
+        return self._dispatcher.subscribe(event_type, handler, channel_id=channel_id)
+
+    def on_resync(self, handler: ResyncHandler) -> Subscription:
+        """Call `handler(channels, reconnected)` after every successful connect.
+
+        `channels` are the channels currently in our Stasis app (from GET /channels);
+        `reconnected` is False for this client's first connection, True afterwards. It runs
+        before any event of the new connection is dispatched, so a StasisStart can still follow
+        for a channel just listed: adoption must be idempotent.
+        """
+        return self._dispatcher.on_resync(handler)
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the websocket is up and its resync has been delivered."""
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until `is_connected`; raises TimeoutError after `timeout` seconds."""
+        if self._stopping.is_set():
+            raise RuntimeError("AriClient is closed")
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    # --- running --------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Run `run()` in a background task and return it (it ends after `close()`)."""
+        if self._start_task is None or self._start_task.done():
+            self._start_task = asyncio.create_task(self.run(), name=f"ari-client-{self.app}")
+        return self._start_task
+
+    async def run(self) -> None:
+        """Keep the events connection up until `close()`; returns once closed.
+
+        The loop lives in its own task so that `close()` can stop it wherever it is (backoff,
+        connect, resync, a slow handler) without cancelling the caller's task.
+        """
+        if self._stopping.is_set():
+            raise RuntimeError("AriClient is closed")
+        if self._loop_task is not None and not self._loop_task.done():
+            raise RuntimeError("AriClient.run() is already running")
+        self._loop_task = asyncio.create_task(self._loop(), name=f"ari-events-{self.app}")
+        try:
+            await self._loop_task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if self._stopping.is_set() and me is not None and me.cancelling() == 0:
+                return  # close() cancelled the loop, nobody cancelled us
+            raise
+
+    async def drop_events_connection(self) -> bool:
+        """Close the current events websocket; the client reconnects and resyncs as after a drop.
+
+        An operator tool (force a fresh connection and resync without restarting the controller)
+        and the way tests exercise the reconnect path. Returns False when not connected.
+        """
+        ws = self._ws
+        if ws is None:
+            return False
+        log.warning("ARI events connection dropped on request")
+        await ws.close(reason="dropped on request")
+        return True
+
+    async def close(self) -> None:
+        """Stop the events loop, close the websocket and the HTTP pool. Idempotent.
+
+        Safe to call from a handler: the loop then stops once the handler returns.
+        """
+        self._stopping.set()
+        loop_task, start_task = self._loop_task, self._start_task
+        inside_loop = loop_task is not None and loop_task is asyncio.current_task()
+        if inside_loop:
+            # We are the reader, so we cannot wait for it; closing the socket ends its loop.
+            if self._ws is not None:
+                await self._ws.close()
+        else:
+            if loop_task is not None and not loop_task.done():
+                loop_task.cancel()
+                # asyncio.wait, not await: the task's CancelledError must not look like ours.
+                await asyncio.wait({loop_task})
+            if start_task is not None and not start_task.done():
+                await asyncio.wait({start_task})
+        await super().close()
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        delay = self.reconnect_min
+        while not self._stopping.is_set():
+            was_up, reason = await self._session_once()
+            if self._stopping.is_set():
+                break
+            if was_up:
+                delay = self.reconnect_min
+            log.warning("ARI events connection %s; reconnecting in %.2fs", reason, delay)
+            with contextlib.suppress(TimeoutError):  # the backoff sleep, cut short by close()
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, self.reconnect_max)
+
+    async def _session_once(self) -> tuple[bool, str]:
+        """Connect, resync, read until the connection ends. Returns (was up, why it ended)."""
+        up = False
+        try:
+            async with connect(
+                self.events_url,
+                additional_headers={"Authorization": self._auth_header},
+                open_timeout=self._timeout.total,
+                close_timeout=1.0,
+                # Asterisk is reached directly; an HTTP(S)_PROXY meant for the internet must not
+                # capture the controller's link to it.
+                proxy=None,
+                compression=None,
+                user_agent_header="ivrpowers",
+            ) as ws:
+                self._ws = ws
+                # The socket reads nothing until resync is done, so events queue behind it.
+                channels = [c for c in await self.list_channels() if c.in_stasis_app(self.app)]
+                reconnected = self._connects > 0
+                self._connects += 1
+                up = True
+                log.info(
+                    "ARI events %s to %s (%d channel(s) in app %s)",
+                    "reconnected" if reconnected else "connected",
+                    self.events_url,
+                    len(channels),
+                    self.app,
+                )
+                await self._dispatcher.resync(channels, reconnected)
+                self._connected.set()
+                async for message in ws:
+                    await self._on_message(message)
+                    if self._stopping.is_set():
+                        return up, "closed by the client"
+                return up, _close_reason(ws.close_exc)
+        except ConnectionClosed as exc:
+            return up, _close_reason(exc)
+        except InvalidStatus as exc:
+            hint = " (check the ARI user and password)" if exc.response.status_code in (401, 403) else ""
+            return up, f"refused: HTTP {exc.response.status_code}{hint}"
+        except AriError as exc:
+            return up, f"resync failed: {exc}"
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            return up, f"failed: {exc or type(exc).__name__}"
+        finally:
+            self._ws = None
+            self._connected.clear()
+
+    async def _on_message(self, message: str | bytes) -> None:
+        text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
+        try:
+            data: Any = json.loads(text)
+        except ValueError:
+            log.warning("ARI sent a non-JSON message, ignored: %.200s", text)
+            return
+        if not isinstance(data, Mapping):
+            log.warning("ARI sent a non-object message, ignored: %.200s", text)
+            return
+        event = parse_event(data)
+        if isinstance(event, ApplicationReplaced):
+            log.error(
+                "ARI app %s was taken over by another websocket: no more events here until reconnect",
+                self.app,
+            )
+        await self._dispatcher.dispatch(event)
