@@ -1,0 +1,206 @@
+"""The Stasis application: every channel that enters it becomes a session running a flow.
+
+Call state that matters after a crash lives in the database (the CDR and its timeline), not here:
+after an events outage or a controller restart, channels still in the Stasis app are adopted
+again and their flow resumes at the last node entered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ivrpowers.ari import (
+    AriClient,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    PlaybackFinished,
+    StasisEnd,
+    StasisStart,
+)
+from ivrpowers.calls.ari_call import AriCall
+from ivrpowers.calls.journal import CallJournal
+from ivrpowers.calls.routing import Router, RoutingError
+from ivrpowers.config import Settings
+from ivrpowers.flows import run_flow
+from ivrpowers.flows.call import CallerHungUp
+from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.models import CallRecord
+from ivrpowers.store.writer import CdrWriter
+
+log = logging.getLogger("ivrpowers.calls")
+
+# How long to wait for ChannelDestroyed (it carries the hangup cause) once a call is over.
+DESTROY_GRACE = 5.0
+
+DISPOSITIONS = {"hangup_by_flow": "completed", "caller_hangup": "caller_hangup"}
+
+
+@dataclass
+class Session:
+    call_id: str
+    call: AriCall
+    journal: CallJournal
+    task: asyncio.Task[None] | None = None
+    flow: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _stasis_args(channel: Channel) -> list[str]:
+    """The Stasis() arguments of a channel found by listing (no StasisStart to read them from)."""
+    data = channel.dialplan.app_data if channel.dialplan else ""
+    return [a for a in data.split(",")[1:]] if data else []
+
+
+class CallController:
+    def __init__(self, client: AriClient, settings: Settings, router: Router, cdrs: CdrRepository, writer: CdrWriter) -> None:
+        self.client = client
+        self.settings = settings
+        self.router = router
+        self.cdrs = cdrs
+        self.writer = writer
+        self.sessions: dict[str, Session] = {}
+
+    def install(self) -> None:
+        self.client.subscribe("StasisStart", self._on_stasis_start)
+        self.client.subscribe("ChannelDtmfReceived", self._on_dtmf)
+        self.client.subscribe("PlaybackFinished", self._on_playback_finished)
+        self.client.subscribe("ChannelHangupRequest", self._on_hangup_request)
+        self.client.subscribe("StasisEnd", self._on_stasis_end)
+        self.client.subscribe("ChannelDestroyed", self._on_destroyed)
+        self.client.on_resync(self._on_resync)
+
+    async def shutdown(self) -> None:
+        """Stop driving calls without hanging them up: the next controller adopts them."""
+        tasks = [s.task for s in self.sessions.values() if s.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- events --------------------------------------------------------------------------------
+    def _on_stasis_start(self, event: StasisStart) -> None:
+        if event.channel.id in self.sessions:
+            return
+        self._spawn(event.channel, list(event.args), adopted=None)
+
+    def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
+        if session := self.sessions.get(event.channel.id):
+            session.call.feed_dtmf(event.digit)
+
+    def _on_playback_finished(self, event: PlaybackFinished) -> None:
+        target = event.playback.target_uri or ""
+        if target.startswith("channel:") and (session := self.sessions.get(target[len("channel:"):])):
+            session.call.feed_playback_finished(event.playback.id)
+
+    def _on_hangup_request(self, event: ChannelHangupRequest) -> None:
+        if session := self.sessions.get(event.channel.id):
+            session.call.feed_hangup(event.cause)
+
+    def _on_stasis_end(self, event: StasisEnd) -> None:
+        if session := self.sessions.get(event.channel.id):
+            session.call.feed_hangup()
+
+    def _on_destroyed(self, event: ChannelDestroyed) -> None:
+        if session := self.sessions.get(event.channel.id):
+            session.call.feed_destroyed(event.cause, event.cause_txt, event.timestamp)
+
+    async def _on_resync(self, channels: list[Channel], reconnected: bool) -> None:
+        present = {c.id for c in channels}
+        for channel_id, session in list(self.sessions.items()):
+            if channel_id in present:
+                await session.call.resync()
+            else:
+                session.call.feed_destroyed(None, None, None)  # it left while we weren't listening
+        records = {r.channel_id: r for r in await self.cdrs.unfinished()}
+        for channel in channels:
+            if channel.id not in self.sessions:
+                record = records.get(channel.id)
+                log.info("adopting channel %s (%s)", channel.id, "resuming its flow" if record else "new to us")
+                self._spawn(channel, _stasis_args(channel), adopted=record)
+        if not reconnected:
+            # A fresh controller: calls it has no channel for ended while no controller watched.
+            for channel_id, record in records.items():
+                if channel_id not in present and channel_id not in self.sessions:
+                    self.writer.add_event(record.id, "ended_unobserved", datetime.now(UTC), None, {})
+                    self.writer.update_call(record.id, ended_at=datetime.now(UTC), disposition="ended_unobserved")
+
+    # -- sessions ------------------------------------------------------------------------------
+    def _spawn(self, channel: Channel, args: list[str], adopted: CallRecord | None) -> None:
+        dialed = args[0] if args else (channel.dialplan.exten if channel.dialplan else "")
+        call_id = adopted.id if adopted else str(uuid.uuid4())
+
+        def answered(at: datetime) -> None:
+            self.writer.update_call(call_id, answered_at=at)
+            journal.write("answered")
+
+        call = AriCall(self.client, channel, dialed, on_answer=answered)
+        journal = CallJournal(self.writer, call_id)
+        session = Session(call_id=call_id, call=call, journal=journal)
+        self.sessions[channel.id] = session
+        if adopted is None:
+            self.writer.start_call(
+                id=call_id, channel_id=channel.id,
+                caller_number=channel.caller.number if channel.caller else "",
+                caller_name=channel.caller.name if channel.caller else "",
+                dialed=dialed, started_at=channel.creationtime or datetime.now(UTC),
+            )
+        session.task = asyncio.create_task(self._run(session, channel, adopted), name=f"call-{channel.id}")
+
+    async def _run(self, session: Session, channel: Channel, adopted: CallRecord | None) -> None:
+        call, journal = session.call, session.journal
+        disposition = "failed"
+        try:
+            try:
+                disposition = await self._drive(session, adopted)
+            except CallerHungUp:
+                disposition = "caller_hangup"
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call %s failed", session.call_id)
+                journal.write("error", journal.last_node, {"message": "controller error, see logs"})
+            if not call.gone:
+                await call.hangup()
+            try:
+                await asyncio.wait_for(call.destroyed.wait(), DESTROY_GRACE)
+            except TimeoutError:
+                pass
+            journal.write("hangup", journal.last_node, {
+                "by": "flow" if call.hung_up_by_flow else "caller",
+                "cause": call.cause, "cause_txt": call.cause_txt,
+            })
+            self.writer.update_call(
+                session.call_id, ended_at=call.ended_at or datetime.now(UTC), disposition=disposition,
+                hangup_cause=call.cause, hangup_cause_text=call.cause_txt,
+            )
+        finally:
+            self.sessions.pop(call.channel_id, None)
+
+    async def _drive(self, session: Session, adopted: CallRecord | None) -> str:
+        call, journal = session.call, session.journal
+        start_at = None
+        if adopted is not None:
+            start_at = next((e.node for e in reversed(adopted.events) if e.type == "node_entered"), None)
+            journal.last_node = start_at
+            journal.write("adopted", start_at, {})
+        try:
+            if adopted is not None and adopted.flow_name and adopted.flow_version:
+                flow, version = await self.router.flow_version(adopted.flow_name, adopted.flow_version)
+            else:
+                flow, version = await self.router.resolve(call.dialed)
+        except RoutingError as exc:
+            journal.write("unrouted", None, {"dialed": call.dialed, "reason": str(exc)})
+            await call.progress()
+            await call.play(self.settings.unknown_number_media, barge_in=False)
+            await call.hangup("unallocated")
+            return "unrouted"
+        session.flow = flow.name
+        if adopted is None:
+            self.writer.update_call(session.call_id, flow_name=flow.name, flow_version=version)
+        result = await run_flow(flow, call, journal, start_at=start_at)
+        return DISPOSITIONS.get(result.outcome, "failed")

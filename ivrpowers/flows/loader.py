@@ -1,0 +1,426 @@
+"""Flow files in, `Flow` or line-numbered problems out.
+
+Flow authors fix files from the problems this module reports, so every failure, however odd the
+input, becomes a `Problem` pointing at the line to edit, and all of them are reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import Node as YamlNode
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from .schema import MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
+
+__all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file"]
+
+# A flow is a few hundred values; these bounds only stop alias bombs ("billion laughs") and
+# pathological nesting from eating the controller's memory or stack.
+_MAX_VALUES = 100_000
+_MAX_CHARS = 1024 * 1024
+_MAX_DEPTH = 64
+
+_NODE_TYPE_NAMES = ", ".join(sorted(NODE_TYPES))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a flow file; `str()` is the familiar `FILE:LINE: message`."""
+
+    file: str
+    line: int  # 1-based
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class FlowError(ValueError):
+    """A flow file that can't be used; `.problems` lists every problem found, by line."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+def load_flow(text: str, filename: str = "<flow>") -> Flow:
+    flow, problems = _load(text, filename)
+    if flow is None:
+        raise FlowError(problems)
+    return flow
+
+
+def load_flow_file(path: str | os.PathLike[str]) -> Flow:
+    filename = os.fspath(path)
+    try:
+        with open(filename, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise FlowError([Problem(filename, 1, f"cannot read file: {exc.strerror or exc}")]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise FlowError([Problem(filename, line, "file is not valid UTF-8")]) from None
+    return load_flow(text, filename)
+
+
+def check_flow(text: str, filename: str = "<flow>") -> list[Problem]:
+    """Every problem in a flow file, sorted by line; empty when the flow is valid."""
+    return _load(text, filename)[1]
+
+
+def _load(text: str, filename: str) -> tuple[Flow | None, list[Problem]]:
+    try:
+        return _Checker(text, filename).run()
+    except Exception as exc:  # the contract is "never raise": a bug here must still be a Problem
+        return None, [Problem(filename, 1, f"internal error while checking the flow (please report it): {exc!r}")]
+
+
+class _Unusable(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        self.line, self.message = line, message
+
+
+class _Checker:
+    def __init__(self, text: str, filename: str) -> None:
+        self.text = text
+        self.filename = filename
+        self.problems: list[Problem] = []
+        self.root: Any = None
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.filename, line, message))
+
+    def report_at(self, loc: Loc, message: str) -> None:
+        self.problem(self.line(loc), f"{_where(loc)}: {message}" if loc else message)
+
+    def run(self) -> tuple[Flow | None, list[Problem]]:
+        flow = None
+        try:
+            self.root = self.parse()
+            flow = self.validate(_Plain(self.report_at).convert(self.root))
+        except _Unusable as exc:
+            self.problem(exc.line, exc.message)
+        if self.problems:
+            # Stable sort: problems on one line keep the order they were found in.
+            unique = list(dict.fromkeys(self.problems))
+            return None, sorted(unique, key=lambda p: p.line)
+        return flow, []
+
+    # -- YAML ---------------------------------------------------------------------------------
+
+    def parse(self) -> Any:
+        if len(self.text) > _MAX_CHARS:
+            raise _Unusable(1, f"flow file is too large (over {_MAX_CHARS // 1024} KiB)")
+        yaml = YAML(typ="rt")
+        # ruamel stops at the first duplicate key; allowing them and finding them ourselves on the
+        # node tree reports every duplicate along with everything else.
+        yaml.allow_duplicate_keys = True
+        try:
+            data = yaml.load(self.text)
+            self.find_duplicate_keys(yaml.compose(self.text))
+        except ReaderError as exc:
+            line = self.text[: exc.position].count("\n") + 1
+            char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+            raise _Unusable(line, f"YAML: character U+{char:04X} is not allowed in a YAML file") from None
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = self.clamp(mark.line + 1 if mark is not None else 1)
+            what = exc.problem or exc.context or "syntax error"
+            context = f" ({exc.context})" if exc.context and exc.problem else ""
+            raise _Unusable(line, f"YAML: {what}{context}") from None
+        except RecursionError:
+            raise _Unusable(1, "flow is nested too deeply") from None
+        except YAMLError as exc:
+            raise _Unusable(1, f"YAML: {exc}") from None
+        except Exception as exc:  # ruamel's constructors raise plain errors for e.g. `!!int abc`
+            raise _Unusable(self.construct_failure_line(yaml), f"YAML: cannot read a value ({exc})") from None
+        if data is None:
+            raise _Unusable(1, "empty flow file (expected name, start and nodes)")
+        if not isinstance(data, CommentedMap):
+            what = _kind(data)
+            raise _Unusable(_first_line(data), f"a flow must be a mapping with name, start and nodes, not {what}")
+        return data
+
+    def construct_failure_line(self, yaml: YAML) -> int:
+        # The exception has no position; blame the first thing that can make construction fail:
+        # an explicitly tagged scalar or a complex (non-scalar) mapping key.
+        try:
+            root = yaml.compose(self.text)
+        except Exception:
+            return 1
+        seen: set[int] = set()
+        stack = [root] if root is not None else []
+        candidates = []
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, ScalarNode) and self.text[node.start_mark.index : node.start_mark.index + 1] == "!":
+                candidates.append(node.start_mark.line + 1)
+            elif isinstance(node, MappingNode):
+                for key, value in node.value:
+                    if not isinstance(key, ScalarNode):
+                        candidates.append(key.start_mark.line + 1)
+                    stack.extend((key, value))
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
+        return min(candidates, default=1)
+
+    def clamp(self, line: int) -> int:
+        # Errors at end of input are marked past the last line; point at the last real one.
+        return max(1, min(line, len(self.text.splitlines()) or 1))
+
+    def find_duplicate_keys(self, root: YamlNode | None) -> None:
+        seen: set[int] = set()
+        stack = [root] if root is not None else []
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:  # aliases share nodes, and may be recursive
+                continue
+            seen.add(id(node))
+            if isinstance(node, MappingNode):
+                keys: set[tuple[str, str]] = set()
+                for key, value in node.value:
+                    if isinstance(key, ScalarNode):
+                        ident = (str(key.tag), key.value)
+                        if ident in keys:
+                            self.problem(key.start_mark.line + 1, f"duplicate key {key.value!r}")
+                        keys.add(ident)
+                    stack.extend((key, value))
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def validate(self, plain: dict[Any, Any]) -> Flow | None:
+        try:
+            flow = Flow.model_validate(plain)
+        except ValidationError as exc:
+            for error in exc.errors():
+                if error["type"] != "flow_graph":  # recomputed below, with precise locations
+                    self.report(error)
+        else:
+            return flow if not self.problems else None
+        # On the raw data, so a broken field in one node doesn't hide a dangling reference elsewhere.
+        nodes = plain.get("nodes")
+        for loc, message in graph_issues(plain.get("start"), nodes if isinstance(nodes, dict) else {}):
+            self.problem(self.line(loc), f"{_where(loc)}: {message}")
+        return None
+
+    def report(self, error: Any) -> None:
+        kind, raw_loc, message = error["type"], tuple(error["loc"]), error["msg"]
+        loc = self.strip_tag(raw_loc)
+        if loc and loc[-1] == "[key]":
+            loc = loc[:-1]  # a bad mapping key: point at the key, name it in the message
+        if kind == "union_tag_invalid":
+            tag = error.get("ctx", {}).get("tag")
+            expected = f"(expected one of: {_NODE_TYPE_NAMES})"
+            self.problem(self.line((*loc, "type")), f"{_where(loc)}: unknown node type {tag!r} {expected}")
+        elif kind == "union_tag_not_found":
+            self.problem(self.line(loc), f"{_where(loc)}: node has no 'type' (expected one of: {_NODE_TYPE_NAMES})")
+        elif kind == "model_attributes_type" and len(loc) == 2 and loc[0] == "nodes":
+            what = _kind(error["input"])
+            self.problem(self.line(loc), f"{_where(loc)}: a node must be a mapping with a 'type', not {what}")
+        elif kind in ("extra_forbidden", "missing"):
+            parent, field = loc[:-1], loc[-1]
+            if kind == "missing":
+                text = f"missing required field {field!r}"
+            else:
+                text = f"unknown field {field!r}{self.allowed_fields(parent)}"
+            self.problem(self.line(loc), f"{_where(parent)}: {text}" if parent else text)
+        else:
+            if kind.endswith("_type"):
+                message = f"{message}, got {_kind(error['input'])}{_space_hint(error['input'])}"
+            self.problem(self.line(loc), f"{_where(loc)}: {message}" if loc else message)
+
+    def strip_tag(self, loc: Loc) -> Loc:
+        # Discriminated unions put the tag in the error location (nodes.main.menu.timeout);
+        # the document has no such level.
+        if len(loc) >= 3 and loc[0] == "nodes":
+            raw = self.raw_at(loc[:2])
+            if isinstance(raw, dict) and raw.get("type") == loc[2]:
+                return loc[:2] + loc[3:]
+        return loc
+
+    def allowed_fields(self, parent: Loc) -> str:
+        model: Any = None
+        if parent == ():
+            model = Flow
+        elif len(parent) == 2 and parent[0] == "nodes":
+            raw = self.raw_at(parent)
+            model = NODE_TYPES.get(raw.get("type")) if isinstance(raw, dict) else None  # type: ignore[arg-type]
+        if model is None:
+            return ""
+        fields = [f for f in model.model_fields if f != "type"]
+        if not fields:
+            return f" ({_type_name(model)} nodes have no fields besides 'type')"
+        return f" (allowed: {', '.join(fields)})"
+
+    # -- locations ----------------------------------------------------------------------------
+
+    def raw_at(self, loc: Loc) -> Any:
+        node = self.root
+        for key in loc:
+            if isinstance(node, CommentedMap):
+                found = _find_key(node, key)
+                if found is _ABSENT:
+                    return None
+                node = node[found]
+            elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+                node = node[key]
+            else:
+                return None
+        return node
+
+    def line(self, loc: Loc) -> int:
+        """The line to blame for `loc`: its value if a scalar, its key otherwise, else the nearest parent."""
+        line, node = 1, self.root
+        for index, key in enumerate(loc):
+            if isinstance(node, CommentedMap):
+                found = _find_key(node, key)
+                if found is _ABSENT:
+                    continue  # a missing field: blame the mapping that should have it
+                value = node[found]
+                last = index == len(loc) - 1
+                scalar = value is not None and not isinstance(value, (CommentedMap, CommentedSeq))
+                # A null value's position is wherever the next token is, often the next line.
+                line = _lc_line(node.lc.value if last and scalar else node.lc.key, found, node)
+                node = value
+            elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+                line = _lc_line(node.lc.item, key, node)
+                node = node[key]
+            else:
+                break
+        return line
+
+
+_ABSENT = object()
+
+
+def _find_key(mapping: CommentedMap, key: Any) -> Any:
+    try:
+        if key in mapping:
+            return key
+    except TypeError:
+        pass
+    # Validation may have normalised a key (the YAML int 1 is the menu option "1").
+    for candidate in mapping:
+        plain = candidate.value if isinstance(candidate, TaggedScalar) else candidate
+        if isinstance(plain, (str, int)) and str(plain) == str(key):
+            return candidate
+    return _ABSENT
+
+
+def _lc_line(position: Any, key: Any, container: Any) -> int:
+    try:
+        return int(position(key)[0]) + 1
+    except (KeyError, TypeError, IndexError):
+        # Keys pulled in by a `<<` merge have no position of their own.
+        return _first_line(container)
+
+
+def _first_line(value: Any) -> int:
+    lc = getattr(value, "lc", None)
+    return lc.line + 1 if lc is not None and lc.line is not None else 1
+
+
+def _type_name(model: Any) -> str:
+    return next((name for name, cls in NODE_TYPES.items() if cls is model), "these")
+
+
+def _space_hint(value: Any) -> str:
+    # `- sound: beep` is a mapping to YAML: the commonest slip when writing media lists.
+    if isinstance(value, dict) and len(value) == 1:
+        key, inner = next(iter(value.items()))
+        if key in MEDIA_SCHEMES:
+            return f" (write {key}:{'' if inner is None else inner} with no space after the colon)"
+    return ""
+
+
+def _where(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc) or "flow"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})" if len(value) <= 40 else "a string"
+    if isinstance(value, (dict, CommentedMap)):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+_STANDARD_TAGS = {None, "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"}
+
+
+class _Plain:
+    """ruamel's round-trip types -> plain dict/list/str/int/float/bool, so strict validation sees
+    exactly what the author wrote (ruamel floats are a float subclass, block strings a str subclass...)."""
+
+    def __init__(self, report: Callable[[Loc, str], None]) -> None:
+        self.report = report
+        self.budget = _MAX_VALUES
+        self.active: set[int] = set()
+
+    def convert(self, value: Any, loc: Loc = ()) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _Unusable(1, "flow is too large (too many values, or aliases that expand too much)")
+        if len(loc) > _MAX_DEPTH:
+            raise _Unusable(_first_line(value), "flow is nested too deeply")
+        self.check_tag(value, loc)
+        if isinstance(value, TaggedScalar):
+            return str(value.value)
+        if isinstance(value, (dict, list)):
+            if id(value) in self.active:
+                raise _Unusable(_first_line(value), "an alias refers to the value that contains it")
+            self.active.add(id(value))
+            try:
+                if isinstance(value, dict):
+                    return {self.key(k, loc): self.convert(v, (*loc, k)) for k, v in value.items()}
+                return [self.convert(v, (*loc, i)) for i, v in enumerate(value)]
+            finally:
+                self.active.discard(id(value))
+        return self.scalar(value)
+
+    def check_tag(self, value: Any, loc: Loc) -> None:
+        tag = getattr(getattr(value, "tag", None), "value", None)
+        if tag not in _STANDARD_TAGS:
+            # Someone expecting `!include` or `!env` to do something must hear that it doesn't.
+            self.report(loc, f"YAML tag {tag} is not supported in flow files")
+
+    def key(self, key: Any, loc: Loc) -> Any:
+        if isinstance(key, TaggedScalar):
+            self.check_tag(key, (*loc, str(key.value)))
+            return str(key.value)
+        return self.scalar(key)
+
+    @staticmethod
+    def scalar(value: Any) -> Any:
+        if isinstance(value, ScalarBoolean):  # an anchored `true`: an int subclass, not a bool
+            return bool(value)
+        # bool before int: bool is an int subclass and must stay a bool.
+        for plain in (bool, int, float, str):
+            if isinstance(value, plain):
+                return plain(value)
+        return value  # None, timestamps, complex keys: validation rejects them

@@ -1,0 +1,289 @@
+"""What a flow is: pydantic models for the flow file, one class per node type.
+
+To add a node type: subclass `BaseNode` with a `type: Literal[...]`, type every field that names a
+node as `NodeRef` and every media URI as `MediaUri`/`MediaList` (that is all the dangling-reference
+and template checks, `transitions()` and `media_items()` need), add the class to `Node`, and
+register a handler with `@handles(...)` in `interpreter.py`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterator, Mapping
+from types import UnionType
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from .templates import TEMPLATE_NAMES, TemplateError, has_template, template_names
+
+__all__ = [
+    "MEDIA",
+    "MEDIA_SCHEMES",
+    "NODE_REF",
+    "NODE_TYPES",
+    "AnswerNode",
+    "BaseNode",
+    "Flow",
+    "HangupNode",
+    "Issue",
+    "Loc",
+    "MenuNode",
+    "Node",
+    "PlayNode",
+    "graph_issues",
+]
+
+# ARI media URI schemes a flow may use; `recording:` plays a stored recording by name.
+MEDIA_SCHEMES: frozenset[str] = frozenset({"sound", "digits", "number", "characters", "tone", "recording"})
+DTMF_DIGITS = "0123456789*#"
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_NODE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+Loc = tuple[str | int, ...]
+
+
+def _error(kind: str, message: str) -> PydanticCustomError:
+    # Message goes through ctx so braces in user text (templates!) aren't taken as format fields.
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        rule = "lowercase letters, digits, '_' and '-', e.g. 'main-menu'"
+        raise _error("slug", f"{value!r} is not a valid name ({rule})")
+    return value
+
+
+def _node_id(value: str) -> str:
+    if not _NODE_ID.fullmatch(value):
+        raise _error("node_id", f"{value!r} is not a valid node id (letters, digits, '_' and '-')")
+    return value
+
+
+def _media_uri(value: str) -> str:
+    scheme, colon, rest = value.partition(":")
+    if not colon:
+        raise _error("media_uri", f"{value!r} is not a media URI (expected scheme:value, e.g. sound:hello-world)")
+    if scheme not in MEDIA_SCHEMES:
+        known = ", ".join(sorted(MEDIA_SCHEMES))
+        raise _error("media_scheme", f"unknown media scheme {scheme!r} in {value!r} (expected one of: {known})")
+    # An empty value is only legitimate when a template may fill it in at run time.
+    if not rest.strip():
+        raise _error("media_uri", f"{value!r} has nothing after '{scheme}:'")
+    try:
+        template_names(value)
+    except TemplateError as exc:
+        raise _error("template", str(exc)) from None
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    # `prompt: sound:x` is the natural way to write a single prompt.
+    return [value] if isinstance(value, str) else value
+
+
+def _dtmf(value: str) -> str:
+    if len(value) != 1 or value not in DTMF_DIGITS:
+        raise _error("dtmf", f"{value!r} is not a DTMF digit (0-9, * or #)")
+    return value
+
+
+def _digit_keys(value: Any) -> Any:
+    # Unquoted `1: next` is a YAML int; accept it rather than make every flow author quote digits.
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, target in value.items():
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key <= 9:
+            key = str(key)
+        if key in out:
+            raise _error("dtmf", f"digit {key!r} is listed twice")
+        out[key] = target
+    return out
+
+
+class _Marker:
+    """Annotated metadata saying what a string field holds, so whole-flow checks, lint and the graph
+    find every node reference and media URI from the type annotations, including in node types
+    added later, and even in raw data that failed validation elsewhere."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}>"
+
+
+NODE_REF = _Marker("node_ref")
+MEDIA = _Marker("media")
+
+Slug = Annotated[str, AfterValidator(_slug)]
+NodeId = Annotated[str, AfterValidator(_node_id)]
+NodeRef = Annotated[str, NODE_REF]  # existence is a whole-flow property, checked by `graph_issues`
+MediaUri = Annotated[str, AfterValidator(_media_uri), MEDIA]
+MediaList = Annotated[list[MediaUri], BeforeValidator(_one_or_many)]
+Digit = Annotated[str, AfterValidator(_dtmf)]
+Options = Annotated[dict[Digit, NodeRef], BeforeValidator(_digit_keys), Field(min_length=1)]
+
+
+class Issue(NamedTuple):
+    """A problem found in a flow, located by its path in the document (e.g. `("nodes", "main", "next")`)."""
+
+    loc: Loc
+    message: str
+
+
+def _walk(annotation: Any, value: Any, loc: Loc) -> Iterator[tuple[_Marker, Loc, str]]:
+    # Values of the wrong shape are skipped, not errors: field validation reports those.
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *metadata = get_args(annotation)
+        marker = next((m for m in metadata if isinstance(m, _Marker)), None)
+        if marker is None:
+            yield from _walk(base, value, loc)
+        elif isinstance(value, str):
+            yield marker, loc, value
+    elif origin in (Union, UnionType):
+        for option in get_args(annotation):
+            yield from _walk(option, value, loc)
+    elif origin is list:
+        (item,) = get_args(annotation)
+        if isinstance(value, str):  # raw `media: sound:x`, before validation makes it a list
+            yield from _walk(item, value, loc)
+        elif isinstance(value, list):
+            for index, element in enumerate(value):
+                yield from _walk(item, element, (*loc, index))
+    elif origin is dict:
+        _, item = get_args(annotation)
+        if isinstance(value, Mapping):
+            for key, element in value.items():
+                yield from _walk(item, element, (*loc, key))
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield from _walk_model(annotation, value, loc)
+
+
+def _walk_model(cls: type[BaseModel], value: Any, loc: Loc = ()) -> Iterator[tuple[_Marker, Loc, str]]:
+    for name, field in cls.model_fields.items():
+        if isinstance(value, BaseModel):
+            element = getattr(value, name)
+        elif isinstance(value, Mapping) and name in value:
+            element = value[name]
+        else:
+            continue
+        # pydantic moves a field's own Annotated metadata (e.g. `next: NodeRef`) to field.metadata.
+        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        yield from _walk(annotation, element, (*loc, name))
+
+
+class _Model(BaseModel):
+    # strict: YAML already typed the values; "yes" silently becoming True or "5" becoming 5.0 would
+    # hide mistakes. frozen: one parsed Flow is shared by every concurrent call running it.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BaseNode(_Model):
+    type: str  # each node type narrows this to its Literal, the discriminator of `Node`
+
+    def transitions(self) -> Iterator[tuple[Loc, str]]:
+        """Every node id this node can go to, with the field it is written in, e.g. (("next",), "main")."""
+        return ((loc, value) for marker, loc, value in _walk_model(type(self), self) if marker is NODE_REF)
+
+    def media_items(self) -> Iterator[tuple[Loc, str]]:
+        """Every media URI (possibly templated) this node can play, with where it is written."""
+        return ((loc, value) for marker, loc, value in _walk_model(type(self), self) if marker is MEDIA)
+
+
+class AnswerNode(BaseNode):
+    type: Literal["answer"]
+    next: NodeRef
+
+
+class PlayNode(BaseNode):
+    type: Literal["play"]
+    media: Annotated[MediaList, Field(min_length=1)]
+    barge_in: bool = True
+    next: NodeRef | None = None  # None: the flow ends here and hangs up
+
+
+class MenuNode(BaseNode):
+    type: Literal["menu"]
+    prompt: MediaList = []
+    options: Options
+    timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
+    retries: Annotated[int, Field(ge=0, le=20)] = 2
+    invalid_prompt: MediaList = []
+    on_invalid: NodeRef | None = None  # None: the flow ends here and hangs up
+    on_timeout: NodeRef | None = None
+
+
+class HangupNode(BaseNode):
+    type: Literal["hangup"]
+
+
+Node = Annotated[AnswerNode | PlayNode | MenuNode | HangupNode, Field(discriminator="type")]
+
+NODE_TYPES: Mapping[str, type[BaseNode]] = {
+    get_args(cls.model_fields["type"].annotation)[0]: cls for cls in get_args(get_args(Node)[0])
+}
+
+
+def _did_you_mean(name: str, choices: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _references(node: Any) -> Iterator[tuple[_Marker, Loc, str]]:
+    if isinstance(node, BaseNode):
+        yield from _walk_model(type(node), node)
+    elif isinstance(node, Mapping) and isinstance(node.get("type"), str) and node["type"] in NODE_TYPES:
+        yield from _walk_model(NODE_TYPES[node["type"]], node)
+
+
+def graph_issues(
+    start: object,
+    nodes: Mapping[Any, Any],
+    names: Collection[str] = TEMPLATE_NAMES,
+) -> list[Issue]:
+    """Whole-flow checks no single field can make: dangling node ids, unknown template names.
+
+    `nodes` may be validated nodes or the raw mapping from the file: the loader runs this on raw
+    data so that a broken field in one node doesn't hide a dangling reference in another.
+    """
+    node_ids = [node_id for node_id in nodes if isinstance(node_id, str)]
+    issues = []
+    if isinstance(start, str) and start not in node_ids:
+        issues.append(Issue(("start",), f"start node {start!r} does not exist{_did_you_mean(start, node_ids)}"))
+    for node_id in node_ids:
+        for marker, loc, value in _references(nodes[node_id]):
+            where = ("nodes", node_id, *loc)
+            if marker is NODE_REF and value not in node_ids:
+                issues.append(Issue(where, f"no node named {value!r}{_did_you_mean(value, node_ids)}"))
+            elif marker is MEDIA and has_template(value):
+                try:
+                    used = template_names(value)
+                except TemplateError:
+                    continue  # a syntax error, already reported by field validation
+                for name in used:
+                    if name not in names:
+                        known = ", ".join(sorted(names))
+                        issues.append(Issue(where, f"unknown name {{{{ {name} }}}} (known: {known})"))
+    return issues
+
+
+class Flow(_Model):
+    """A validated flow: every transition names an existing node, every template a known name."""
+
+    name: Slug
+    description: str | None = None
+    start: NodeRef
+    nodes: Annotated[dict[NodeId, Node], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Flow:
+        issues = graph_issues(self.start, self.nodes)
+        if issues:
+            raise _error("flow_graph", "; ".join(f"{'.'.join(map(str, i.loc))}: {i.message}" for i in issues))
+        return self
