@@ -194,6 +194,14 @@ class AriRest:
         """Hang up; `reason` is an ARI name: normal, busy, congestion, no_answer, rejected..."""
         await self.request("DELETE", f"/channels/{_seg(channel_id)}", params={"reason": reason})
 
+    async def subscribe_app(self, event_source: str) -> None:
+        """Subscribe this app to `event_source` (`channel:ID`, `bridge:ID`, `endpoint:TECH/RES`...).
+
+        A channel's own events stop reaching the app at StasisEnd unless it is subscribed this way;
+        ChannelDestroyed, which carries the hangup cause, comes after StasisEnd.
+        """
+        await self.request("POST", f"/applications/{_seg(self.app)}/subscription", params={"eventSource": event_source})
+
     async def progress(self, channel_id: str) -> None:
         """Indicate progress (early media, SIP 183) without answering."""
         await self.request("POST", f"/channels/{_seg(channel_id)}/progress")

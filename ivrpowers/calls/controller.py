@@ -156,6 +156,9 @@ class CallController:
         disposition = "failed"
         try:
             try:
+                # Without an explicit subscription the app stops hearing of the channel at StasisEnd,
+                # and ChannelDestroyed, the one event that carries the hangup cause, never arrives.
+                await self.client.subscribe_app(f"channel:{channel.id}")
                 disposition = await self._drive(session, adopted)
             except CallerHungUp:
                 disposition = "caller_hangup"

@@ -162,7 +162,12 @@ class _Run:
         uris = self.render(media)
         if not uris:
             return None
-        digit = await self.call.play(uris, barge_in=barge_in)
+        try:
+            digit = await self.call.play(uris, barge_in=barge_in)
+        except CallerHungUp:
+            # The timeline should show what the caller was hearing when they left.
+            await self.journal.record("prompt_played", node_id, {"media": uris, "interrupted_by": "hangup"})
+            raise
         detail: dict[str, Any] = {"media": uris}
         if digit is not None:
             detail["interrupted_by"] = digit

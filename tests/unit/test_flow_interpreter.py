@@ -101,7 +101,7 @@ async def test_demo_readback_renders_the_caller_number_then_returns_to_the_menu(
     assert result.outcome == "hangup_by_flow"
     assert entered(journal) == ["welcome", "main", "readback", "main", "bye", "hangup"]
     readback = [e for e in journal.of_type("prompt_played") if e.node == "readback"]
-    assert readback == [("prompt_played", "readback", {"media": ["sound:demo-thanks", "digits:5551234"]})]
+    assert readback == [("prompt_played", "readback", {"media": ["digits:5551234"]})]
     # The second time round the caller barged in on the prompt: that digit is the choice.
     assert journal.entries[-9:-5] == [
         ("node_entered", "main", {"type": "menu"}),
@@ -109,15 +109,17 @@ async def test_demo_readback_renders_the_caller_number_then_returns_to_the_menu(
         ("dtmf_received", "main", {"digit": "2"}),
         ("menu_selected", "main", {"digit": "2", "next": "bye"}),
     ]
-    assert ("play", ["sound:demo-thanks", "digits:5551234"], True) in call.actions
+    assert ("play", ["digits:5551234"], True) in call.actions
 
 
 async def test_demo_anonymous_caller_skips_the_empty_readback_item(demo: Flow) -> None:
     call, journal = ScriptedCall([Press("1"), Listen(), HangUp()], caller_number=""), ListJournal()
     result = await run_flow(demo, call, journal)
 
-    assert ("play", ["sound:demo-thanks"], True) in call.actions
-    assert ("prompt_played", "readback", {"media": ["sound:demo-thanks"]}) in journal.entries
+    # The readback's only item renders empty: nothing is played, the menu comes straight back.
+    assert entered(journal)[:4] == ["welcome", "main", "readback", "main"]
+    assert not [e for e in journal.of_type("prompt_played") if e.node == "readback"]
+    assert all(not any(m.startswith("digits:") for m in a[1]) for a in call.actions if a[0] == "play")
     assert result.outcome == "caller_hangup"
 
 
@@ -325,6 +327,7 @@ async def test_caller_hangup_mid_prompt(demo: Flow) -> None:
     assert journal.entries == [
         ("node_entered", "welcome", {"type": "answer"}),
         ("node_entered", "main", {"type": "menu"}),
+        ("prompt_played", "main", {"media": PROMPT, "interrupted_by": "hangup"}),
         ("caller_hangup", "main", {}),
         ("flow_ended", "main", {"reason": "caller_hangup"}),
     ]
@@ -346,7 +349,8 @@ async def test_caller_hangup_during_a_play_node() -> None:
     journal = ListJournal()
     result = await run_flow(PLAYS, ScriptedCall([HangUp()]), journal)
     assert (result.outcome, result.last_node) == ("caller_hangup", "a")
-    assert journal.types() == ["node_entered", "caller_hangup", "flow_ended"]
+    assert journal.types() == ["node_entered", "prompt_played", "caller_hangup", "flow_ended"]
+    assert journal.of_type("prompt_played")[0].detail["interrupted_by"] == "hangup"
 
 
 async def test_caller_hanging_up_as_the_flow_does_is_still_a_flow_hangup() -> None:

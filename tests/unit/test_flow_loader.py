@@ -70,7 +70,7 @@ def test_demo_flow_loads() -> None:
     assert (menu.timeout, menu.retries, menu.on_invalid, menu.on_timeout) == (4, 2, "bye", "bye")
     readback = flow.nodes["readback"]
     assert isinstance(readback, PlayNode)
-    assert readback.media == ["sound:demo-thanks", "digits:{{ caller.number }}"]
+    assert readback.media == ["digits:{{ caller.number }}"]
     assert readback.next == "main"
     assert check_flow(DEMO.read_text(), str(DEMO)) == []
 

@@ -1,0 +1,43 @@
+# ivrpowers. The two commands: `make run` and `make test`. Each installs what it needs first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+IVR    := $(VENV)/bin/ivrpowers
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test unit integration deps venv asterisk bench clean
+
+run: deps venv asterisk
+	$(IVR) run --start-asterisk --demo
+
+test: deps venv asterisk
+	$(PY) -m pytest -ra tests
+
+unit: venv
+	$(PY) -m pytest -ra tests/unit
+
+integration: deps venv asterisk
+	$(PY) -m pytest -ra tests/integration
+
+deps:
+	@scripts/install-debian-deps
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "ivrpowers needs Python >= 3.11 ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# An `asterisk` on PATH is used as is; otherwise the Debian sid rootfs is built once into
+# ~/.cache/ivrpowers (shared by every clone on the machine).
+asterisk: venv
+	@$(IVR) asterisk build
+
+bench: venv
+	$(PY) -m ivrpowers.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

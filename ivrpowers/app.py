@@ -1,0 +1,85 @@
+"""Composition root: wires the store, the ARI client, the call controller and the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+
+from aiohttp import web
+
+from ivrpowers.ari import AriClient
+from ivrpowers.calls.controller import CallController
+from ivrpowers.calls.routing import Router
+from ivrpowers.config import Settings
+from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.db import Database
+from ivrpowers.store.flows import FlowRepository
+from ivrpowers.store.routes import RouteRepository
+from ivrpowers.store.writer import CdrWriter
+from ivrpowers.web.app import create_app
+
+log = logging.getLogger("ivrpowers")
+
+
+class Controller:
+    """One running ivrpowers controller."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.cdrs = CdrRepository(self.db)
+        self.writer = CdrWriter(self.cdrs, settings.state_dir / "cdr-spool.jsonl")
+        self.client = AriClient(settings.ari_base_url, settings.ari_user, settings.ari_secret, settings.ari_app)
+        router = Router(RouteRepository(self.db), FlowRepository(self.db))
+        self.calls = CallController(self.client, settings, router, self.cdrs, self.writer)
+        self._runner: web.AppRunner | None = None
+        self._ari_task: asyncio.Task[None] | None = None
+
+    def health(self) -> dict[str, object]:
+        ari = self.client.is_connected
+        return {
+            "status": "ok" if ari else "degraded",
+            "ari_connected": ari,
+            "active_calls": len(self.calls.sessions),
+            "cdr_backlog": self.writer.backlog,
+            "cdr_write_failures": self.writer.failures,
+        }
+
+    async def start(self) -> None:
+        self.writer.start()
+        self.calls.install()
+        self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")
+        app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()
+        log.info("web app on http://%s:%d (health: /health)", self.settings.bind_address, self.settings.web_port)
+
+    async def stop(self) -> None:
+        await self.calls.shutdown()
+        await self.client.close()
+        if self._ari_task:
+            self._ari_task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._ari_task
+        if self._runner:
+            await self._runner.cleanup()
+        await self.writer.close()
+        await self.db.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM. Live calls are left in Asterisk for the next controller to adopt."""
+    controller = Controller(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await controller.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping controller")
+        await controller.stop()

@@ -1,0 +1,57 @@
+"""`ivrpowers run --demo`: a ready-to-call demo on number 100."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from ivrpowers.config import PROJECT_ROOT, Settings
+from ivrpowers.flows import load_flow
+from ivrpowers.store.db import Database
+from ivrpowers.store.flows import FlowRepository
+from ivrpowers.store.migrate import upgrade
+from ivrpowers.store.routes import RouteRepository
+
+DEMO_NUMBER = "100"
+
+
+def install_demo(settings: Settings, flow_file: Path) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    source = flow_file.read_text()
+    name = load_flow(source, str(flow_file)).name
+
+    async def work() -> None:
+        db = Database(settings.database_url)
+        try:
+            await FlowRepository(db).import_source(name, source, publish=True)
+            await RouteRepository(db).set(DEMO_NUMBER, name)
+        finally:
+            await db.close()
+
+    asyncio.run(work())
+
+
+def print_how_to_call(settings: Settings) -> None:
+    secrets = settings.secrets()
+    scenario = PROJECT_ROOT / "examples" / "sipp" / "demo-press-1.xml"
+    host = settings.bind_address
+    click.echo(
+        f"""
+ivrpowers demo is up. Number {DEMO_NUMBER} runs flows/demo.yaml.
+
+  Call it with SIPp as the PSTN trunk (presses 1, hears its number read back, hangs up):
+    sipp {host}:{settings.sip_port} -sf {scenario} -s {DEMO_NUMBER} -m 1 -i {host} -p 5070 -mi {host}
+
+  Or register a softphone (UDP) and dial {DEMO_NUMBER}:
+    server {host}:{settings.sip_port}   user agent1   password {secrets['agent_password']}
+
+  Then read the call records:
+    .venv/bin/ivrpowers cdr list          (or: cdr list --json, cdr show ID)
+
+  Health: http://{host}:{settings.web_port}/health      Ctrl-C stops everything.
+""",
+        err=False,
+    )

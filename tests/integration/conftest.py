@@ -1,0 +1,196 @@
+"""Integration fixtures: a real Asterisk 22, a real controller process, SQLite and PostgreSQL.
+
+Nothing here skips: if Asterisk cannot be built or started, the tests fail and say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivrpowers.asterisk import process
+from ivrpowers.config import PROJECT_ROOT, Settings, load_settings
+from ivrpowers.store.cdrs import CdrRepository, call_to_dict
+from ivrpowers.store.db import Database
+
+from .postgres import Cluster
+from .tcp_proxy import TcpProxy
+
+FLOWS = Path(__file__).parent / "flows"
+
+# Numbers the test flows answer on; 999 stays unrouted.
+ROUTES = {"100": "demo", "200": "itest", "201": "itest-long"}
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class AsteriskUnderTest:
+    settings: Settings
+    env: dict[str, str]
+
+    @property
+    def sip_target(self) -> tuple[str, int]:
+        return (self.settings.bind_address, self.settings.sip_port)
+
+    def cli(self, command: str) -> str:
+        return process.cli(self.settings, command)
+
+
+@pytest.fixture(scope="session")
+def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnderTest]:
+    state = tmp_path_factory.mktemp("state")
+    # Ports of their own, so a `make run` on the same machine does not collide with the tests.
+    env = {
+        "IVRPOWERS_STATE_DIR": str(state),
+        "IVRPOWERS_HTTP_PORT": str(_free_tcp_port()),
+        "IVRPOWERS_AMI_PORT": str(_free_tcp_port()),
+        "IVRPOWERS_SIP_PORT": "25060",
+        "IVRPOWERS_RTP_START": "26000",
+        "IVRPOWERS_RTP_END": "26999",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    settings = load_settings()
+    try:
+        process.start(settings, attached=True)
+        yield AsteriskUnderTest(settings, env)
+    finally:
+        process.stop(settings)
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> Iterator[Cluster | str]:
+    given = os.environ.get("IVRPOWERS_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    cluster = Cluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@dataclass
+class ControllerUnderTest:
+    kind: str
+    db_url: str
+    env: dict[str, str]
+    proxy: TcpProxy
+    proc: subprocess.Popen[bytes]
+    log: Path
+    web_port: int
+
+    def ivrpowers(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run([sys.executable, "-m", "ivrpowers", *args], env=self.env, capture_output=True, text=True)
+        if check and out.returncode != 0:
+            raise AssertionError(f"ivrpowers {' '.join(args)} -> {out.returncode}\n{out.stdout}\n{out.stderr}")
+        return out
+
+    def health(self) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=2) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return json.load(exc)
+        except OSError:
+            return {}
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    async def wait_cdr(self, caller: str, timeout: float = 40.0) -> dict[str, Any]:
+        """The finished CDR of the call placed with caller number `caller`."""
+        db = Database(self.db_url)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for record in await CdrRepository(db).latest(200):
+                    if record.caller_number == caller and record.ended_at is not None:
+                        return call_to_dict(record)
+                await asyncio.sleep(0.25)
+        finally:
+            await db.close()
+        raise AssertionError(f"no finished CDR for caller {caller} within {timeout}s\n{self.log_tail()}")
+
+
+def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path) -> ControllerUnderTest:
+    proxy = TcpProxy("127.0.0.1", asterisk.settings.http_port).start()
+    web_port = _free_tcp_port()
+    env = {
+        **os.environ, **asterisk.env,
+        "IVRPOWERS_DB_URL": db_url,
+        "IVRPOWERS_WEB_PORT": str(web_port),
+        # The controller reaches ARI through a proxy the tests can cut.
+        "IVRPOWERS_ARI_URL": f"http://127.0.0.1:{proxy.port}/ari",
+        "PYTHONUNBUFFERED": "1",
+    }
+    setup = ControllerUnderTest(kind, db_url, env, proxy, None, log, web_port)  # type: ignore[arg-type]
+    setup.ivrpowers("db", "upgrade")
+    for flow_file in [PROJECT_ROOT / "flows" / "demo.yaml", *sorted(FLOWS.glob("*.yaml"))]:
+        setup.ivrpowers("flow", "import", str(flow_file), "--publish")
+    for number, flow in ROUTES.items():
+        setup.ivrpowers("route", "set", number, flow)
+    with log.open("wb") as fh:
+        setup.proc = subprocess.Popen([sys.executable, "-m", "ivrpowers", "-v", "run"], env=env, stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if setup.proc.poll() is not None:
+            raise AssertionError(f"controller exited ({setup.proc.returncode}):\n{setup.log_tail()}")
+        if setup.health().get("ari_connected"):
+            return setup
+        time.sleep(0.1)
+    raise AssertionError(f"controller did not connect to ARI:\n{setup.log_tail()}")
+
+
+def stop_controller(ctl: ControllerUnderTest) -> None:
+    if ctl.proc.poll() is None:
+        ctl.proc.send_signal(signal.SIGTERM)
+        try:
+            ctl.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            ctl.proc.kill()
+            ctl.proc.wait()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def controller(
+    request: pytest.FixtureRequest, asterisk: AsteriskUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControllerUnderTest]:
+    kind = request.param
+    workdir = tmp_path_factory.mktemp(f"controller-{kind}")
+    if kind == "sqlite":
+        db_url = f"sqlite+aiosqlite:///{workdir / 'ivrpowers.db'}"
+    else:
+        base = request.getfixturevalue("pg_base_url")
+        db_url = base.create_database(f"ivr_{os.getpid()}") if isinstance(base, Cluster) else base
+    ctl = _start_controller(kind, db_url, asterisk, workdir / "controller.log")
+    try:
+        yield ctl
+    finally:
+        stop_controller(ctl)
+        ctl.proxy.stop()

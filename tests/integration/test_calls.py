@@ -1,0 +1,168 @@
+"""Real calls: SIPp callers with RFC 2833 DTMF -> Asterisk 22 -> the controller -> CDRs in SQL.
+
+Every test runs twice, once with the controller on SQLite and once on PostgreSQL. Each call has a
+caller number of its own, which is how its CDR is found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from .conftest import ControllerUnderTest
+from .sipp import Dtmf, ExpectHangup, ExpectRejected, Hangup, Pause, SippCall, run_call, run_call_async
+
+pytestmark = pytest.mark.integration
+
+_numbers = itertools.count(5550100)
+
+
+def caller() -> str:
+    return str(next(_numbers))
+
+
+def types(cdr: dict[str, Any]) -> list[str]:
+    return [e["type"] for e in cdr["events"]]
+
+
+def events(cdr: dict[str, Any], type_: str) -> list[dict[str, Any]]:
+    return [e for e in cdr["events"] if e["type"] == type_]
+
+
+def assert_ordered(cdr: dict[str, Any]) -> None:
+    stamps = [e["at"] for e in cdr["events"]]
+    assert stamps == sorted(stamps), "timeline out of order"
+    assert cdr["started_at"] <= (cdr["answered_at"] or cdr["started_at"]) <= cdr["ended_at"]
+
+
+async def test_demo_press_1_reads_back_the_caller_number(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="100", caller_number=number, caller_name="Demo Caller",
+                    steps=[Pause(1.0), Dtmf("1"), Pause(8.0), Hangup()])
+    result = await run_call_async(call, target=asterisk.sip_target, timeout=40)
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number)
+    assert cdr["dialed"] == "100" and cdr["flow"] == "demo" and cdr["flow_version"] >= 1
+    assert cdr["caller"] == number and cdr["caller_name"] == "Demo Caller"
+    assert cdr["answered_at"] is not None
+    assert cdr["disposition"] == "caller_hangup"
+    assert [e["detail"]["digit"] for e in events(cdr, "dtmf_received")] == ["1"]
+    assert events(cdr, "dtmf_received")[0]["node"] == "main"
+    selected = events(cdr, "menu_selected")
+    assert selected and selected[0]["detail"]["digit"] == "1"
+    readback = [e for e in events(cdr, "prompt_played") if f"digits:{number}" in e["detail"]["media"]]
+    assert readback, f"no readback of {number} in {events(cdr, 'prompt_played')}"
+    entered = [e["node"] for e in events(cdr, "node_entered")]
+    assert entered.index("main") < entered.index(readback[0]["node"])
+    assert types(cdr)[-1] == "hangup" and cdr["events"][-1]["detail"]["by"] == "caller"
+    assert_ordered(cdr)
+
+    # The same record through the operator's command, as JSON.
+    listed = json.loads(controller.ivrpowers("cdr", "list", "--json", "--limit", "50").stdout)
+    mine = next(c for c in listed if c["id"] == cdr["id"])
+    assert {"id", "caller", "dialed", "flow", "flow_version", "started_at", "answered_at", "ended_at",
+            "disposition", "events"} <= mine.keys()
+    assert any(e["type"] == "dtmf_received" and e["detail"]["digit"] == "1" for e in mine["events"])
+    shown = json.loads(controller.ivrpowers("cdr", "show", cdr["id"], "--json").stdout)
+    assert shown["events"] == mine["events"]
+
+
+async def test_menu_digit_2_says_goodbye_and_the_flow_hangs_up(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="200", caller_number=number, steps=[Pause(0.5), Dtmf("2"), ExpectHangup(15)])
+    result = await run_call_async(call, target=asterisk.sip_target, timeout=40)
+    assert result.ok, result.describe()  # the caller received the flow's BYE
+
+    cdr = await controller.wait_cdr(number)
+    assert cdr["disposition"] == "completed"
+    assert [e["node"] for e in events(cdr, "node_entered")] == ["answer", "menu", "bye", "hangup"]
+    assert events(cdr, "menu_selected")[0]["detail"] == {"digit": "2", "next": "bye"}
+    assert "sound:goodbye" in events(cdr, "prompt_played")[-1]["detail"]["media"]
+    assert events(cdr, "hangup")[0]["detail"]["by"] == "flow"
+    assert cdr["hangup_cause"] == 16  # normal clearing
+    assert_ordered(cdr)
+
+
+async def test_invalid_digit_then_retry(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="200", caller_number=number,
+                    steps=[Pause(0.5), Dtmf("7"), Pause(3.0), Dtmf("1"), ExpectHangup(15)])
+    result = await run_call_async(call, target=asterisk.sip_target, timeout=40)
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number)
+    assert [e["detail"]["digit"] for e in events(cdr, "dtmf_received")] == ["7", "1"]
+    invalid = events(cdr, "menu_invalid")
+    assert len(invalid) == 1 and invalid[0]["detail"]["digit"] == "7"
+    assert any("sound:invalid" in e["detail"]["media"] for e in events(cdr, "prompt_played"))
+    assert events(cdr, "menu_selected")[0]["detail"] == {"digit": "1", "next": "thanks"}
+    assert [e["node"] for e in events(cdr, "node_entered")][-3:] == ["thanks", "bye", "hangup"]
+    assert cdr["disposition"] == "completed"
+
+
+async def test_no_input_takes_the_timeout_branch(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="200", caller_number=number, steps=[ExpectHangup(25)])
+    result = await run_call_async(call, target=asterisk.sip_target, timeout=40)
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number)
+    assert len(events(cdr, "menu_timeout")) == 2  # first try + one retry
+    assert not events(cdr, "dtmf_received")
+    assert [e["node"] for e in events(cdr, "node_entered")][-3:] == ["timed_out", "bye", "hangup"]
+    assert cdr["disposition"] == "completed"
+
+
+async def test_caller_hangs_up_mid_prompt(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="201", caller_number=number, steps=[Pause(2.0), Hangup()])
+    result = await run_call_async(call, target=asterisk.sip_target, timeout=30)
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number)
+    assert cdr["disposition"] == "caller_hangup"
+    assert events(cdr, "caller_hangup")[0]["node"] == "long"
+    assert events(cdr, "hangup")[0]["detail"]["by"] == "caller"
+    assert cdr["hangup_cause"] == 16
+    assert not events(cdr, "flow_hangup")
+    duration = cdr["duration"]
+    assert 1.5 < duration < 6, duration  # ended with the BYE, not at the end of the prompt
+
+
+async def test_unknown_number_hears_an_announcement_and_is_rejected(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="999", caller_number=number, steps=[ExpectRejected(404, early_media=True, timeout=15)])
+    result = await run_call_async(call, target=asterisk.sip_target, timeout=30)
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number)
+    assert cdr["disposition"] == "unrouted"
+    assert cdr["flow"] is None and cdr["answered_at"] is None
+    unrouted = events(cdr, "unrouted")
+    assert unrouted and "999" in unrouted[0]["detail"]["reason"]
+    assert cdr["hangup_cause"] == 1  # unallocated number
+
+
+async def test_call_survives_the_ari_websocket_dropping_mid_call(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="200", caller_number=number, steps=[Pause(4.5), Dtmf("1"), ExpectHangup(20)])
+    placing = asyncio.create_task(run_call_async(call, target=asterisk.sip_target, timeout=40))
+    # Cut while the menu prompt plays, and stay down past its end: its PlaybackFinished is lost
+    # and only the resync after reconnecting can tell the controller the prompt is over.
+    await asyncio.sleep(1.0)
+    assert controller.health()["active_calls"] == 1
+    controller.proxy.cut(refuse_for=1.5)
+    result = await placing
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number)
+    assert controller.health()["ari_connected"]
+    assert cdr["disposition"] == "completed"
+    assert events(cdr, "menu_selected")[0]["detail"]["digit"] == "1"
+    assert [e["node"] for e in events(cdr, "node_entered")][-3:] == ["thanks", "bye", "hangup"]
+    assert "reconnect" in controller.log_tail(200).lower()
