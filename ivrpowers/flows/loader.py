@@ -136,9 +136,14 @@ class _Checker:
             raise _Unusable(line, f"YAML: character U+{char:04X} is not allowed in a YAML file") from None
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            line = self.clamp(mark.line + 1 if mark is not None else 1)
             what = exc.problem or exc.context or "syntax error"
             context = f" ({exc.context})" if exc.context and exc.problem else ""
+            if _mistake_is_at_context(exc):
+                # An unclosed bracket or quote, a key without ':': the parser notices further down,
+                # but the mistake is where the construct started.
+                mark = exc.context_mark
+                context = f" ({exc.context} started here; found on line {exc.problem_mark.line + 1})"
+            line = self.clamp(mark.line + 1 if mark is not None else 1)
             raise _Unusable(line, f"YAML: {what}{context}") from None
         except RecursionError:
             raise _Unusable(1, "flow is nested too deeply") from None
@@ -424,3 +429,12 @@ class _Plain:
             if isinstance(value, plain):
                 return plain(value)
         return value  # None, timestamps, complex keys: validation rejects them
+
+
+def _mistake_is_at_context(exc: MarkedYAMLError) -> bool:
+    """True for syntax errors whose cause is at the context mark, not where they were noticed."""
+    if exc.context_mark is None or exc.problem_mark is None or exc.context is None:
+        return False
+    if exc.context_mark.line >= exc.problem_mark.line:
+        return False
+    return exc.context.startswith(("while scanning", "while parsing a flow"))

@@ -41,6 +41,12 @@ def _free_tcp_port() -> int:
         return sock.getsockname()[1]
 
 
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @dataclass
 class AsteriskUnderTest:
     settings: Settings
@@ -62,7 +68,7 @@ def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnder
         "IVRPOWERS_STATE_DIR": str(state),
         "IVRPOWERS_HTTP_PORT": str(_free_tcp_port()),
         "IVRPOWERS_AMI_PORT": str(_free_tcp_port()),
-        "IVRPOWERS_SIP_PORT": "25060",
+        "IVRPOWERS_SIP_PORT": str(_free_udp_port()),
         "IVRPOWERS_RTP_START": "26000",
         "IVRPOWERS_RTP_END": "26999",
     }
@@ -120,6 +126,26 @@ class ControllerUnderTest:
         except OSError:
             return {}
 
+    def launch(self) -> None:
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ivrpowers", "-v", "run"], env=self.env, stdout=fh, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"controller exited ({self.proc.returncode}):\n{self.log_tail()}")
+            if self.health().get("ari_connected"):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"controller did not connect to ARI:\n{self.log_tail()}")
+
+    def crash_and_restart(self) -> None:
+        """SIGKILL the controller (no cleanup at all), then start a new one."""
+        self.proc.kill()
+        self.proc.wait()
+        self.launch()
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -155,16 +181,9 @@ def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: 
         setup.ivrpowers("flow", "import", str(flow_file), "--publish")
     for number, flow in ROUTES.items():
         setup.ivrpowers("route", "set", number, flow)
-    with log.open("wb") as fh:
-        setup.proc = subprocess.Popen([sys.executable, "-m", "ivrpowers", "-v", "run"], env=env, stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if setup.proc.poll() is not None:
-            raise AssertionError(f"controller exited ({setup.proc.returncode}):\n{setup.log_tail()}")
-        if setup.health().get("ari_connected"):
-            return setup
-        time.sleep(0.1)
-    raise AssertionError(f"controller did not connect to ARI:\n{setup.log_tail()}")
+    log.write_bytes(b"")
+    setup.launch()
+    return setup
 
 
 def stop_controller(ctl: ControllerUnderTest) -> None:

@@ -166,3 +166,22 @@ async def test_call_survives_the_ari_websocket_dropping_mid_call(controller: Con
     assert events(cdr, "menu_selected")[0]["detail"]["digit"] == "1"
     assert [e["node"] for e in events(cdr, "node_entered")][-3:] == ["thanks", "bye", "hangup"]
     assert "reconnect" in controller.log_tail(200).lower()
+
+
+async def test_call_survives_a_controller_crash(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    call = SippCall(dialed="200", caller_number=number, steps=[Pause(6.0), Dtmf("1"), ExpectHangup(20)])
+    placing = asyncio.create_task(run_call_async(call, target=asterisk.sip_target, timeout=45))
+    await asyncio.sleep(1.0)  # in the menu, its prompt playing
+    await asyncio.to_thread(controller.crash_and_restart)
+    result = await placing
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number)
+    assert cdr["disposition"] == "completed"
+    adopted = events(cdr, "adopted")
+    assert len(adopted) == 1 and adopted[0]["node"] == "menu"  # resumed where it was
+    assert events(cdr, "menu_selected")[0]["detail"] == {"digit": "1", "next": "thanks"}
+    assert [e["node"] for e in events(cdr, "node_entered")][-3:] == ["thanks", "bye", "hangup"]
+    assert cdr["hangup_cause"] == 16
+    assert_ordered(cdr)

@@ -103,7 +103,8 @@ def test_flow_model_rejects_dangling_references_outside_the_loader_too() -> None
 # -- one problem, exact line --------------------------------------------------------------------
 
 
-def test_yaml_syntax_error_uses_the_marker_line() -> None:
+def test_unclosed_bracket_points_at_the_line_that_opened_it() -> None:
+    # The parser notices on line 5; the mistake (no closing brace) is on line 4.
     assert only_problem(
         """
         name: t
@@ -112,7 +113,16 @@ def test_yaml_syntax_error_uses_the_marker_line() -> None:
           a: {type: hangup
           b: 1
         """
-    ).startswith("f.yaml:5: YAML: ")
+    ).startswith("f.yaml:4: YAML: ")
+
+
+def test_unclosed_quote_points_at_the_opening_quote() -> None:
+    problem = only_problem('name: t\nstart: a\nnodes:\n  a:\n    type: play\n    media: "sound:x\n    next: b\n')
+    assert problem.startswith("f.yaml:6: YAML: ")
+
+
+def test_bad_indentation_points_at_the_indented_line() -> None:
+    assert only_problem("name: t\nstart: a\n nodes:\n  a:\n    type: hangup\n").startswith("f.yaml:3: YAML: ")
 
 
 def test_unclosed_list_at_end_of_file_points_at_a_real_line() -> None:
