@@ -22,6 +22,8 @@ def settings_from(ctx: click.Context) -> Settings:
 def setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every plugin it sets up at INFO: only its warnings are news here.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
 def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
 import json
 from typing import Any
 
@@ -185,3 +186,22 @@ async def test_call_survives_a_controller_crash(controller: ControllerUnderTest,
     assert [e["node"] for e in events(cdr, "node_entered")][-3:] == ["thanks", "bye", "hangup"]
     assert cdr["hangup_cause"] == 16
     assert_ordered(cdr)
+
+
+async def test_media_and_signalling_listen_on_loopback_only(controller: ControllerUnderTest, asterisk) -> None:
+    number = caller()
+    placing = asyncio.create_task(run_call_async(
+        SippCall(dialed="201", caller_number=number, steps=[Pause(2.5), Hangup()]), target=asterisk.sip_target, timeout=30
+    ))
+    await asyncio.sleep(1.5)  # mid-call: the RTP socket exists now
+    sockets = subprocess.run(["ss", "-Hlntup"], capture_output=True, text=True, check=True).stdout
+    result = await placing
+    assert result.ok, result.describe()
+    ours = [line.split() for line in sockets.splitlines() if '"asterisk"' in line]
+    local = {fields[4] for fields in ours}
+    rtp = {a for a in local if a.startswith("127.0.0.1:") and 26000 <= int(a.rsplit(":", 1)[1]) <= 26999}
+    assert rtp, f"no RTP socket in the configured range during the call: {sorted(local)}"
+    for fields in ours:
+        address, port = fields[4].rsplit(":", 1)
+        if fields[0] == "tcp" or int(port) in range(26000, 27000) or int(port) == asterisk.settings.sip_port:
+            assert address == "127.0.0.1", f"listener not on loopback: {' '.join(fields)}"
