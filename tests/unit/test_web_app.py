@@ -1,0 +1,69 @@
+"""The web app: /health is open, everything else needs the bearer token."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.db import Database
+from ivrpowers.store.migrate import upgrade
+from ivrpowers.web.app import create_app
+
+TOKEN = "test-token-123"
+
+
+class Health:
+    def __init__(self) -> None:
+        self.connected = True
+
+    def health(self) -> dict[str, object]:
+        return {"status": "ok" if self.connected else "degraded", "ari_connected": self.connected}
+
+
+@pytest.fixture
+async def client(tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'web.db'}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    repo = CdrRepository(db)
+    await repo.start(id="call-1", channel_id="chan-1", caller_number="5551234", dialed="100",
+                     started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    await repo.add_event("call-1", "dtmf_received", datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC), "main", {"digit": "1"})
+    health = Health()
+    app = create_app(health=health, cdrs=repo, api_token=TOKEN)
+    async with TestClient(TestServer(app)) as test_client:
+        test_client.health_source = health  # type: ignore[attr-defined]
+        yield test_client
+    await db.close()
+
+
+async def test_health_is_open_and_says_503_when_ari_is_down(client) -> None:
+    resp = await client.get("/health")
+    assert resp.status == 200 and (await resp.json())["ari_connected"] is True
+    client.health_source.connected = False
+    resp = await client.get("/health")
+    assert resp.status == 503 and (await resp.json())["status"] == "degraded"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x"])
+async def test_api_refuses_without_the_right_token(client, header: str | None) -> None:
+    headers = {"Authorization": header} if header else {}
+    resp = await client.get("/api/calls", headers=headers)
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_api_lists_and_shows_calls_with_the_token(client) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    calls = await (await client.get("/api/calls?limit=5", headers=auth)).json()
+    assert [c["id"] for c in calls] == ["call-1"]
+    one = await (await client.get("/api/calls/call-1", headers=auth)).json()
+    assert one["events"] == [{"type": "dtmf_received", "at": "2026-01-01T00:00:01+00:00", "node": "main",
+                              "detail": {"digit": "1"}}]
+    assert (await client.get("/api/calls/nope", headers=auth)).status == 404
+    assert (await client.get("/api/calls?limit=x", headers=auth)).status == 400
