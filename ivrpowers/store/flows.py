@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ivrpowers.store.db import Database
 from ivrpowers.store.models import FlowVersion, utcnow
@@ -48,19 +49,13 @@ class FlowRepository:
 
     async def publish(self, name: str, version: int | None = None) -> FlowVersion:
         async with self.db.session() as session, session.begin():
-            query = select(FlowVersion).where(FlowVersion.name == name)
-            query = query.where(FlowVersion.version == version) if version else query.order_by(
-                FlowVersion.version.desc()
-            ).limit(1)
-            target = await session.scalar(query)
-            if target is None:
-                raise FlowNotFound(f"no flow {name!r}" + (f" version {version}" if version else ""))
+            target = await self._find(session, name, version)
             await self._publish(session, name, target.version)
             target.published, target.published_at = True, utcnow()
             return target
 
     @staticmethod
-    async def _publish(session, name: str, version: int) -> None:  # type: ignore[no-untyped-def]
+    async def _publish(session: AsyncSession, name: str, version: int) -> None:
         await session.execute(
             update(FlowVersion).where(FlowVersion.name == name, FlowVersion.version != version).values(published=False)
         )
@@ -73,11 +68,17 @@ class FlowRepository:
 
     async def get(self, name: str, version: int | None = None) -> FlowVersion:
         async with self.db.session() as session:
-            query = select(FlowVersion).where(FlowVersion.name == name)
-            query = query.where(FlowVersion.version == version) if version else query.order_by(
-                FlowVersion.version.desc()
-            ).limit(1)
-            found = await session.scalar(query)
+            return await self._find(session, name, version)
+
+    @staticmethod
+    async def _find(session: AsyncSession, name: str, version: int | None) -> FlowVersion:
+        """`version` of `name`, or its latest version when None."""
+        query = select(FlowVersion).where(FlowVersion.name == name)
+        if version:
+            query = query.where(FlowVersion.version == version)
+        else:
+            query = query.order_by(FlowVersion.version.desc()).limit(1)
+        found = await session.scalar(query)
         if found is None:
             raise FlowNotFound(f"no flow {name!r}" + (f" version {version}" if version else ""))
         return found
