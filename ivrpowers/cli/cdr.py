@@ -43,10 +43,10 @@ def list_(ctx: click.Context, as_json: bool, limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def show(ctx: click.Context, call_id: str, as_json: bool) -> None:
-    """One call with its timeline."""
+    """One call with its timeline (CALL_ID or a unique prefix of it)."""
 
     async def work(db):  # type: ignore[no-untyped-def]
-        found = await CdrRepository(db).get(call_id)
+        found = await CdrRepository(db).find(call_id)
         return call_to_dict(found) if found else None
 
     call = with_db(settings_from(ctx), work)

@@ -40,6 +40,19 @@ class CdrRepository:
                 select(CallRecord).where(CallRecord.id == call_id).options(selectinload(CallRecord.events))
             )
 
+    async def find(self, id_or_prefix: str) -> CallRecord | None:
+        """A call by id, or by an unambiguous prefix of it (what operators copy from `cdr list`)."""
+        if found := await self.get(id_or_prefix):
+            return found
+        if len(id_or_prefix) < 4:
+            return None
+        async with self.db.session() as session:
+            rows = (await session.scalars(
+                select(CallRecord).where(CallRecord.id.startswith(id_or_prefix, autoescape=True))
+                .options(selectinload(CallRecord.events)).limit(2)
+            )).all()
+        return rows[0] if len(rows) == 1 else None
+
     async def by_channel(self, channel_id: str) -> CallRecord | None:
         async with self.db.session() as session:
             return await session.scalar(

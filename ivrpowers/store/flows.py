@@ -88,12 +88,11 @@ class FlowRepository:
             rows = await session.execute(
                 select(FlowVersion.name, func.max(FlowVersion.version), func.count()).group_by(FlowVersion.name)
             )
-            published = dict(
-                (await session.execute(
-                    select(FlowVersion.name, FlowVersion.version).where(FlowVersion.published.is_(True))
-                )).tuples().all()
+            live = await session.execute(
+                select(FlowVersion.name, FlowVersion.version).where(FlowVersion.published.is_(True))
             )
+            published = {name: version for name, version in live.all()}
         return [
             FlowSummary(name=name, latest_version=latest, published_version=published.get(name), versions=count)
-            for name, latest, count in sorted(rows.tuples().all())
+            for name, latest, count in sorted(rows.all())
         ]

@@ -10,11 +10,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ivrpowers.config import PROJECT_ROOT
+
 
 def _bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if not found:
-        raise RuntimeError("PostgreSQL server binaries not found: run `make deps` (Debian package postgresql)")
+        # Tests run without `make` still get a real PostgreSQL: install Debian's package.
+        subprocess.run([str(PROJECT_ROOT / "scripts" / "install-debian-deps")], check=True)
+        found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError("PostgreSQL server binaries not found after installing Debian's postgresql")
     return found[-1]
 
 

@@ -67,3 +67,19 @@ async def test_api_lists_and_shows_calls_with_the_token(client) -> None:
                               "detail": {"digit": "1"}}]
     assert (await client.get("/api/calls/nope", headers=auth)).status == 404
     assert (await client.get("/api/calls?limit=x", headers=auth)).status == 400
+
+
+async def test_a_call_is_found_by_a_unique_prefix_of_its_id(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    repo = CdrRepository(db)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for call_id in ("abcd1111", "abcd2222", "ef_%9999"):
+        await repo.start(id=call_id, channel_id=f"ch-{call_id}", started_at=now)
+    assert (await repo.find("abcd1")).id == "abcd1111"
+    assert await repo.find("abcd") is None  # ambiguous
+    assert await repo.find("ab") is None  # too short to mean anything
+    assert (await repo.find("ef_%")).id == "ef_%9999"
+    assert await repo.find("ef__") is None  # LIKE wildcards are escaped
+    await db.close()
