@@ -78,6 +78,13 @@ def load_settings(**overrides: object) -> Settings:
     return Settings.model_validate(values)
 
 
+def ensure_state_dir(state_dir: Path) -> Path:
+    """Create the state directory private to its owner: it holds secrets, logs and call records."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    return state_dir
+
+
 SECRET_NAMES = ("ari_password", "ami_secret", "agent_password", "webrtc_password", "api_token")
 
 
@@ -89,7 +96,7 @@ def load_secrets(state_dir: Path) -> dict[str, str]:
     if missing:
         for name in missing:
             current[name] = secrets.token_urlsafe(18)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(state_dir)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(current, indent=2) + "\n")
         tmp.chmod(0o600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ivrpowers.config import APP_NAME, PROJECT_ROOT, Settings
+from ivrpowers.config import APP_NAME, PROJECT_ROOT, Settings, ensure_state_dir
 
 TEMPLATE_DIR = PROJECT_ROOT / "asterisk-conf"
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
@@ -53,6 +53,7 @@ def render_config(settings: Settings, *, chrooted: bool) -> Path:
         "WEBRTC_PASSWORD": secrets["webrtc_password"],
         "DIRECTORIES": _directories(settings, chrooted),
     }
+    ensure_state_dir(settings.state_dir)
     state = asterisk_state(settings)
     out = state / "etc"
     out.mkdir(parents=True, exist_ok=True)

@@ -198,6 +198,7 @@ def stop(settings: Settings, timeout: float = 10.0) -> bool:
         os.killpg(pid, signal.SIGKILL)
         _reap(pid)
     _pid_file(settings).unlink(missing_ok=True)
+    log.info("Asterisk stopped")
     return True
 
 

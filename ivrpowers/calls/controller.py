@@ -173,8 +173,9 @@ class CallController:
                 await asyncio.wait_for(call.destroyed.wait(), DESTROY_GRACE)
             except TimeoutError:
                 pass
+            by = "router" if disposition == "unrouted" else "flow" if call.hung_up_by_flow else "caller"
             journal.write("hangup", journal.last_node, {
-                "by": "flow" if call.hung_up_by_flow else "caller",
+                "by": by,
                 "cause": call.cause, "cause_txt": call.cause_txt,
             })
             self.writer.update_call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ivrpowers.cli.common import settings_from
+from ivrpowers.config import ensure_state_dir
 
 
 @click.group()
@@ -20,6 +21,6 @@ def upgrade(ctx: click.Context, revision: str) -> None:
     from ivrpowers.store.migrate import upgrade as run_upgrade
 
     settings = settings_from(ctx)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(settings.state_dir)
     run_upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")

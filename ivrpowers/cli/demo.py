@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ivrpowers.config import PROJECT_ROOT, Settings
+from ivrpowers.config import PROJECT_ROOT, Settings, ensure_state_dir
 from ivrpowers.flows import load_flow
 from ivrpowers.store.db import Database
 from ivrpowers.store.flows import FlowRepository
@@ -18,7 +18,12 @@ DEMO_NUMBER = "100"
 
 
 def install_demo(settings: Settings, flow_file: Path) -> None:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    """Make the demo callable on 100 without undoing what an operator changed since.
+
+    The demo flow is published only while no version of it is, and 100 is routed only while it has
+    no route: a version published by hand, or 100 routed elsewhere, survives every `make run`.
+    """
+    ensure_state_dir(settings.state_dir)
     upgrade(settings.database_url)
     source = flow_file.read_text()
     name = load_flow(source, str(flow_file)).name
@@ -26,8 +31,11 @@ def install_demo(settings: Settings, flow_file: Path) -> None:
     async def work() -> None:
         db = Database(settings.database_url)
         try:
-            await FlowRepository(db).import_source(name, source, publish=True)
-            await RouteRepository(db).set(DEMO_NUMBER, name)
+            flows, routes = FlowRepository(db), RouteRepository(db)
+            unpublished = await flows.published(name) is None
+            await flows.import_source(name, source, publish=unpublished)
+            if await routes.get(DEMO_NUMBER) is None:
+                await routes.set(DEMO_NUMBER, name)
         finally:
             await db.close()
 
@@ -40,9 +48,10 @@ def print_how_to_call(settings: Settings) -> None:
     host = settings.bind_address
     click.echo(
         f"""
-ivrpowers demo is up. Number {DEMO_NUMBER} runs flows/demo.yaml.
+ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "demo" (flows/demo.yaml).
 
-  Call it with SIPp as the PSTN trunk (presses 1, hears its number read back, hangs up):
+  Call it with SIPp as the PSTN trunk (presses 1, hears its number read back, then SIPp hangs up;
+  the scenario is examples/sipp/demo-press-1.xml, copy it to press other digits):
     sipp {host}:{settings.sip_port} -sf {scenario} -s {DEMO_NUMBER} -m 1 -i {host} -p 5070 -mi {host}
 
   Or register a softphone (UDP) and dial {DEMO_NUMBER}:

@@ -44,11 +44,18 @@ class Cluster:
 
     def start(self) -> str:
         self._as_postgres(_bin("initdb"), "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.resume()
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pause(self) -> None:
+        """Stop the server (an outage); `resume` brings it back with its data."""
+        self._as_postgres(_bin("pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
         self._as_postgres(
             _bin("pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
             "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
         )
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
     def create_database(self, name: str) -> str:
         subprocess.run(

@@ -146,6 +146,7 @@ async def test_unknown_number_hears_an_announcement_and_is_rejected(controller: 
     assert cdr["flow"] is None and cdr["answered_at"] is None
     unrouted = events(cdr, "unrouted")
     assert unrouted and "999" in unrouted[0]["detail"]["reason"]
+    assert events(cdr, "hangup")[0]["detail"]["by"] == "router"
     assert cdr["hangup_cause"] == 1  # unallocated number
 
 

@@ -39,6 +39,7 @@ def test_secrets_are_generated_once_private_and_distinct(tmp_path: Path) -> None
     assert set(first) == set(SECRET_NAMES)
     assert len(set(first.values())) == len(SECRET_NAMES) and all(len(v) >= 20 for v in first.values())
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700  # logs and call records live here too
     assert load_secrets(tmp_path) == first
     other = load_secrets(tmp_path / "elsewhere")
     assert not set(other.values()) & set(first.values())

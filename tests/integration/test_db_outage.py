@@ -1,0 +1,48 @@
+"""A database outage during calls delays their CDRs and loses none (PostgreSQL stopped for real)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from .conftest import ControllerUnderTest
+from .postgres import Cluster
+from .sipp import Dtmf, ExpectHangup, Pause, SippCall, run_call_async
+from .test_calls import caller, events
+
+pytestmark = pytest.mark.integration
+
+
+# The outage is staged on the PostgreSQL server (SQLite is a local file that cannot go away).
+@pytest.mark.parametrize("controller", ["postgresql"], indirect=True)
+async def test_postgres_down_mid_call_then_back(controller: ControllerUnderTest, asterisk, request) -> None:
+    cluster = request.getfixturevalue("pg_base_url")
+    assert isinstance(cluster, Cluster), "needs the throwaway cluster, not an external server"
+
+    number = caller()
+    placing = asyncio.create_task(run_call_async(
+        SippCall(dialed="200", caller_number=number, steps=[Pause(2.0), Dtmf("2"), ExpectHangup(15)]),
+        target=asterisk.sip_target, timeout=40,
+    ))
+    await asyncio.sleep(0.8)  # the CDR row exists; the rest of the call happens during the outage
+    await asyncio.to_thread(cluster.pause)
+    try:
+        result = await placing
+        assert result.ok, result.describe()  # the caller noticed nothing
+        await asyncio.sleep(1.0)
+        health = controller.health()
+        assert health["cdr_backlog"] > 0 and health["cdr_write_failures"] > 0, health
+    finally:
+        await asyncio.to_thread(cluster.resume)
+
+    cdr = await controller.wait_cdr(number, timeout=40)
+    assert cdr["disposition"] == "completed"
+    assert [e["node"] for e in events(cdr, "node_entered")] == ["answer", "menu", "bye", "hangup"]
+    assert events(cdr, "menu_selected")[0]["detail"] == {"digit": "2", "next": "bye"}
+    assert cdr["events"][-1]["type"] == "hangup" and cdr["hangup_cause"] == 16
+    for _ in range(40):
+        if controller.health()["cdr_backlog"] == 0:
+            break
+        await asyncio.sleep(0.25)
+    assert controller.health()["cdr_backlog"] == 0
