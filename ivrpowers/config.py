@@ -63,8 +63,9 @@ _ENV = {f"IVRPOWERS_{name.upper()}": name for name in Settings.model_fields}
 
 
 def load_settings(**overrides: object) -> Settings:
+    """Settings from the defaults, the config file, the environment, then `overrides` (which win)."""
     values: dict[str, object] = {}
-    state_dir = Path(os.environ.get("IVRPOWERS_STATE_DIR") or overrides.get("state_dir") or Path.cwd() / "state")
+    state_dir = Path(overrides.get("state_dir") or os.environ.get("IVRPOWERS_STATE_DIR") or Path.cwd() / "state")
     config_file = Path(os.environ.get("IVRPOWERS_CONFIG") or state_dir / "ivrpowers.toml")
     if config_file.exists():
         with config_file.open("rb") as fh:

@@ -72,19 +72,13 @@ def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnder
         "IVRPOWERS_RTP_START": "26000",
         "IVRPOWERS_RTP_END": "26999",
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    settings = load_settings()
+    # The same settings twice: as arguments for this process, as environment for the controller's.
+    settings = load_settings(**{k.removeprefix("IVRPOWERS_").lower(): v for k, v in env.items()})
     try:
         process.start(settings, attached=True)
         yield AsteriskUnderTest(settings, env)
     finally:
         process.stop(settings)
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -49,3 +49,10 @@ def test_ari_and_ami_credentials_default_to_the_generated_ones(tmp_path: Path) -
     s = load_settings(state_dir=tmp_path)
     secrets = load_secrets(tmp_path)
     assert s.ari_secret == secrets["ari_password"] and s.ami_password == secrets["ami_secret"]
+
+
+def test_explicit_arguments_beat_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVRPOWERS_STATE_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("IVRPOWERS_SIP_PORT", "5999")
+    s = load_settings(state_dir=tmp_path / "given", sip_port=6000)
+    assert s.state_dir == tmp_path / "given" and s.sip_port == 6000
