@@ -67,3 +67,28 @@ def cli_command(ctx: click.Context, command: tuple[str, ...]) -> None:
         click.echo(process.cli(settings_from(ctx), " ".join(command)), nl=False)
     except process.AsteriskError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@asterisk.command()
+@click.pass_context
+def contacts(ctx: click.Context) -> None:
+    """Registered phones (PJSIP contacts, through AMI)."""
+    import asyncio
+
+    from ivrpowers.ami import AmiClient, AmiError
+
+    s = settings_from(ctx)
+
+    async def fetch():  # type: ignore[no-untyped-def]
+        async with AmiClient(s.bind_address, s.ami_port, s.ami_user, s.ami_password) as ami:
+            return await ami.contacts()
+
+    try:
+        found = asyncio.run(fetch())
+    except (AmiError, OSError) as exc:
+        raise click.ClickException(f"AMI: {exc}") from exc
+    if not found:
+        click.echo("no registered contacts")
+    for c in found:
+        expires = f"{c.expires_in}s" if c.expires_in is not None else "-"
+        click.echo(f"{c.endpoint:<16} {c.status:<14} {expires:>6}  {c.uri}  {c.user_agent}")

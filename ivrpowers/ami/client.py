@@ -1,0 +1,142 @@
+"""A small async AMI client over panoramisk (pinned: 1.4 handles events and EventList replies)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from panoramisk import Manager
+
+log = logging.getLogger("ivrpowers.ami")
+
+
+class AmiError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A registered SIP contact (what a phone told Asterisk when it registered)."""
+
+    endpoint: str
+    uri: str
+    status: str
+    user_agent: str
+    expires_in: int | None
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk reconnects whenever the connection drops, even after close(): not after ours."""
+
+    closing = False
+
+    def close(self) -> None:
+        self.closing = True
+        super().close()
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        if self.closing:  # a reconnect scheduled before close()
+            return None
+        return super().connect(*args, **kwargs)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closing:
+            self._connected = False
+            return
+        super().connection_lost(exc)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class AmiClient:
+    def __init__(self, host: str, port: int, username: str, secret: str) -> None:
+        self.host, self.port = host, port
+        self._username, self._secret = username, secret
+        self._manager: Manager | None = None
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        """Connect and log in; AmiError if Asterisk refuses the login or cannot be reached."""
+        manager = _Manager(
+            loop=asyncio.get_running_loop(), host=self.host, port=self.port,
+            username=self._username, secret=self._secret, ping_delay=10, reconnect_timeout=2,
+            log=log,
+        )
+        manager.connect()
+        self._manager = manager
+        deadline = time.monotonic() + timeout
+        # panoramisk reports the login outcome only through state: poll it.
+        while time.monotonic() < deadline:
+            if manager.authenticated:
+                return
+            if manager.protocol is not None and manager.authenticated_future is None:
+                self.close()
+                raise AmiError(f"AMI login as {self._username!r} refused by {self.host}:{self.port}")
+            await asyncio.sleep(0.02)
+        self.close()
+        raise AmiError(f"no AMI login on {self.host}:{self.port} within {timeout:.0f}s")
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+    async def __aenter__(self) -> AmiClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def manager(self) -> Manager:
+        if self._manager is None or not self._manager.authenticated:
+            raise AmiError("AMI not connected")
+        return self._manager
+
+    async def action(self, name: str, **fields: str) -> list[Any]:
+        """Send an action; the reply as a list of messages (one, or an EventList's items)."""
+        reply = await self.manager.send_action({"Action": name, **fields})
+        messages = reply if isinstance(reply, list) else [reply]
+        first = messages[0]
+        if first.get("Response") == "Error":
+            raise AmiError(f"AMI {name}: {first.get('Message', 'error')}")
+        return messages
+
+    async def command(self, cli: str) -> str:
+        """Run an Asterisk CLI command and return its output."""
+        reply = await self.manager.send_command(cli)
+        if reply.get("Response") == "Error":
+            raise AmiError(f"AMI Command {cli!r}: {reply.get('Message', 'error')}")
+        output = reply.get("Output", [])
+        return "\n".join(output if isinstance(output, list) else [output])
+
+    async def contacts(self) -> list[Contact]:
+        """Registered PJSIP contacts: which phones are reachable, where, with what."""
+        try:
+            replies = await self.action("PJSIPShowContacts")
+        except AmiError as exc:
+            if "No Contacts found" in str(exc):  # Asterisk's way of saying "an empty list"
+                return []
+            raise
+        return [
+            Contact(
+                endpoint=m.get("Endpoint", ""), uri=m.get("Uri", ""), status=m.get("Status", ""),
+                user_agent=m.get("UserAgent", ""),
+                expires_in=max(0, exp - int(time.time())) if (exp := _int(m.get("ExpirationTime"))) else None,
+            )
+            for m in replies
+            if m.get("Event") == "ContactList"
+        ]
+
+    def on_event(self, pattern: str, callback: Callable[[Any], Any]) -> None:
+        """Call `callback(message)` for events whose name matches `pattern` (`*` wildcards)."""
+        self.manager.register_event(pattern, lambda _manager, message: callback(message))
