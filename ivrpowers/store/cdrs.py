@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ivrpowers.store.db import Database
@@ -30,9 +31,19 @@ class CdrRepository:
             for key, value in fields.items():
                 setattr(record, key, value)
 
-    async def add_event(self, call_id: str, type: str, at: datetime, node: str | None, detail: dict[str, Any]) -> None:
-        async with self.db.session() as session, session.begin():
-            session.add(CallEvent(call_id=call_id, type=type, at=at, node=node, detail=dict(detail)))
+    async def add_event(
+        self, call_id: str, type: str, at: datetime, node: str | None, detail: dict[str, Any], uid: str | None = None
+    ) -> None:
+        """Append to the timeline; an event whose `uid` is already stored is a replay: a no-op."""
+        try:
+            async with self.db.session() as session, session.begin():
+                session.add(CallEvent(uid=uid, call_id=call_id, type=type, at=at, node=node, detail=dict(detail)))
+        except IntegrityError:
+            if uid is None:
+                raise
+            async with self.db.session() as session:
+                if await session.scalar(select(CallEvent.id).where(CallEvent.uid == uid)) is None:
+                    raise
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self.db.session() as session:

@@ -94,6 +94,8 @@ class CallEvent(Base):
     __tablename__ = "call_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Set by the writer: a replayed write (after a crash) is recognised and not stored twice.
+    uid: Mapped[str | None] = mapped_column(String(36))
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
     at: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(40))
@@ -102,4 +104,7 @@ class CallEvent(Base):
 
     call: Mapped[CallRecord] = relationship(back_populates="events")
 
-    __table_args__ = (Index("ix_call_events_call_at", "call_id", "at", "id"),)
+    __table_args__ = (
+        Index("ix_call_events_call_at", "call_id", "at", "id"),
+        UniqueConstraint("uid", name="uq_call_events_uid"),
+    )

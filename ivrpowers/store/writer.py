@@ -1,9 +1,11 @@
-"""The CDR writer: every CDR change goes through one ordered queue that survives a database outage.
+"""The CDR writer: every CDR change goes through one ordered queue, logged to disk first.
 
-Calls must not wait on SQL, and a database that is down or slow must not lose a CDR. Writes are
-queued in order and applied by one task; a failing write is retried with backoff (the queue keeps
-growing, nothing is dropped). At shutdown, whatever could not be written is appended to a spool
-file in the state directory, and the next writer replays it before anything else.
+Calls must not wait on SQL, and neither a database outage nor a controller crash may lose a CDR.
+Each write is appended to a log file in the state directory before it is queued, then applied by
+one task in order; a failing write is retried with backoff (the queue grows, nothing is dropped).
+The log is emptied whenever the queue drains. At start, whatever the log still holds is replayed
+before anything else: writes are idempotent (an event carries its own id), so replaying one that
+had already reached the database changes nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections import deque
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -23,6 +26,10 @@ from ivrpowers.store.cdrs import CdrRepository
 log = logging.getLogger("ivrpowers.cdr")
 
 _DATETIME_FIELDS = {"started_at", "answered_at", "ended_at", "at"}
+
+# Rewrite the log to just the pending writes once this many applied ones have piled up in it
+# (the queue may never drain on a busy system).
+COMPACT_AFTER = 5000
 
 
 def _encode(op: dict[str, Any]) -> str:
@@ -40,6 +47,8 @@ class CdrWriter:
         self.spool = spool
         self.retry_min, self.retry_max = retry_min, retry_max
         self._ops: deque[dict[str, Any]] = deque()
+        self._log: IO[str] | None = None
+        self._applied_in_log = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -55,7 +64,8 @@ class CdrWriter:
         self._put({"op": "update", "call_id": call_id, **fields})
 
     def add_event(self, call_id: str, type: str, at: datetime, node: str | None, detail: dict[str, Any]) -> None:
-        self._put({"op": "event", "call_id": call_id, "type": type, "at": at, "node": node, "detail": dict(detail)})
+        self._put({"op": "event", "uid": str(uuid.uuid4()), "call_id": call_id, "type": type, "at": at,
+                   "node": node, "detail": dict(detail)})
 
     @property
     def backlog(self) -> int:
@@ -63,7 +73,14 @@ class CdrWriter:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        self._load_spool()
+        self.spool.parent.mkdir(parents=True, exist_ok=True)
+        replay = self._read_log()
+        self._log = self.spool.open("a", encoding="utf-8")
+        if replay:
+            log.info("replaying %d logged CDR writes", len(replay))
+            self._ops.extendleft(reversed(replay))  # older than anything queued now
+            self._idle.clear()
+            self._wake.set()
         self._task = asyncio.create_task(self._run(), name="cdr-writer")
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -75,7 +92,7 @@ class CdrWriter:
             return False
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Write what can be written within `timeout`, spool the rest to disk."""
+        """Write what can be written within `timeout`; the rest stays in the log for next time."""
         await self.flush(timeout)
         self._closing = True
         if self._task:
@@ -85,32 +102,56 @@ class CdrWriter:
             except asyncio.CancelledError:
                 pass
         if self._ops:
-            self.spool.parent.mkdir(parents=True, exist_ok=True)
-            with self.spool.open("a") as fh:
-                for op in self._ops:
-                    fh.write(_encode(op) + "\n")
-            log.warning("database unavailable: %d CDR writes spooled to %s", len(self._ops), self.spool)
-            self._ops.clear()
+            log.warning("database unavailable: %d CDR writes kept in %s", len(self._ops), self.spool)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     # -- internals -----------------------------------------------------------------------------
+    def _read_log(self) -> list[dict[str, Any]]:
+        if not self.spool.exists():
+            return []
+        ops = []
+        for number, line in enumerate(self.spool.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                ops.append(_decode(line))
+            except ValueError:
+                # A crash mid-append leaves at most one torn line, the last one.
+                log.warning("%s:%d: unreadable CDR write skipped", self.spool, number)
+        return ops
+
     def _put(self, op: dict[str, Any]) -> None:
-        if self._closing:
-            raise RuntimeError("CDR writer is closed")
+        if self._closing or self._log is None:
+            raise RuntimeError("CDR writer is not running")
+        # On disk before in memory: a crash from here on loses nothing.
+        self._log.write(_encode(op) + "\n")
+        self._log.flush()
         self._ops.append(op)
         self._idle.clear()
         self._wake.set()
 
-    def _load_spool(self) -> None:
-        if not self.spool.exists():
+    def _done(self) -> None:
+        self._ops.popleft()
+        self._applied_in_log += 1
+        if self._log is None:
             return
-        lines = [line for line in self.spool.read_text().splitlines() if line.strip()]
-        # Spooled writes are older than anything queued now: they go first.
-        self._ops.extendleft(reversed([_decode(line) for line in lines]))
-        self.spool.unlink()
-        if lines:
-            log.info("replaying %d spooled CDR writes", len(lines))
-            self._idle.clear()
-            self._wake.set()
+        if not self._ops:
+            self._log.truncate(0)  # append mode: the next write lands at the new end
+            self._applied_in_log = 0
+        elif self._applied_in_log >= COMPACT_AFTER:
+            self._rewrite_log()
+
+    def _rewrite_log(self) -> None:
+        tmp = self.spool.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.writelines(_encode(op) + "\n" for op in self._ops)
+        tmp.replace(self.spool)
+        assert self._log is not None
+        self._log.close()
+        self._log = self.spool.open("a", encoding="utf-8")
+        self._applied_in_log = 0
 
     async def _apply(self, op: dict[str, Any]) -> None:
         fields = {k: v for k, v in op.items() if k != "op"}
@@ -154,12 +195,11 @@ class CdrWriter:
                 log.info("CDR writes resumed after %d failures", self.failures)
             self.failures = 0
             delay = self.retry_min
-            self._ops.popleft()
+            self._done()
 
     def _reject(self, op: dict[str, Any], exc: Exception) -> None:
-        self._ops.popleft()
         rejected = self.spool.with_suffix(".rejected")
-        rejected.parent.mkdir(parents=True, exist_ok=True)
-        with rejected.open("a") as fh:
+        with rejected.open("a", encoding="utf-8") as fh:
             fh.write(_encode({**op, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
         log.error("CDR write rejected by the database (%s); kept in %s", exc, rejected)
+        self._done()
