@@ -65,6 +65,7 @@ class CallController:
         self.cdrs = cdrs
         self.writer = writer
         self.sessions: dict[str, Session] = {}
+        self._adoption: asyncio.Task[None] | None = None
 
     def install(self) -> None:
         self.client.subscribe("StasisStart", self._on_stasis_start)
@@ -78,6 +79,8 @@ class CallController:
     async def shutdown(self) -> None:
         """Stop driving calls without hanging them up: the next controller adopts them."""
         tasks = [s.task for s in self.sessions.values() if s.task]
+        if self._adoption is not None:
+            tasks.append(self._adoption)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -116,18 +119,45 @@ class CallController:
                 await session.call.resync()
             else:
                 session.call.feed_destroyed(None, None, None)  # it left while we weren't listening
-        records = {r.channel_id: r for r in await self.cdrs.unfinished()}
+        if not reconnected or any(c.id not in self.sessions for c in channels):
+            if self._adoption is None or self._adoption.done():
+                self._adoption = asyncio.create_task(self._adopt(close_lost=not reconnected), name="adopt-calls")
+
+    async def _adopt(self, *, close_lost: bool) -> None:
+        """Take over the channels in our Stasis app that no session drives, resuming their flows.
+
+        Needs the database (where each call's flow version and last node are), so during an outage
+        it waits and retries: the callers wait in the call, they are not dropped.
+        """
+        delay = 0.5
+        while True:
+            try:
+                # Writes replayed from the log may hold these calls' CDRs: let them land first.
+                if self.writer.backlog:
+                    log.info("adoption waits for %d pending CDR writes", self.writer.backlog)
+                await self.writer.flush()
+                records = {r.channel_id: r for r in await self.cdrs.unfinished()}
+                channels = [c for c in await self.client.list_channels() if c.in_stasis_app(self.settings.ari_app)]
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cannot adopt calls yet (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        present = {c.id for c in channels}
         for channel in channels:
             if channel.id not in self.sessions:
                 record = records.get(channel.id)
                 log.info("adopting channel %s (%s)", channel.id, "resuming its flow" if record else "new to us")
                 self._spawn(channel, _stasis_args(channel), adopted=record)
-        if not reconnected:
+        if close_lost:
             # A fresh controller: calls it has no channel for ended while no controller watched.
+            now = datetime.now(UTC)
             for channel_id, record in records.items():
                 if channel_id not in present and channel_id not in self.sessions:
-                    self.writer.add_event(record.id, "ended_unobserved", datetime.now(UTC), None, {})
-                    self.writer.update_call(record.id, ended_at=datetime.now(UTC), disposition="ended_unobserved")
+                    self.writer.add_event(record.id, "ended_unobserved", now, None, {})
+                    self.writer.update_call(record.id, ended_at=now, disposition="ended_unobserved")
 
     # -- sessions ------------------------------------------------------------------------------
     def _spawn(self, channel: Channel, args: list[str], adopted: CallRecord | None) -> None:

@@ -50,8 +50,9 @@ class CdrWriter:
         self._log: IO[str] | None = None
         self._applied_in_log = 0
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._progress = asyncio.Event()
+        self._queued = 0  # writes ever queued, and ever done (written or set aside)
+        self._finished = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.failures = 0  # consecutive failed attempts, for health reporting
@@ -79,14 +80,21 @@ class CdrWriter:
         if replay:
             log.info("replaying %d logged CDR writes", len(replay))
             self._ops.extendleft(reversed(replay))  # older than anything queued now
-            self._idle.clear()
+            self._queued += len(replay)
             self._wake.set()
         self._task = asyncio.create_task(self._run(), name="cdr-writer")
 
     async def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far is written; False on timeout."""
+        """Wait until every write queued before this call is done (not later ones); False on timeout."""
+        target = self._queued
+
+        async def reached() -> None:
+            while self._finished < target:
+                self._progress.clear()
+                await self._progress.wait()
+
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(reached(), timeout)
             return True
         except TimeoutError:
             return False
@@ -129,11 +137,13 @@ class CdrWriter:
         self._log.write(_encode(op) + "\n")
         self._log.flush()
         self._ops.append(op)
-        self._idle.clear()
+        self._queued += 1
         self._wake.set()
 
     def _done(self) -> None:
         self._ops.popleft()
+        self._finished += 1
+        self._progress.set()
         self._applied_in_log += 1
         if self._log is None:
             return
@@ -170,7 +180,6 @@ class CdrWriter:
         delay = self.retry_min
         while True:
             if not self._ops:
-                self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue

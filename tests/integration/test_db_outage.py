@@ -46,3 +46,33 @@ async def test_postgres_down_mid_call_then_back(controller: ControllerUnderTest,
             break
         await asyncio.sleep(0.25)
     assert controller.health()["cdr_backlog"] == 0
+
+
+@pytest.mark.parametrize("controller", ["postgresql"], indirect=True)
+async def test_controller_crash_during_a_database_outage(controller: ControllerUnderTest, asterisk, request) -> None:
+    cluster = request.getfixturevalue("pg_base_url")
+    number = caller()
+    placing = asyncio.create_task(run_call_async(
+        SippCall(dialed="200", caller_number=number, steps=[Pause(9.0), Dtmf("1"), ExpectHangup(25)]),
+        target=asterisk.sip_target, timeout=60,
+    ))
+    await asyncio.sleep(0.8)
+    await asyncio.to_thread(cluster.pause)
+    try:
+        await asyncio.sleep(0.7)  # the menu's events are written to the log, not the database
+        await asyncio.to_thread(controller.crash_and_restart)  # the new one starts with no database
+        await asyncio.sleep(1.5)
+        assert controller.health()["active_calls"] == 0  # waiting for the database to adopt
+    finally:
+        await asyncio.to_thread(cluster.resume)
+    result = await placing
+    assert result.ok, result.describe()
+
+    cdr = await controller.wait_cdr(number, timeout=40)
+    assert cdr["disposition"] == "completed"
+    assert [e["node"] for e in events(cdr, "adopted")] == ["menu"]
+    assert events(cdr, "menu_selected")[0]["detail"] == {"digit": "1", "next": "thanks"}
+    # The resumed flow enters the menu again (its prompt replays), then goes on.
+    assert [e["node"] for e in events(cdr, "node_entered")] == ["answer", "menu", "menu", "thanks", "bye", "hangup"]
+    assert len(events(cdr, "answered")) == 1  # the log's writes landed once, not twice
+    assert "adoption waits for" in controller.log_tail(400)

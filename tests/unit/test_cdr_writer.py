@@ -24,22 +24,23 @@ class FlakyRepository(CdrRepository):
         super().__init__(db)
         self.down = False
         self.refused = 0
+        self.refuse_calls: set[str] = set()
 
-    def _check(self) -> None:
-        if self.down:
+    def _check(self, call_id: str | None = None) -> None:
+        if self.down or call_id in self.refuse_calls:
             self.refused += 1
             raise OperationalError("INSERT ...", {}, ConnectionRefusedError("database is down"))
 
     async def start(self, **fields):  # type: ignore[no-untyped-def]
-        self._check()
+        self._check(fields["id"])
         await super().start(**fields)
 
     async def update(self, call_id, **fields):  # type: ignore[no-untyped-def]
-        self._check()
+        self._check(call_id)
         await super().update(call_id, **fields)
 
     async def add_event(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self._check()
+        self._check(kwargs.get("call_id"))
         await super().add_event(*args, **kwargs)
 
 
@@ -209,3 +210,23 @@ async def test_the_log_is_compacted_when_it_never_drains(db: Database, tmp_path:
     assert spool.read_text() == ""
     j = await CdrRepository(db).get("j")
     assert j is not None and len(j.events) == 20
+
+
+async def test_flush_waits_for_earlier_writes_only(db: Database, tmp_path: Path) -> None:
+    repo = FlakyRepository(db)
+    writer = CdrWriter(repo, tmp_path / "spool.jsonl", retry_min=0.01, retry_max=0.02)
+    writer.start()
+    write_call(writer, "k", 2)
+    assert await writer.flush(timeout=5)
+    repo.down = True
+    write_call(writer, "l", 1)  # queued after: the next flush must wait for these...
+    assert not await writer.flush(timeout=0.2)
+    waiting = asyncio.create_task(writer.flush(timeout=5))
+    await asyncio.sleep(0)
+    repo.refuse_calls.add("m")
+    write_call(writer, "m", 5)  # ...but not for ones queued while it waits (these cannot land)
+    repo.down = False
+    assert await waiting
+    assert await CdrRepository(db).get("l") is not None
+    assert writer.backlog == 7 and await CdrRepository(db).get("m") is None
+    await writer.close(timeout=0.1)
