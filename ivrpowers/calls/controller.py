@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ivrpowers.ari import (
     AriClient,
+    AriError,
     Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
@@ -48,13 +49,12 @@ class Session:
     journal: CallJournal
     task: asyncio.Task[None] | None = None
     flow: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def _stasis_args(channel: Channel) -> list[str]:
     """The Stasis() arguments of a channel found by listing (no StasisStart to read them from)."""
     data = channel.dialplan.app_data if channel.dialplan else ""
-    return [a for a in data.split(",")[1:]] if data else []
+    return data.split(",")[1:] if data else []
 
 
 class CallController:
@@ -198,7 +198,10 @@ class CallController:
                 log.exception("call %s failed", session.call_id)
                 journal.write("error", journal.last_node, {"message": "controller error, see logs"})
             if not call.gone:
-                await call.hangup()
+                try:
+                    await call.hangup()
+                except AriError as exc:  # ARI unreachable right now: still close the CDR
+                    log.warning("call %s: hangup request failed: %s", session.call_id, exc)
             try:
                 await asyncio.wait_for(call.destroyed.wait(), DESTROY_GRACE)
             except TimeoutError:
