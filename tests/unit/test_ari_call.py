@@ -1,0 +1,162 @@
+"""AriCall: the Call protocol on an ARI channel, with the event races ARI really has."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ivrpowers.ari import AriConnectionError, AriNotFound, CallerID, Channel
+from ivrpowers.calls.ari_call import AriCall
+from ivrpowers.flows.call import CallerHungUp
+
+
+class FakeAri:
+    """Records requests; `on_play` lets a test act while the play request is in flight."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[Any, ...]] = []
+        self.on_play = None
+        self.channel_exists = True
+        self.live_playbacks: set[str] = set()
+        self.answer_error: Exception | None = None
+
+    async def answer(self, channel_id: str) -> None:
+        self.requests.append(("answer", channel_id))
+        if self.answer_error:
+            raise self.answer_error
+
+    async def play(self, channel_id: str, media: list[str], *, playback_id: str) -> None:
+        self.requests.append(("play", channel_id, media, playback_id))
+        self.live_playbacks.add(playback_id)
+        if self.on_play:
+            self.on_play(playback_id)
+
+    async def stop_playback(self, playback_id: str) -> None:
+        self.requests.append(("stop", playback_id))
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        self.requests.append(("hangup", channel_id, reason))
+
+    async def get_channel(self, channel_id: str) -> None:
+        if not self.channel_exists:
+            raise AriNotFound(404, "GET", f"/channels/{channel_id}", "Channel not found")
+
+    async def get_playback(self, playback_id: str) -> None:
+        if playback_id not in self.live_playbacks:
+            raise AriNotFound(404, "GET", f"/playbacks/{playback_id}", "Playback not found")
+
+
+def make_call(number: str = "5551234", state: str = "Ring") -> tuple[AriCall, FakeAri, list[datetime]]:
+    ari = FakeAri()
+    answered: list[datetime] = []
+    channel = Channel(id="chan-1", name="PJSIP/trunk-1", state=state, caller=CallerID(name="Ann", number=number))
+    return AriCall(ari, channel, "100", on_answer=answered.append), ari, answered  # type: ignore[arg-type]
+
+
+def played(ari: FakeAri) -> list[Any]:
+    return [r for r in ari.requests if r[0] == "play"]
+
+
+async def test_playback_finished_before_the_play_reply_is_not_missed() -> None:
+    call, ari, _ = make_call()
+    ari.on_play = call.feed_playback_finished  # the event races ahead of the REST reply
+    assert await asyncio.wait_for(call.play(["sound:beep"]), 1) is None
+
+
+async def test_a_digit_barges_in_stops_the_playback_and_is_returned() -> None:
+    call, ari, _ = make_call()
+    ari.on_play = lambda pid: asyncio.get_running_loop().call_later(0.01, call.feed_dtmf, "5")
+    assert await asyncio.wait_for(call.play(["sound:hello-world"]), 1) == "5"
+    playback_id = played(ari)[0][3]
+    assert ("stop", playback_id) in ari.requests
+
+
+async def test_a_digit_typed_ahead_skips_the_prompt() -> None:
+    call, ari, _ = make_call()
+    call.feed_dtmf("1")
+    assert await call.play(["sound:hello-world"]) == "1"
+    assert played(ari) == []
+
+
+async def test_without_barge_in_digits_wait_for_the_next_read() -> None:
+    call, ari, _ = make_call()
+
+    def press_then_finish(pid: str) -> None:
+        call.feed_dtmf("7")
+        call.feed_playback_finished(pid)
+
+    ari.on_play = press_then_finish
+    assert await call.play(["sound:invalid"], barge_in=False) is None
+    assert not [r for r in ari.requests if r[0] == "stop"]
+    assert await call.read_digit(0.5) == "7"
+
+
+async def test_read_digit_times_out_with_none() -> None:
+    call, _, _ = make_call()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    assert await call.read_digit(0.05) is None
+    assert loop.time() - start >= 0.05
+
+
+async def test_hangup_during_a_prompt_raises_caller_hung_up() -> None:
+    call, ari, _ = make_call()
+    ari.on_play = lambda pid: asyncio.get_running_loop().call_later(0.01, call.feed_hangup, 16, "Normal Clearing")
+    with pytest.raises(CallerHungUp):
+        await asyncio.wait_for(call.play(["sound:demo-congrats"]), 1)
+    assert (call.cause, call.cause_txt) == (16, "Normal Clearing")
+    with pytest.raises(CallerHungUp):
+        await call.read_digit(1)
+
+
+async def test_resync_after_an_outage_learns_the_prompt_ended() -> None:
+    call, ari, _ = make_call()
+    playing = asyncio.create_task(call.play(["sound:hello-world"]))
+    await asyncio.sleep(0.01)
+    ari.live_playbacks.clear()  # it finished while the events connection was down
+    await call.resync()
+    assert await asyncio.wait_for(playing, 1) is None
+
+
+async def test_resync_after_an_outage_learns_the_caller_left() -> None:
+    call, ari, _ = make_call()
+    waiting = asyncio.create_task(call.read_digit(30))
+    await asyncio.sleep(0.01)
+    ari.channel_exists = False
+    await call.resync()
+    with pytest.raises(CallerHungUp):
+        await asyncio.wait_for(waiting, 1)
+    assert call.destroyed.is_set() and call.ended_at is not None
+
+
+async def test_answer_once_and_report_when() -> None:
+    call, ari, answered = make_call()
+    await call.answer()
+    await call.answer()
+    assert [r[0] for r in ari.requests] == ["answer"]
+    assert len(answered) == 1 and answered[0] <= datetime.now(UTC)
+
+
+async def test_a_channel_gone_before_answer_is_a_hangup_not_an_error() -> None:
+    call, ari, _ = make_call()
+    ari.answer_error = AriNotFound(404, "POST", "/channels/chan-1/answer", "Channel not found")
+    with pytest.raises(CallerHungUp):
+        await call.answer()
+    assert call.gone
+
+
+async def test_ari_unreachable_is_an_error_not_a_hangup() -> None:
+    call, ari, _ = make_call()
+    ari.answer_error = AriConnectionError("POST", "/channels/chan-1/answer", "connection refused")
+    with pytest.raises(AriConnectionError):
+        await call.answer()
+    assert not call.gone
+
+
+@pytest.mark.parametrize("number", ["anonymous", "Anonymous", "unknown"])
+def test_withheld_numbers_read_as_empty(number: str) -> None:
+    call, _, _ = make_call(number=number)
+    assert call.caller_number == ""
