@@ -16,6 +16,7 @@ from ivrpowers.config import Settings
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.db import Database
 from ivrpowers.store.flows import FlowRepository
+from ivrpowers.store.migrate import SchemaOutdated, check_schema
 from ivrpowers.store.routes import RouteRepository
 from ivrpowers.store.writer import CdrWriter
 from ivrpowers.web.app import create_app
@@ -48,6 +49,12 @@ class Controller:
         }
 
     async def start(self) -> None:
+        try:
+            await check_schema(self.settings.database_url)
+        except SchemaOutdated:
+            raise
+        except Exception as exc:  # unreachable: start anyway, CDR writes wait for it
+            log.warning("database not reachable at start (%s: %s); continuing", type(exc).__name__, exc)
         self.writer.start()
         self.calls.install()
         self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")

@@ -215,6 +215,8 @@ class CallController:
                 session.call_id, ended_at=call.ended_at or datetime.now(UTC), disposition=disposition,
                 hangup_cause=call.cause, hangup_cause_text=call.cause_txt,
             )
+            log.info("call %s ended: %s, hung up by %s (cause %s %s)", session.call_id, disposition, by,
+                     call.cause, call.cause_txt or "")
         finally:
             self.sessions.pop(call.channel_id, None)
 
@@ -231,12 +233,15 @@ class CallController:
             else:
                 flow, version = await self.router.resolve(call.dialed)
         except RoutingError as exc:
+            log.info("call %s from %r to %s: unrouted (%s)", session.call_id, call.caller_number, call.dialed, exc)
             journal.write("unrouted", None, {"dialed": call.dialed, "reason": str(exc)})
             await call.progress()
             await call.play(self.settings.unknown_number_media, barge_in=False)
             await call.hangup("unallocated")
             return "unrouted"
         session.flow = flow.name
+        log.info("call %s from %r to %s: flow %s v%d%s", session.call_id, call.caller_number, call.dialed,
+                 flow.name, version, f", resumed at {start_at}" if adopted else "")
         if adopted is None:
             self.writer.update_call(session.call_id, flow_name=flow.name, flow_version=version)
         result = await run_flow(flow, call, journal, start_at=start_at)

@@ -15,6 +15,7 @@ from ivrpowers.cli.db import db
 from ivrpowers.cli.flows import flow
 from ivrpowers.cli.routes import route
 from ivrpowers.config import PROJECT_ROOT, load_settings
+from ivrpowers.store.migrate import SchemaOutdated
 
 log = logging.getLogger("ivrpowers")
 
@@ -54,6 +55,8 @@ def run(ctx: click.Context, start_asterisk: bool, demo: bool) -> None:
             install_demo(settings, PROJECT_ROOT / "flows" / "demo.yaml")
             print_how_to_call(settings)
         asyncio.run(app.serve(settings))
+    except SchemaOutdated as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         if started:
             process.stop(settings)

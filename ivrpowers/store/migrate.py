@@ -18,3 +18,31 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision`. Runs its own event loop: call it from a thread."""
     command.upgrade(alembic_config(url), revision)
+
+
+class SchemaOutdated(RuntimeError):
+    pass
+
+
+async def check_schema(url: str) -> None:
+    """Raise SchemaOutdated unless the database is at the newest migration.
+
+    A database that cannot be reached is not an error here: the controller starts anyway and its
+    CDR writer waits for the database to come back.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from ivrpowers.store.db import create_engine
+
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            current = set(await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads()))
+    finally:
+        await engine.dispose()
+    if current != heads:
+        have = ", ".join(sorted(current)) or "empty"
+        raise SchemaOutdated(f"database schema is {have}, this version needs {', '.join(sorted(heads))}: "
+                             "run `ivrpowers db upgrade`")

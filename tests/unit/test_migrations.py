@@ -21,3 +21,18 @@ async def test_upgrade_head_matches_the_models(tmp_path: Path) -> None:
         diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
     await engine.dispose()
     assert diff == [], f"models and migrations differ (write a migration): {diff}"
+
+
+async def test_check_schema_refuses_an_unmigrated_database_and_accepts_head(tmp_path: Path) -> None:
+    import pytest
+
+    from ivrpowers.store.migrate import SchemaOutdated, check_schema
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    with pytest.raises(SchemaOutdated, match="ivrpowers db upgrade"):
+        await check_schema(url)
+    await asyncio.to_thread(upgrade, url, "0001")
+    with pytest.raises(SchemaOutdated, match="0001"):
+        await check_schema(url)
+    await asyncio.to_thread(upgrade, url)
+    await check_schema(url)
