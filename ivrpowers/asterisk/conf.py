@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ivrpowers.config import APP_NAME, PROJECT_ROOT, Settings, ensure_state_dir
+from ivrpowers.config import PROJECT_ROOT, Settings, ensure_state_dir
 
 TEMPLATE_DIR = PROJECT_ROOT / "asterisk-conf"
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
@@ -72,5 +72,3 @@ def render_config(settings: Settings, *, chrooted: bool) -> Path:
         (state / sub).mkdir(parents=True, exist_ok=True)
     return out
 
-
-__all__ = ["APP_NAME", "asterisk_state", "render_config"]

@@ -8,7 +8,6 @@ and every listener binds the configured loopback address.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ctypes
 import json
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivrpowers.asterisk.conf import asterisk_state, render_config
-from ivrpowers.asterisk.rootfs import Installation, find_installation
+from ivrpowers.asterisk.rootfs import find_installation
 from ivrpowers.config import Settings
 
 log = logging.getLogger("ivrpowers.asterisk")
@@ -117,7 +116,7 @@ def start(settings: Settings, *, attached: bool = False, timeout: float = 30.0) 
 
     `attached`: the Asterisk dies with the calling process (used by `ivrpowers run` and tests).
     """
-    if (pid := _read_pid(settings)) is not None:
+    if _read_pid(settings) is not None:
         if _ari_info(settings):
             return status(settings)
         stop(settings)
@@ -217,6 +216,3 @@ def status(settings: Settings) -> Status:
     version = info.get("system", {}).get("version") if info else None
     return Status(running=True, pid=pid, version=version, ari_ready=info is not None)
 
-
-async def start_async(settings: Settings, **kw: object) -> Status:
-    return await asyncio.to_thread(start, settings, **kw)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from ivrpowers.ari import (
     PlaybackFinished,
     StasisEnd,
     StasisStart,
+    event_channel_id,
 )
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.journal import CallJournal
@@ -48,7 +49,6 @@ class Session:
     call: AriCall
     journal: CallJournal
     task: asyncio.Task[None] | None = None
-    flow: str | None = None
 
 
 def _stasis_args(channel: Channel) -> list[str]:
@@ -96,8 +96,7 @@ class CallController:
             session.call.feed_dtmf(event.digit)
 
     def _on_playback_finished(self, event: PlaybackFinished) -> None:
-        target = event.playback.target_uri or ""
-        if target.startswith("channel:") and (session := self.sessions.get(target[len("channel:"):])):
+        if session := self.sessions.get(event_channel_id(event) or ""):
             session.call.feed_playback_finished(event.playback.id)
 
     def _on_hangup_request(self, event: ChannelHangupRequest) -> None:
@@ -239,7 +238,6 @@ class CallController:
             await call.play(self.settings.unknown_number_media, barge_in=False)
             await call.hangup("unallocated")
             return "unrouted"
-        session.flow = flow.name
         log.info("call %s from %r to %s: flow %s v%d%s", session.call_id, call.caller_number, call.dialed,
                  flow.name, version, f", resumed at {start_at}" if adopted else "")
         if adopted is None:

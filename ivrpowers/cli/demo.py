@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
 
+from ivrpowers.cli.common import with_db
 from ivrpowers.config import PROJECT_ROOT, Settings, ensure_state_dir
 from ivrpowers.flows import load_flow
 from ivrpowers.store.db import Database
@@ -28,18 +28,14 @@ def install_demo(settings: Settings, flow_file: Path) -> None:
     source = flow_file.read_text()
     name = load_flow(source, str(flow_file)).name
 
-    async def work() -> None:
-        db = Database(settings.database_url)
-        try:
-            flows, routes = FlowRepository(db), RouteRepository(db)
-            unpublished = await flows.published(name) is None
-            await flows.import_source(name, source, publish=unpublished)
-            if await routes.get(DEMO_NUMBER) is None:
-                await routes.set(DEMO_NUMBER, name)
-        finally:
-            await db.close()
+    async def work(db: Database) -> None:
+        flows, routes = FlowRepository(db), RouteRepository(db)
+        unpublished = await flows.published(name) is None
+        await flows.import_source(name, source, publish=unpublished)
+        if await routes.get(DEMO_NUMBER) is None:
+            await routes.set(DEMO_NUMBER, name)
 
-    asyncio.run(work())
+    with_db(settings, work)
 
 
 def print_how_to_call(settings: Settings) -> None:

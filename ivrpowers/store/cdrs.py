@@ -64,12 +64,6 @@ class CdrRepository:
             )).all()
         return rows[0] if len(rows) == 1 else None
 
-    async def by_channel(self, channel_id: str) -> CallRecord | None:
-        async with self.db.session() as session:
-            return await session.scalar(
-                select(CallRecord).where(CallRecord.channel_id == channel_id).options(selectinload(CallRecord.events))
-            )
-
     async def latest(self, limit: int = 20) -> list[CallRecord]:
         async with self.db.session() as session:
             rows = await session.scalars(

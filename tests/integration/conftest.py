@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,24 +26,13 @@ from ivrpowers.store.cdrs import CdrRepository, call_to_dict
 from ivrpowers.store.db import Database
 
 from .postgres import Cluster
+from .sipp import free_tcp_port, free_udp_port
 from .tcp_proxy import TcpProxy
 
 FLOWS = Path(__file__).parent / "flows"
 
 # Numbers the test flows answer on; 999 stays unrouted.
 ROUTES = {"100": "demo", "200": "itest", "201": "itest-long"}
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -66,9 +54,9 @@ def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnder
     # Ports of their own, so a `make run` on the same machine does not collide with the tests.
     env = {
         "IVRPOWERS_STATE_DIR": str(state),
-        "IVRPOWERS_HTTP_PORT": str(_free_tcp_port()),
-        "IVRPOWERS_AMI_PORT": str(_free_tcp_port()),
-        "IVRPOWERS_SIP_PORT": str(_free_udp_port()),
+        "IVRPOWERS_HTTP_PORT": str(free_tcp_port()),
+        "IVRPOWERS_AMI_PORT": str(free_tcp_port()),
+        "IVRPOWERS_SIP_PORT": str(free_udp_port()),
         "IVRPOWERS_RTP_START": "26000",
         "IVRPOWERS_RTP_END": "26999",
     }
@@ -160,7 +148,7 @@ class ControllerUnderTest:
 
 def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path) -> ControllerUnderTest:
     proxy = TcpProxy("127.0.0.1", asterisk.settings.http_port).start()
-    web_port = _free_tcp_port()
+    web_port = free_tcp_port()
     env = {
         **os.environ, **asterisk.env,
         "IVRPOWERS_DB_URL": db_url,

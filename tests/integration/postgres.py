@@ -5,12 +5,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from ivrpowers.config import PROJECT_ROOT
+
+from .sipp import free_tcp_port
 
 
 def _bin(name: str) -> str:
@@ -24,16 +25,10 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Cluster:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ivrpowers-pg-"))
-        self.port = _free_port()
+        self.port = free_tcp_port()
         shutil.chown(self.dir, "postgres")
         self.dir.chmod(0o700)
 

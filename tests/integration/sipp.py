@@ -297,6 +297,14 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def free_udp_port(host: str = "127.0.0.1") -> int:
     """A UDP port nobody uses right now and that this process has not handed out yet."""
     with _ports_lock:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .conftest import ControllerUnderTest
-from .sipp import Dtmf, ExpectHangup, ExpectRejected, Hangup, Pause, SippCall, run_call, run_call_async
+from .sipp import Dtmf, ExpectHangup, ExpectRejected, Hangup, Pause, SippCall, run_call_async
 
 pytestmark = pytest.mark.integration
 
