@@ -34,7 +34,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[dict[str, Any]]: JSON()}
 
 
 class FlowVersion(Base):
@@ -63,12 +63,27 @@ class Route(Base):
 
 
 class CallRecord(Base):
-    """One CDR per call."""
+    """One CDR per interaction: the caller's channel, and any channel or bridge added to it later.
+
+    Keyed for scale-out: `id` is derived from (asterisk_id, channel_id) of the first channel
+    (`ivrpowers.calls.identity.call_id_for`), so a controller that adopts the call computes the same
+    id as its dead owner did, and the owner's late writes merge into the same row.
+    """
 
     __tablename__ = "calls"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    channel_id: Mapped[str] = mapped_column(String(128), unique=True)
+    asterisk_id: Mapped[str] = mapped_column(String(64), default="")
+    channel_id: Mapped[str] = mapped_column(String(128))
+    # The controller driving the call; another controller closes it as lost only once this one is dead.
+    owner: Mapped[str | None] = mapped_column(String(64))
+    # Created by an adopting controller that found no record: the owner's writes never reached the database.
+    recovered: Mapped[bool] = mapped_column(default=False)
+    role: Mapped[str] = mapped_column(String(32), default="inbound")
+    source: Mapped[str | None] = mapped_column(String(32))
+    # Every channel of the interaction ([{"id", "role", "joined_at"}...]) and its bridge, if any.
+    channels: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    bridge_id: Mapped[str | None] = mapped_column(String(128))
     caller_number: Mapped[str] = mapped_column(String(128), default="")
     caller_name: Mapped[str] = mapped_column(String(256), default="")
     dialed: Mapped[str] = mapped_column(String(128), default="")
@@ -85,7 +100,11 @@ class CallRecord(Base):
         back_populates="call", order_by="(CallEvent.at, CallEvent.id)", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_calls_started_at", "started_at"),)
+    __table_args__ = (
+        Index("ix_calls_started_at", "started_at"),
+        UniqueConstraint("asterisk_id", "channel_id", name="uq_calls_asterisk_channel"),
+        Index("ix_calls_open", "asterisk_id", "ended_at"),
+    )
 
 
 class CallEvent(Base):
@@ -108,3 +127,18 @@ class CallEvent(Base):
         Index("ix_call_events_call_at", "call_id", "at", "id"),
         UniqueConstraint("uid", name="uq_call_events_uid"),
     )
+
+
+class ControllerRecord(Base):
+    """A controller process, for the others to know whether the owner of a call is alive."""
+
+    __tablename__ = "controllers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    asterisk_id: Mapped[str] = mapped_column(String(64), default="")
+    host: Mapped[str] = mapped_column(String(256), default="")
+    pid: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    # Set on a clean stop: its calls may be adopted or closed at once, without waiting for staleness.
+    stopped_at: Mapped[datetime | None]
