@@ -5,13 +5,18 @@ PY     := $(VENV)/bin/python
 IVR    := $(VENV)/bin/ivrpowers
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration deps venv asterisk bench clean
+.PHONY: run test check unit integration deps venv asterisk bench clean
 
 run: deps venv asterisk
 	$(IVR) run --start-asterisk --demo
 
-test: deps venv asterisk
+test: check deps venv asterisk
 	$(PY) -m pytest -ra tests
+
+# Lint and strict type check: cheap, so they run before the tests and fail fast.
+check: venv
+	$(VENV)/bin/ruff check ivrpowers tests
+	$(VENV)/bin/mypy
 
 unit: venv
 	$(PY) -m pytest -ra tests/unit
