@@ -37,7 +37,7 @@ RESYNC = "resync"
 class Subscription:
     """A registered handler; `cancel()` unregisters it (idempotent, safe inside a handler)."""
 
-    __slots__ = ("event_type", "handler", "channel_id", "_seq", "_owner")
+    __slots__ = ("_owner", "_seq", "channel_id", "event_type", "handler")
 
     def __init__(
         self,

@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 
 def settings_from(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj["settings"]
+    settings: Settings = ctx.find_root().obj["settings"]  # set by the root command (cli/main.py)
+    return settings
 
 
 def setup_logging(verbose: int) -> None:

@@ -28,8 +28,8 @@ class RouteRepository:
 
     async def delete(self, number: str) -> bool:
         async with self.db.session() as session, session.begin():
-            result = await session.execute(delete(Route).where(Route.number == number))
-            return bool(result.rowcount)
+            deleted = await session.scalar(delete(Route).where(Route.number == number).returning(Route.number))
+            return deleted is not None
 
     async def all(self) -> list[Route]:
         async with self.db.session() as session:

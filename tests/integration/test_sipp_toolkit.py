@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def events_of(packets: list[Rtp]) -> str:
 def check_event_structure(packets: list[Rtp], digits: str, updates: int) -> None:
     groups = digit_groups(packets)
     assert events_of(packets) == digits
-    for group, digit in zip(groups, digits):
+    for group, digit in zip(groups, digits, strict=True):
         assert len(group) == updates + 3
         assert {p.event for p in group} == {toolkit.DTMF_EVENTS[digit]}
         assert [p.marker for p in group] == [True] + [False] * (updates + 2)
@@ -172,10 +173,10 @@ def test_pcap_every_digit(tmp_path: Path) -> None:
 
     # Consecutive events: previous start + its 8 packets of media clock + the gap.
     starts = [g[0].ts for g in digit_groups(packets)]
-    assert {b - a for a, b in zip(starts, starts[1:])} == {8 * 160 + 800}
+    assert {b - a for a, b in pairwise(starts)} == {8 * 160 + 800}
 
     # Pcap times pace SIPp's replay: 20 ms apart inside an event, +gap between events.
-    deltas = [round(b.time - a.time, 3) for a, b in zip(records, records[1:])]
+    deltas = [round(b.time - a.time, 3) for a, b in pairwise(records)]
     assert set(deltas) == {0.02, 0.12}
     assert deltas.count(0.12) == len(digits) - 1
     assert info.duration == pytest.approx(records[-1].time - records[0].time + 0.02, abs=1e-5)
@@ -232,7 +233,9 @@ def test_call_validation() -> None:
         toolkit.SippCall(dialed="1 00", steps=[Hangup()]).validate()
     # SIPp's -timeout must not cut a call short: ExpectHangup's wait counts too.
     with pytest.raises(ValueError, match="timeout=20"):
-        toolkit.prepare_call(toolkit.SippCall(dialed="100", steps=[Pause(1), ExpectHangup(30)]), ("127.0.0.1", 5060), 20)
+        toolkit.prepare_call(
+            toolkit.SippCall(dialed="100", steps=[Pause(1), ExpectHangup(30)]), ("127.0.0.1", 5060), 20
+        )
 
 
 def test_free_ports_are_distinct() -> None:
@@ -439,10 +442,11 @@ class Uas:
             "-trace_msg", "-message_file", str(workdir / "uas_messages.log"),
             "-timeout", "20s", "-timeout_error", "-nostdin",
         ]  # fmt: skip
-        proc = subprocess.Popen(
-            argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "uas_stderr.log", "wb"),
-        )  # fmt: skip
+        # SIPp keeps its own copy of the log's descriptor: ours closes once it is started.
+        with open(workdir / "uas_stderr.log", "wb") as stderr:
+            proc = subprocess.Popen(
+                argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+            )
         # Wait until the UAS listens, so the INVITE is not lost to a closed port.
         deadline = time.monotonic() + 5
         while _udp_port_free(port):

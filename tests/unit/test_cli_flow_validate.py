@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ivrpowers.config import PROJECT_ROOT
+from ivrpowers.resources import demo_flow
 
 GOOD_HEAD = "name: t\nstart: a\nnodes:\n  a:\n    type: answer\n    next: b\n"
 
@@ -25,15 +26,21 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_the_demo_flow_is_valid() -> None:
-    out = validate(PROJECT_ROOT / "flows" / "demo.yaml")
+    out = validate(demo_flow())
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
 
 
 def test_each_kind_of_mistake_names_file_and_line(tmp_path: Path) -> None:
     unknown = write(tmp_path, "unknown.yaml", GOOD_HEAD + "  b:\n    type: dance\n")
-    missing = write(tmp_path, "missing.yaml", GOOD_HEAD + "  b:\n    type: play\n    media: [sound:beep]\n    next: nowhere\n")
-    syntax = write(tmp_path, "syntax.yaml", "name: t\nstart: a\nnodes:\n  a:\n    type: answer\n    next: [b\n  b:\n    type: hangup\n")
+    missing = write(
+        tmp_path, "missing.yaml", GOOD_HEAD + "  b:\n    type: play\n    media: [sound:beep]\n    next: nowhere\n"
+    )
+    syntax = write(
+        tmp_path,
+        "syntax.yaml",
+        "name: t\nstart: a\nnodes:\n  a:\n    type: answer\n    next: [b\n  b:\n    type: hangup\n",
+    )
     no_start = write(tmp_path, "nostart.yaml", "name: t\nstart: zz\nnodes:\n  a:\n    type: hangup\n")
     out = validate(unknown, missing, syntax, no_start)
     assert out.returncode != 0
@@ -47,7 +54,7 @@ def test_each_kind_of_mistake_names_file_and_line(tmp_path: Path) -> None:
 
 def test_one_bad_file_fails_the_run_and_the_good_one_is_still_reported(tmp_path: Path) -> None:
     bad = write(tmp_path, "bad.yaml", GOOD_HEAD)  # `next: b` but there is no b
-    out = validate(PROJECT_ROOT / "flows" / "demo.yaml", bad)
+    out = validate(demo_flow(), bad)
     assert out.returncode == 1
     assert out.stderr.startswith(f"{bad}:6: ")
     assert "demo.yaml: ok" in out.stdout
