@@ -1,23 +1,32 @@
 """A live Asterisk channel as the flow interpreter's `Call`.
 
 The controller feeds this object the channel's ARI events (DTMF, playback finished, hangup); the
-interpreter awaits its methods. Every wait re-checks one state snapshot, so an event that arrives
-before its waiter (a PlaybackFinished racing the play request's reply) is never missed.
+interpreter awaits its methods. Digit buffering and barge-in are `flows.digits.CallMedia`, the
+same rules the simulator runs; this class is their media driver over ARI.
+
+During an ARI outage a request fails without an HTTP status (`AriConnectionError`). The call then
+waits for the client to reconnect (at most `outage_wait` seconds) and sends the request again,
+which is safe for every request made here:
+- answer, progress: a no-op on a channel already in that state;
+- hangup, stop playback: 404 once done, taken as done;
+- play: Asterisk accepts a second playback under the same id and queues it (res_stasis_playback
+  has no duplicate check), so the retry first asks whether the playback exists and only sends
+  the request again if it does not. Caveat: if the lost request had been played to its end
+  during the outage, the caller hears the prompt again, which beats waiting in silence.
+The resync requests (`resync`) are never retried: they run as part of the reconnection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from ivrpowers.ari import AriClient, AriError, AriNotFound, Channel
+from ivrpowers.ari import AriClient, AriConnectionError, AriError, AriNotFound, Channel
 from ivrpowers.flows.call import CallerHungUp
+from ivrpowers.flows.digits import CallMedia, wait_for_change
 
 log = logging.getLogger("ivrpowers.calls")
 
@@ -25,9 +34,22 @@ T = TypeVar("T")
 
 WITHHELD = {"anonymous", "unknown", "restricted", "private", "unavailable"}
 
+# How long a call's request waits for ARI to come back before the flow gives up on it.
+OUTAGE_WAIT = 30.0
+# While the events websocket still looks up, REST retries back off from here (seconds).
+_RETRY_MIN, _RETRY_MAX = 0.1, 2.0
+
 
 class AriCall:
-    def __init__(self, client: AriClient, channel: Channel, dialed: str, *, on_answer: Callable[[datetime], None]) -> None:
+    def __init__(
+        self,
+        client: AriClient,
+        channel: Channel,
+        dialed: str,
+        *,
+        on_answer: Callable[[datetime], None],
+        outage_wait: float = OUTAGE_WAIT,
+    ) -> None:
         self.client = client
         self.channel_id = channel.id
         number = channel.caller.number if channel.caller else ""
@@ -37,16 +59,18 @@ class AriCall:
         self._dialed = dialed
         self._answered = channel.state == "Up"
         self._on_answer = on_answer
-        self._digits: deque[str] = deque()
-        self._finished_playbacks: set[str] = set()
-        self._current_playback: str | None = None
-        self._changed = asyncio.Event()
-        self.gone = False
+        self.outage_wait = outage_wait
+        self._media = CallMedia(self)
         self.hung_up_by_flow = False
         self.destroyed = asyncio.Event()
         self.cause: int | None = None
         self.cause_txt: str | None = None
         self.ended_at: datetime | None = None
+
+    @property
+    def gone(self) -> bool:
+        """The channel hung up or is hanging up: every `Call` method raises CallerHungUp."""
+        return self._media.gone
 
     # -- Call protocol ---------------------------------------------------------------------------
     @property
@@ -64,70 +88,73 @@ class AriCall:
     async def answer(self) -> None:
         if self._answered:
             return
-        await self._rest(self.client.answer(self.channel_id))
+        await self._request(lambda: self.client.answer(self.channel_id))
         self._answered = True
         self._on_answer(datetime.now(UTC))
 
     async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
-        self._check_alive()
-        if barge_in and self._digits:
-            return self._digits.popleft()  # typed ahead: the caller already chose, skip the prompt
-        playback_id = str(uuid.uuid4())
-        self._current_playback = playback_id
-        try:
-            await self._rest(self.client.play(self.channel_id, list(media), playback_id=playback_id))
-
-            def outcome() -> tuple[str, str | None] | None:
-                if barge_in and self._digits:
-                    return ("digit", self._digits.popleft())
-                if playback_id in self._finished_playbacks:
-                    return ("done", None)
-                return None
-
-            kind, digit = await self._wait(outcome)  # type: ignore[misc]
-            if kind == "digit":
-                await self._stop_playback(playback_id)
-            return digit
-        finally:
-            self._current_playback = None
-            self._finished_playbacks.discard(playback_id)
+        return await self._media.play(media, barge_in=barge_in)
 
     async def read_digit(self, timeout: float) -> str | None:
-        return await self._wait(lambda: self._digits.popleft() if self._digits else None, timeout)
+        return await self._media.read_digit(timeout)
 
     async def hangup(self, reason: str = "normal") -> None:
         if self.gone:
             return
         self.hung_up_by_flow = True
         try:
-            await self.client.hangup(self.channel_id, reason=reason)
-        except AriNotFound:
-            pass
-        self._mark_gone()
+            await self._request(lambda: self.client.hangup(self.channel_id, reason=reason))
+        except CallerHungUp:
+            pass  # already gone: what we wanted
+        self._media.feed_gone()
 
     async def progress(self) -> None:
         """Early media (183) without answering: announcements that must not be billed."""
-        await self._rest(self.client.progress(self.channel_id))
+        await self._request(lambda: self.client.progress(self.channel_id))
+
+    # -- media driver (flows.digits.MediaDriver) ------------------------------------------------
+    async def start_playback(self, playback_id: str, media: Sequence[str]) -> None:
+        retried = False
+
+        async def play() -> None:
+            nonlocal retried
+            if retried:
+                try:
+                    await self.client.get_playback(playback_id)
+                    return  # the lost request did reach Asterisk: don't queue it twice
+                except AriNotFound:
+                    pass
+            retried = True
+            await self.client.play(self.channel_id, list(media), playback_id=playback_id)
+
+        await self._request(play)
+
+    async def stop_playback(self, playback_id: str) -> None:
+        try:
+            await self._request(lambda: self.client.stop_playback(playback_id))
+        except (AriError, CallerHungUp):
+            pass  # already finished, or the caller left: nothing to stop
+
+    async def wait_for_caller(self, changed: asyncio.Event, timeout: float | None) -> bool:
+        return await wait_for_change(changed, timeout)
 
     # -- events from the controller ------------------------------------------------------------
     def feed_dtmf(self, digit: str) -> None:
-        self._digits.append(digit)
-        self._changed.set()
+        self._media.feed_dtmf(digit)
 
     def feed_playback_finished(self, playback_id: str) -> None:
-        self._finished_playbacks.add(playback_id)
-        self._changed.set()
+        self._media.feed_playback_finished(playback_id)
 
     def feed_hangup(self, cause: int | None = None, cause_txt: str | None = None) -> None:
         if cause is not None and self.cause is None:
             self.cause, self.cause_txt = cause, cause_txt
-        self._mark_gone()
+        self._media.feed_gone()
 
     def feed_destroyed(self, cause: int | None, cause_txt: str | None, at: datetime | None) -> None:
         if cause is not None:
             self.cause, self.cause_txt = cause, cause_txt
         self.ended_at = at or datetime.now(UTC)
-        self._mark_gone()
+        self._media.feed_gone()
         self.destroyed.set()
 
     async def resync(self) -> None:
@@ -137,52 +164,47 @@ class AriCall:
         except AriNotFound:
             self.feed_destroyed(None, None, None)
             return
-        if (playback := self._current_playback) is not None:
+        if (playback := self._media.current_playback) is not None:
             try:
                 await self.client.get_playback(playback)
             except AriNotFound:
                 self.feed_playback_finished(playback)
 
     # -- internals -----------------------------------------------------------------------------
-    def _mark_gone(self) -> None:
-        self.gone = True
-        self._changed.set()
-
-    def _check_alive(self) -> None:
-        if self.gone:
-            raise CallerHungUp()
-
-    async def _rest(self, awaitable):  # type: ignore[no-untyped-def]
-        self._check_alive()
-        try:
-            return await awaitable
-        except AriNotFound as exc:
-            # The channel vanished between our last event and this request.
-            self._mark_gone()
-            raise CallerHungUp() from exc
-        except AriError:
-            if self.gone:
-                raise CallerHungUp() from None
-            raise
-
-    async def _stop_playback(self, playback_id: str) -> None:
-        try:
-            await self.client.stop_playback(playback_id)
-        except AriError:
-            pass  # already finished: nothing to stop
-
-    async def _wait(self, ready: Callable[[], T | None], timeout: float | None = None) -> T | None:
-        """Wait until `ready()` returns something; None on timeout; CallerHungUp once gone."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    async def _request(self, send: Callable[[], Awaitable[T]]) -> T:
+        """Send a request about this channel; a 404 means the caller left; an outage is waited out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.outage_wait
+        delay = _RETRY_MIN
         while True:
-            self._check_alive()
-            if (value := ready()) is not None:
-                return value
-            self._changed.clear()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
+            self._media.check_alive()
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
+                return await send()
+            except AriNotFound as exc:
+                # The channel vanished between our last event and this request.
+                self._media.feed_gone()
+                raise CallerHungUp() from exc
+            except AriConnectionError as exc:
+                if self.gone:
+                    raise CallerHungUp() from None
+                remaining = deadline - loop.time()
+                if remaining <= 0 or not await self._ari_back(remaining, delay):
+                    raise
+                log.info("call %s: %s; ARI is back, sending it again", self.channel_id, exc)
+                delay = min(delay * 2, _RETRY_MAX)
+            except AriError:
+                if self.gone:
+                    raise CallerHungUp() from None
+                raise
+
+    async def _ari_back(self, remaining: float, delay: float) -> bool:
+        """Wait for the ARI client to reconnect (its resync done); False if not within `remaining`."""
+        if self.client.is_connected:
+            # REST failed but the websocket has not noticed (yet): back off and try again.
+            await asyncio.sleep(min(delay, remaining))
+            return True
+        try:
+            await self.client.wait_connected(remaining)
+        except TimeoutError:
+            return False
+        return True

@@ -6,12 +6,13 @@ each moment the flow gives them a chance to act (during a playback, or while it 
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from .call import CallerHungUp
+from .digits import CallMedia
 
 __all__ = [
     "CallerAction",
@@ -62,8 +63,12 @@ CallerAction = Press | Interrupt | Listen | Silence | HangUp
 
 
 class ScriptedCall:
-    """A `Call` whose caller follows a script. `actions` logs what the flow did to the call:
-    ("answer",), ("play", [uris], barge_in), ("read_digit", timeout), ("hangup",)."""
+    """A `Call` whose caller follows a script, with the real call's digit rules (`digits.CallMedia`).
+
+    `actions` logs what the flow asked of the call: ("answer",), ("play", [uris], barge_in),
+    ("read_digit", timeout), ("hangup",). `media_requests` logs what reached the media side:
+    ("start", [uris]) and ("stop",), as the real call's ARI requests would.
+    """
 
     def __init__(
         self,
@@ -78,9 +83,10 @@ class ScriptedCall:
         self.when_done = when_done
         self._caller_number, self._caller_name, self._dialed = caller_number, caller_name, dialed
         self.actions: list[tuple[Any, ...]] = []
+        self.media_requests: list[tuple[Any, ...]] = []
         self.answered = False
         self.hung_up_by: Literal["flow", "caller"] | None = None
-        self._buffer: deque[str] = deque()
+        self.media = CallMedia(_ScriptedCaller(self))
 
     @property
     def caller_number(self) -> str:
@@ -94,58 +100,76 @@ class ScriptedCall:
     def dialed(self) -> str:
         return self._dialed
 
-    def _ensure_up(self) -> None:
-        if self.hung_up_by is not None:
-            raise CallerHungUp()
-
-    def _caller_leaves(self) -> CallerHungUp:
+    def caller_leaves(self) -> None:
         self.hung_up_by = "caller"
-        return CallerHungUp()
+        self.media.feed_gone()
 
     async def answer(self) -> None:
-        self._ensure_up()
+        self.media.check_alive()
         self.actions.append(("answer",))
         self.answered = True
 
     async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
-        self._ensure_up()
+        self.media.check_alive()
         self.actions.append(("play", list(media), barge_in))
-        while self.script:
-            action = self.script[0]
-            if isinstance(action, HangUp):
-                self.script.popleft()
-                raise self._caller_leaves()
-            if isinstance(action, Listen):
-                self.script.popleft()
-                break
-            if not isinstance(action, Interrupt):
-                break  # the caller acts after this playback
-            self.script.popleft()
-            if barge_in:
-                return action.digit
-            self._buffer.append(action.digit)
-        return None
+        return await self.media.play(media, barge_in=barge_in)
 
     async def read_digit(self, timeout: float) -> str | None:
-        self._ensure_up()
+        self.media.check_alive()
         self.actions.append(("read_digit", timeout))
-        if self._buffer:
-            return self._buffer.popleft()
-        if not self.script:
-            if self.when_done == "hangup":
-                raise self._caller_leaves()
-            return None
-        action = self.script.popleft()
-        if isinstance(action, HangUp):
-            raise self._caller_leaves()
-        if isinstance(action, (Silence, Listen)):
-            return None  # a Listen where nothing plays: the caller just listens to the silence
-        return action.digit
+        return await self.media.read_digit(timeout)
 
     async def hangup(self) -> None:
-        self._ensure_up()
+        self.media.check_alive()
         self.actions.append(("hangup",))
         self.hung_up_by = "flow"
+        self.media.feed_gone()
+
+
+class _ScriptedCaller:
+    """The `MediaDriver` of a `ScriptedCall`: each time the call waits, the caller does the next
+    thing in the script (one action per wait, so the digit rules decide, not the script)."""
+
+    def __init__(self, call: ScriptedCall) -> None:
+        self.call = call
+
+    async def start_playback(self, playback_id: str, media: Sequence[str]) -> None:
+        self.call.media_requests.append(("start", list(media)))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        self.call.media_requests.append(("stop",))
+        self.call.media.feed_playback_finished(playback_id)
+
+    async def wait_for_caller(self, changed: asyncio.Event, timeout: float | None) -> bool:
+        call, script = self.call, self.call.script
+        playing = call.media.current_playback
+        if playing is not None:
+            action = script[0] if script else None
+            if isinstance(action, HangUp):
+                script.popleft()
+                call.caller_leaves()
+            elif isinstance(action, Interrupt):
+                script.popleft()
+                call.media.feed_dtmf(action.digit)
+            else:
+                if isinstance(action, Listen):
+                    script.popleft()
+                # Press and Silence are for the wait that follows the playback.
+                call.media.feed_playback_finished(playing)
+            return True
+        if not script:
+            if call.when_done == "hangup":
+                call.caller_leaves()
+                return True
+            return False
+        action = script.popleft()
+        if isinstance(action, HangUp):
+            call.caller_leaves()
+            return True
+        if isinstance(action, (Silence, Listen)):
+            return False  # a Listen where nothing plays: the caller just listens to the silence
+        call.media.feed_dtmf(action.digit)
+        return True
 
 
 class Entry(NamedTuple):

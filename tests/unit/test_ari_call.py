@@ -22,6 +22,10 @@ class FakeAri:
         self.channel_exists = True
         self.live_playbacks: set[str] = set()
         self.answer_error: Exception | None = None
+        self.is_connected = True
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        raise TimeoutError  # overridden by the outage tests
 
     async def answer(self, channel_id: str) -> None:
         self.requests.append(("answer", channel_id))
@@ -49,11 +53,14 @@ class FakeAri:
             raise AriNotFound(404, "GET", f"/playbacks/{playback_id}", "Playback not found")
 
 
-def make_call(number: str = "5551234", state: str = "Ring") -> tuple[AriCall, FakeAri, list[datetime]]:
+def make_call(
+    number: str = "5551234", state: str = "Ring", outage_wait: float = 30.0
+) -> tuple[AriCall, FakeAri, list[datetime]]:
     ari = FakeAri()
     answered: list[datetime] = []
     channel = Channel(id="chan-1", name="PJSIP/trunk-1", state=state, caller=CallerID(name="Ann", number=number))
-    return AriCall(ari, channel, "100", on_answer=answered.append), ari, answered  # type: ignore[arg-type]
+    call = AriCall(ari, channel, "100", on_answer=answered.append, outage_wait=outage_wait)  # type: ignore[arg-type]
+    return call, ari, answered
 
 
 def played(ari: FakeAri) -> list[Any]:
@@ -148,8 +155,8 @@ async def test_a_channel_gone_before_answer_is_a_hangup_not_an_error() -> None:
     assert call.gone
 
 
-async def test_ari_unreachable_is_an_error_not_a_hangup() -> None:
-    call, ari, _ = make_call()
+async def test_ari_unreachable_beyond_the_outage_wait_is_an_error_not_a_hangup() -> None:
+    call, ari, _ = make_call(outage_wait=0)
     ari.answer_error = AriConnectionError("POST", "/channels/chan-1/answer", "connection refused")
     with pytest.raises(AriConnectionError):
         await call.answer()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from textwrap import dedent
 from typing import get_args
 
@@ -12,8 +11,9 @@ import pytest
 from ivrpowers.flows import CallerHungUp, Flow, Node, load_flow, load_flow_file, run_flow
 from ivrpowers.flows.interpreter import _HANDLERS
 from ivrpowers.flows.testing import CallerAction, HangUp, Interrupt, Listen, ListJournal, Press, ScriptedCall, Silence
+from ivrpowers.resources import demo_flow
 
-DEMO = Path(__file__).resolve().parents[2] / "flows" / "demo.yaml"
+DEMO = demo_flow()
 PROMPT = ["sound:hello-world", "sound:silence/1", "sound:digits/1", "sound:silence/1", "sound:digits/2"]
 
 
