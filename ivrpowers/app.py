@@ -11,9 +11,12 @@ from aiohttp import web
 
 from ivrpowers.ari import AriClient
 from ivrpowers.calls.controller import CallController
+from ivrpowers.calls.identity import new_controller_id
+from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.routing import Router
 from ivrpowers.config import Settings
 from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.controllers import ControllerRepository
 from ivrpowers.store.db import Database
 from ivrpowers.store.flows import FlowRepository
 from ivrpowers.store.migrate import SchemaOutdated, check_schema
@@ -34,15 +37,30 @@ class Controller:
         self.writer = CdrWriter(self.cdrs, settings.state_dir / "cdr-spool.jsonl")
         self.client = AriClient(settings.ari_base_url, settings.ari_user, settings.ari_secret, settings.ari_app)
         router = Router(RouteRepository(self.db), FlowRepository(self.db))
-        self.calls = CallController(self.client, settings, router, self.cdrs, self.writer)
+        self.id = new_controller_id()
+        self.liveness = Liveness(ControllerRepository(self.db), self.id, settings.asterisk_id)
+        self.calls = CallController(self.client, settings, router, self.cdrs, self.writer, self.liveness)
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
 
     def health(self) -> dict[str, object]:
+        """`status` is "degraded" (HTTP 503) with the `problems` when calls or CDRs are at risk."""
         ari = self.client.is_connected
+        problems = []
+        if not ari:
+            problems.append(self.client.problem or "ARI events connection down")
+        if self.writer.failures:
+            problems.append(f"database: {self.writer.failures} CDR writes failed in a row")
+        writer = self.writer.health() if hasattr(self.writer, "health") else {}
+        if isinstance(writer, dict) and writer.get("problem"):
+            problems.append(f"CDR writer: {writer['problem']}")
         return {
-            "status": "ok" if ari else "degraded",
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "controller_id": self.id,
+            "asterisk_id": self.settings.asterisk_id,
             "ari_connected": ari,
+            "ari_replaced": self.client.replacements,
             "active_calls": len(self.calls.sessions),
             "cdr_backlog": self.writer.backlog,
             "cdr_write_failures": self.writer.failures,
@@ -56,6 +74,7 @@ class Controller:
         except Exception as exc:  # unreachable: start anyway, CDR writes wait for it
             log.warning("database not reachable at start (%s: %s); continuing", type(exc).__name__, exc)
         self.writer.start()
+        self.liveness.start()
         self.calls.install()
         self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")
         app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"])
@@ -73,6 +92,7 @@ class Controller:
                 await self._ari_task
         if self._runner:
             await self._runner.cleanup()
+        await self.liveness.stop()
         await self.writer.close()
         await self.db.close()
 

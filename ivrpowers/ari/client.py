@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -92,6 +93,10 @@ class AriClient(AriRest):
         self._loop_task: asyncio.Task[None] | None = None
         self._start_task: asyncio.Task[None] | None = None
         self._connects = 0
+        self._replaced = False
+        # Why the events connection is not up (None while it is): for health reports.
+        self.problem: str | None = "not connected yet"
+        self.replacements = 0
 
     # --- registration ---------------------------------------------------------------------
 
@@ -205,11 +210,18 @@ class AriClient(AriRest):
             was_up, reason = await self._session_once()
             if self._stopping.is_set():
                 break
-            if was_up:
+            if self._replaced:
+                # Another connection took our app: taking it straight back would make the two fight.
+                self._replaced = False
+                delay = self.reconnect_max
+            elif was_up:
                 delay = self.reconnect_min
-            log.warning("ARI events connection %s; reconnecting in %.2fs", reason, delay)
+            self.problem = f"ARI events connection {reason}"
+            # Jitter: controllers cut off together must not all come back in the same instant.
+            wait = delay * random.uniform(0.75, 1.25)
+            log.warning("ARI events connection %s; reconnecting in %.2fs", reason, wait)
             with contextlib.suppress(TimeoutError):  # the backoff sleep, cut short by close()
-                await asyncio.wait_for(self._stopping.wait(), delay)
+                await asyncio.wait_for(self._stopping.wait(), wait)
             delay = min(delay * 2, self.reconnect_max)
 
     async def _session_once(self) -> tuple[bool, str]:
@@ -242,10 +254,13 @@ class AriClient(AriRest):
                 )
                 await self._dispatcher.resync(channels, reconnected)
                 self._connected.set()
+                self.problem = None
                 async for message in ws:
                     await self._on_message(message)
                     if self._stopping.is_set():
                         return up, "closed by the client"
+                    if self._replaced:
+                        return up, "replaced: another connection registered the same app"
                 return up, _close_reason(ws.close_exc)
         except ConnectionClosed as exc:
             return up, _close_reason(exc)
@@ -272,8 +287,9 @@ class AriClient(AriRest):
             return
         event = parse_event(data)
         if isinstance(event, ApplicationReplaced):
-            log.error(
-                "ARI app %s was taken over by another websocket: no more events here until reconnect",
-                self.app,
-            )
+            # Asterisk sends nothing more on this socket: sitting on it would look healthy and be deaf.
+            log.error("ARI app %s was taken over by another websocket: backing off", self.app)
+            self._replaced = True
+            self.replacements += 1
+            self._connected.clear()
         await self._dispatcher.dispatch(event)

@@ -1,246 +1,152 @@
-"""The Stasis application: every channel that enters it becomes a session running a flow.
+"""The Stasis application: each channel that enters it is handled according to its role.
 
-Call state that matters after a crash lives in the database (the CDR and its timeline), not here:
-after an events outage or a controller restart, channels still in the Stasis app are adopted
-again and their flow resumes at the last node entered.
+- `inbound` (a caller from the trunk, a phone or a browser): a new interaction, a `Session` running
+  the flow routed to the dialed number;
+- `leg` (a channel this controller originated for an interaction): joins that interaction;
+- anything else is refused: hung up, logged, recorded.
+
+The parts: `events.EventRouter` (ARI events to the owner of each channel), `reconciler.Reconciler`
+(resync and adoption after a (re)connect), `session.Session` (one interaction).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
-from ivrpowers.ari import (
-    AriClient,
-    AriError,
-    Channel,
-    ChannelDestroyed,
-    ChannelDtmfReceived,
-    ChannelHangupRequest,
-    PlaybackFinished,
-    StasisEnd,
-    StasisStart,
-    event_channel_id,
-)
+from ivrpowers.ari import AriClient, AriError, Channel, StasisStart
 from ivrpowers.calls.ari_call import AriCall
-from ivrpowers.calls.journal import CallJournal
-from ivrpowers.calls.routing import Router, RoutingError
+from ivrpowers.calls.events import EventRouter
+from ivrpowers.calls.identity import call_id_for
+from ivrpowers.calls.liveness import Liveness
+from ivrpowers.calls.reconciler import Reconciler
+from ivrpowers.calls.roles import INBOUND, LEG, StasisArgs, parse_stasis_args
+from ivrpowers.calls.routing import Router
+from ivrpowers.calls.session import CallContext, Session
 from ivrpowers.config import Settings
-from ivrpowers.flows import run_flow
-from ivrpowers.flows.call import CallerHungUp
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.models import CallRecord
 from ivrpowers.store.writer import CdrWriter
 
 log = logging.getLogger("ivrpowers.calls")
 
-# How long to wait for ChannelDestroyed (it carries the hangup cause) once a call is over.
-DESTROY_GRACE = 5.0
-
-DISPOSITIONS = {"hangup_by_flow": "completed", "caller_hangup": "caller_hangup"}
-
-
-@dataclass
-class Session:
-    call_id: str
-    call: AriCall
-    journal: CallJournal
-    task: asyncio.Task[None] | None = None
-
-
-def _stasis_args(channel: Channel) -> list[str]:
-    """The Stasis() arguments of a channel found by listing (no StasisStart to read them from)."""
-    data = channel.dialplan.app_data if channel.dialplan else ""
-    return data.split(",")[1:] if data else []
+# Call ids of sessions run here, so the reconciler never takes one still being written for lost.
+_HANDLED_KEPT = 50_000
 
 
 class CallController:
-    def __init__(self, client: AriClient, settings: Settings, router: Router, cdrs: CdrRepository, writer: CdrWriter) -> None:
+    def __init__(self, client: AriClient, settings: Settings, router: Router, cdrs: CdrRepository,
+                 writer: CdrWriter, liveness: Liveness) -> None:
         self.client = client
         self.settings = settings
-        self.router = router
-        self.cdrs = cdrs
         self.writer = writer
-        self.sessions: dict[str, Session] = {}
-        self._adoption: asyncio.Task[None] | None = None
+        self.asterisk_id = liveness.asterisk_id
+        self.events = EventRouter(client, self._on_stasis_start)
+        self.ctx = CallContext(client=client, settings=settings, router=router, writer=writer,
+                               events=self.events, controller_id=liveness.id, asterisk_id=liveness.asterisk_id)
+        self.reconciler = Reconciler(client, settings.ari_app, self, cdrs, writer, liveness)
+        self.sessions: dict[str, Session] = {}  # by call id
+        self._by_channel: dict[str, Session] = {}
+        self._handled: OrderedDict[str, None] = OrderedDict()
+        self._other: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def install(self) -> None:
-        self.client.subscribe("StasisStart", self._on_stasis_start)
-        self.client.subscribe("ChannelDtmfReceived", self._on_dtmf)
-        self.client.subscribe("PlaybackFinished", self._on_playback_finished)
-        self.client.subscribe("ChannelHangupRequest", self._on_hangup_request)
-        self.client.subscribe("StasisEnd", self._on_stasis_end)
-        self.client.subscribe("ChannelDestroyed", self._on_destroyed)
-        self.client.on_resync(self._on_resync)
+        self.events.install()
+        self.client.on_resync(self.reconciler.on_resync)
 
     async def shutdown(self) -> None:
-        """Stop driving calls without hanging them up: the next controller adopts them."""
-        tasks = [s.task for s in self.sessions.values() if s.task]
-        if self._adoption is not None:
-            tasks.append(self._adoption)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Stop driving calls without hanging them up: the next controller adopts them.
 
-    # -- events --------------------------------------------------------------------------------
-    def _on_stasis_start(self, event: StasisStart) -> None:
-        if event.channel.id in self.sessions:
-            return
-        self._spawn(event.channel, list(event.args), adopted=None)
-
-    def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
-        if session := self.sessions.get(event.channel.id):
-            session.call.feed_dtmf(event.digit)
-
-    def _on_playback_finished(self, event: PlaybackFinished) -> None:
-        if session := self.sessions.get(event_channel_id(event) or ""):
-            session.call.feed_playback_finished(event.playback.id)
-
-    def _on_hangup_request(self, event: ChannelHangupRequest) -> None:
-        if session := self.sessions.get(event.channel.id):
-            session.call.feed_hangup(event.cause)
-
-    def _on_stasis_end(self, event: StasisEnd) -> None:
-        if session := self.sessions.get(event.channel.id):
-            session.call.feed_hangup()
-
-    def _on_destroyed(self, event: ChannelDestroyed) -> None:
-        if session := self.sessions.get(event.channel.id):
-            session.call.feed_destroyed(event.cause, event.cause_txt, event.timestamp)
-
-    async def _on_resync(self, channels: list[Channel], reconnected: bool) -> None:
-        present = {c.id for c in channels}
-        for channel_id, session in list(self.sessions.items()):
-            if channel_id in present:
-                await session.call.resync()
-            else:
-                session.call.feed_destroyed(None, None, None)  # it left while we weren't listening
-        if not reconnected or any(c.id not in self.sessions for c in channels):
-            if self._adoption is None or self._adoption.done():
-                self._adoption = asyncio.create_task(self._adopt(close_lost=not reconnected), name="adopt-calls")
-
-    async def _adopt(self, *, close_lost: bool) -> None:
-        """Take over the channels in our Stasis app that no session drives, resuming their flows.
-
-        Needs the database (where each call's flow version and last node are), so during an outage
-        it waits and retries: the callers wait in the call, they are not dropped.
+        A StasisStart that arrives meanwhile is left alone for the same reason; tasks started by
+        anything already running are collected until none is left.
         """
-        delay = 0.5
-        while True:
-            try:
-                # Writes replayed from the log may hold these calls' CDRs: let them land first.
-                if self.writer.backlog:
-                    log.info("adoption waits for %d pending CDR writes", self.writer.backlog)
-                await self.writer.flush()
-                records = {r.channel_id: r for r in await self.cdrs.unfinished()}
-                channels = [c for c in await self.client.list_channels() if c.in_stasis_app(self.settings.ari_app)]
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("cannot adopt calls yet (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        present = {c.id for c in channels}
-        for channel in channels:
-            if channel.id not in self.sessions:
-                record = records.get(channel.id)
-                log.info("adopting channel %s (%s)", channel.id, "resuming its flow" if record else "new to us")
-                self._spawn(channel, _stasis_args(channel), adopted=record)
-        if close_lost:
-            # A fresh controller: calls it has no channel for ended while no controller watched.
-            now = datetime.now(UTC)
-            for channel_id, record in records.items():
-                if channel_id not in present and channel_id not in self.sessions:
-                    self.writer.add_event(record.id, "ended_unobserved", now, None, {})
-                    self.writer.update_call(record.id, ended_at=now, disposition="ended_unobserved")
+        self._closing = True
+        while tasks := [t for t in self._tasks() if not t.done()]:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- sessions ------------------------------------------------------------------------------
-    def _spawn(self, channel: Channel, args: list[str], adopted: CallRecord | None) -> None:
-        dialed = args[0] if args else (channel.dialplan.exten if channel.dialplan else "")
-        call_id = adopted.id if adopted else str(uuid.uuid4())
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        tasks = [s.task for s in self.sessions.values() if s.task is not None]
+        return tasks + self.reconciler.tasks() + list(self._other)
 
-        def answered(at: datetime) -> None:
-            self.writer.update_call(call_id, answered_at=at)
-            journal.write("answered")
+    # -- what the reconciler asks ----------------------------------------------------------------
+    def live_calls(self) -> dict[str, AriCall]:
+        calls = {s.channel_id: s.call for s in self.sessions.values()}
+        for session in self.sessions.values():
+            calls.update(session.legs)
+        return calls
 
-        call = AriCall(self.client, channel, dialed, on_answer=answered)
-        journal = CallJournal(self.writer, call_id)
-        session = Session(call_id=call_id, call=call, journal=journal)
-        self.sessions[channel.id] = session
+    def driven(self, channel_id: str) -> bool:
+        return channel_id in self.events.owners or channel_id in self._by_channel
+
+    def handled(self, call_id: str) -> bool:
+        return call_id in self._handled
+
+    # -- channels entering the app ---------------------------------------------------------------
+    def _on_stasis_start(self, event: StasisStart) -> None:
+        self.start_channel(event.channel, list(event.args), None, recovered=False)
+
+    def start_channel(self, channel: Channel, args: list[str], adopted: CallRecord | None, *, recovered: bool) -> None:
+        if self._closing or self.driven(channel.id):
+            return
+        parsed = parse_stasis_args(args)
+        if parsed.role == INBOUND:
+            self._start_session(channel, parsed, adopted, recovered=recovered)
+        elif parsed.role == LEG:
+            self._join(channel, parsed)
+        else:
+            log.warning("channel %s entered with unknown role %r (args %s): hung up", channel.id, parsed.role, args)
+            self._spawn_other(self._hang_up(channel.id, "normal"))
+
+    def _start_session(self, channel: Channel, args: StasisArgs, adopted: CallRecord | None, *, recovered: bool) -> None:
+        call_id = adopted.id if adopted else call_id_for(self.asterisk_id, channel.id)
+        session = Session(self.ctx, call_id, channel, args, adopted)
+        self.sessions[call_id] = session
+        self._by_channel[channel.id] = session
+        self.events.attach(channel.id, session.call)
+        self._handled[call_id] = None
+        if len(self._handled) > _HANDLED_KEPT:
+            self._handled.popitem(last=False)
         if adopted is None:
             self.writer.start_call(
-                id=call_id, channel_id=channel.id,
+                id=call_id, asterisk_id=self.asterisk_id, channel_id=channel.id, owner=self.ctx.controller_id,
+                role=args.role, source=args.source, channels=session.channels(), recovered=recovered,
                 caller_number=channel.caller.number if channel.caller else "",
                 caller_name=channel.caller.name if channel.caller else "",
-                dialed=dialed, started_at=channel.creationtime or datetime.now(UTC),
+                dialed=session.call.dialed, started_at=channel.creationtime or datetime.now(UTC),
             )
-        session.task = asyncio.create_task(self._run(session, channel, adopted), name=f"call-{channel.id}")
+        elif adopted.owner != self.ctx.controller_id:
+            self.writer.update_call(call_id, owner=self.ctx.controller_id)
+        session.task = asyncio.create_task(self._run(session), name=f"call-{channel.id}")
 
-    async def _run(self, session: Session, channel: Channel, adopted: CallRecord | None) -> None:
-        call, journal = session.call, session.journal
-        disposition = "failed"
+    async def _run(self, session: Session) -> None:
         try:
-            try:
-                # Without an explicit subscription the app stops hearing of the channel at StasisEnd,
-                # and ChannelDestroyed, the one event that carries the hangup cause, never arrives.
-                await self.client.subscribe_app(f"channel:{channel.id}")
-                disposition = await self._drive(session, adopted)
-            except CallerHungUp:
-                disposition = "caller_hangup"
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("call %s failed", session.call_id)
-                journal.write("error", journal.last_node, {"message": "controller error, see logs"})
-            if not call.gone:
-                try:
-                    await call.hangup()
-                except AriError as exc:  # ARI unreachable right now: still close the CDR
-                    log.warning("call %s: hangup request failed: %s", session.call_id, exc)
-            try:
-                await asyncio.wait_for(call.destroyed.wait(), DESTROY_GRACE)
-            except TimeoutError:
-                pass
-            by = "router" if disposition == "unrouted" else "flow" if call.hung_up_by_flow else "caller"
-            journal.write("hangup", journal.last_node, {
-                "by": by,
-                "cause": call.cause, "cause_txt": call.cause_txt,
-            })
-            self.writer.update_call(
-                session.call_id, ended_at=call.ended_at or datetime.now(UTC), disposition=disposition,
-                hangup_cause=call.cause, hangup_cause_text=call.cause_txt,
-            )
-            log.info("call %s ended: %s, hung up by %s (cause %s %s)", session.call_id, disposition, by,
-                     call.cause, call.cause_txt or "")
+            await session.run()
         finally:
-            self.sessions.pop(call.channel_id, None)
+            self.sessions.pop(session.call_id, None)
+            self._by_channel.pop(session.channel_id, None)
 
-    async def _drive(self, session: Session, adopted: CallRecord | None) -> str:
-        call, journal = session.call, session.journal
-        start_at = None
-        if adopted is not None:
-            start_at = next((e.node for e in reversed(adopted.events) if e.type == "node_entered"), None)
-            journal.last_node = start_at
-            journal.write("adopted", start_at, {})
+    def _join(self, channel: Channel, args: StasisArgs) -> None:
+        session = self.sessions.get(args.interaction or "")
+        if session is None:
+            log.warning("leg %s names interaction %r, not driven here: hung up", channel.id, args.interaction)
+            self._spawn_other(self._hang_up(channel.id, "normal"))
+            return
+        session.add_leg(channel)
+
+    async def _hang_up(self, channel_id: str, reason: str) -> None:
         try:
-            if adopted is not None and adopted.flow_name and adopted.flow_version:
-                flow, version = await self.router.flow_version(adopted.flow_name, adopted.flow_version)
-            else:
-                flow, version = await self.router.resolve(call.dialed)
-        except RoutingError as exc:
-            log.info("call %s from %r to %s: unrouted (%s)", session.call_id, call.caller_number, call.dialed, exc)
-            journal.write("unrouted", None, {"dialed": call.dialed, "reason": str(exc)})
-            await call.progress()
-            await call.play(self.settings.unknown_number_media, barge_in=False)
-            await call.hangup("unallocated")
-            return "unrouted"
-        log.info("call %s from %r to %s: flow %s v%d%s", session.call_id, call.caller_number, call.dialed,
-                 flow.name, version, f", resumed at {start_at}" if adopted else "")
-        if adopted is None:
-            self.writer.update_call(session.call_id, flow_name=flow.name, flow_version=version)
-        result = await run_flow(flow, call, journal, start_at=start_at)
-        return DISPOSITIONS.get(result.outcome, "failed")
+            await self.client.hangup(channel_id, reason=reason)
+        except AriError as exc:
+            log.info("hanging up %s: %s", channel_id, exc)
+
+    def _spawn_other(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._other.add(task)
+        task.add_done_callback(self._other.discard)

@@ -1,0 +1,178 @@
+"""One interaction driven by this controller: its caller's channel, its flow run and its CDR.
+
+The session owns the first channel (the caller's) and any leg that joins it later; it ends when the
+caller's channel is gone. What must survive a crash is in the CDR (start, owner, timeline); the
+rest is rebuilt by `ivrpowers.calls.reconciler` when another controller adopts the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ivrpowers.ari import AriClient, AriError, AriNotFound, Channel
+from ivrpowers.calls.ari_call import AriCall
+from ivrpowers.calls.events import EventRouter
+from ivrpowers.calls.journal import CallJournal
+from ivrpowers.calls.roles import StasisArgs
+from ivrpowers.calls.routing import Router, RoutingError
+from ivrpowers.config import Settings
+from ivrpowers.flows import run_flow
+from ivrpowers.flows.call import CallerHungUp
+from ivrpowers.store.models import CallRecord
+from ivrpowers.store.writer import CdrWriter
+
+log = logging.getLogger("ivrpowers.calls")
+
+# How long to wait for ChannelDestroyed (it carries the hangup cause) once a call is over.
+DESTROY_GRACE = 5.0
+
+DISPOSITIONS = {"hangup_by_flow": "completed", "caller_hangup": "caller_hangup", "handed_off": "handed_off"}
+
+
+@dataclass
+class CallContext:
+    """What every session needs from the controller (one instance, shared)."""
+
+    client: AriClient
+    settings: Settings
+    router: Router
+    writer: CdrWriter
+    events: EventRouter
+    controller_id: str
+    asterisk_id: str
+
+
+@dataclass
+class Session:
+    ctx: CallContext
+    call_id: str
+    channel: Channel
+    args: StasisArgs
+    adopted: CallRecord | None = None
+    legs: dict[str, AriCall] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.journal = CallJournal(self.ctx.writer, self.call_id)
+        self.call = AriCall(self.ctx.client, self.channel, self.args.dialed or self.channel.dialplan.exten,
+                            on_answer=self._answered)
+
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id
+
+    def _answered(self, at: datetime) -> None:
+        self.ctx.writer.update_call(self.call_id, answered_at=at)
+        self.journal.write("answered")
+
+    def channels(self) -> list[dict[str, Any]]:
+        out = [{"id": self.channel.id, "role": self.args.role}]
+        out += [{"id": leg_id, "role": "leg"} for leg_id in self.legs]
+        return out
+
+    # -- legs ----------------------------------------------------------------------------------
+    def add_leg(self, channel: Channel) -> AriCall:
+        """A channel originated for this interaction entered the app: track it and its events."""
+        leg = AriCall(self.ctx.client, channel, "", on_answer=lambda at: None)
+        self.legs[channel.id] = leg
+        self.ctx.events.attach(channel.id, leg)
+        self.journal.write("leg_joined", self.journal.last_node, {"channel": channel.id})
+        self.ctx.writer.update_call(self.call_id, channels=self.channels())
+        return leg
+
+    def drop_leg(self, channel_id: str) -> None:
+        leg = self.legs.pop(channel_id, None)
+        if leg is not None:
+            self.ctx.events.detach(channel_id, leg)
+            self.journal.write("leg_left", self.journal.last_node, {"channel": channel_id, "cause": leg.cause})
+
+    # -- the caller's run ----------------------------------------------------------------------
+    async def run(self) -> None:
+        call, journal = self.call, self.journal
+        disposition = "failed"
+        try:
+            try:
+                disposition = await self._drive()
+            except CallerHungUp:
+                disposition = "caller_hangup"
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call %s failed", self.call_id)
+                journal.write("error", journal.last_node, {"message": "controller error, see logs"})
+            if disposition == "handed_off":
+                await call.destroyed.wait()  # the interaction goes on without the flow
+            elif not call.gone:
+                try:
+                    await call.hangup()
+                except AriError as exc:  # ARI unreachable right now: still close the CDR
+                    log.warning("call %s: hangup request failed: %s", self.call_id, exc)
+            await self._close(disposition)
+        finally:
+            self.ctx.events.detach(self.channel.id, call)
+            for leg_id in list(self.legs):
+                self.drop_leg(leg_id)
+
+    async def _close(self, disposition: str) -> None:
+        call = self.call
+        try:
+            await asyncio.wait_for(call.destroyed.wait(), DESTROY_GRACE)
+        except TimeoutError:
+            pass
+        by = "router" if disposition == "unrouted" else "flow" if call.hung_up_by_flow else "caller"
+        self.journal.write("hangup", self.journal.last_node, {"by": by, "cause": call.cause,
+                                                              "cause_txt": call.cause_txt})
+        self.ctx.writer.update_call(
+            self.call_id, ended_at=call.ended_at or datetime.now(UTC), disposition=disposition,
+            hangup_cause=call.cause, hangup_cause_text=call.cause_txt,
+        )
+        log.info("call %s ended: %s, hung up by %s (cause %s %s)", self.call_id, disposition, by,
+                 call.cause, call.cause_txt or "")
+
+    async def _subscribe(self) -> None:
+        # Without an explicit subscription the app stops hearing of the channel at StasisEnd, and
+        # ChannelDestroyed, the one event that carries the hangup cause, never arrives.
+        try:
+            await self.ctx.client.subscribe_app(f"channel:{self.channel.id}")
+        except AriNotFound as exc:
+            # Gone during setup: the caller's hangup, not our error. Its ChannelDestroyed was sent
+            # before we subscribed, so it will never come: don't wait for it.
+            self.call.feed_destroyed(None, None, None)
+            raise CallerHungUp() from exc
+
+    async def _drive(self) -> str:
+        call, journal, adopted = self.call, self.journal, self.adopted
+        start_at = None
+        if adopted is not None:
+            start_at = next((e.node for e in reversed(adopted.events) if e.type == "node_entered"), None)
+            journal.last_node = start_at
+            journal.write("adopted", start_at, {"by": self.ctx.controller_id})
+        subscribed = asyncio.ensure_future(self._subscribe())
+        try:
+            if adopted is not None and adopted.flow_name and adopted.flow_version:
+                flow, version = await self.ctx.router.flow_version(adopted.flow_name, adopted.flow_version)
+            else:
+                flow, version = await self.ctx.router.resolve(call.dialed)
+        except RoutingError as exc:
+            await subscribed
+            log.info("call %s from %r to %s: unrouted (%s)", self.call_id, call.caller_number, call.dialed, exc)
+            journal.write("unrouted", None, {"dialed": call.dialed, "reason": str(exc)})
+            await call.progress()
+            await call.play(self.ctx.settings.unknown_number_media, barge_in=False)
+            await call.hangup("unallocated")
+            return "unrouted"
+        except BaseException:
+            subscribed.cancel()
+            await asyncio.gather(subscribed, return_exceptions=True)
+            raise
+        await subscribed
+        log.info("call %s from %r to %s: flow %s v%d%s", self.call_id, call.caller_number, call.dialed,
+                 flow.name, version, f", resumed at {start_at}" if adopted else "")
+        if adopted is None or not adopted.flow_name:
+            self.ctx.writer.update_call(self.call_id, flow_name=flow.name, flow_version=version)
+        result = await run_flow(flow, call, journal, start_at=start_at)
+        return DISPOSITIONS.get(result.outcome, "failed")

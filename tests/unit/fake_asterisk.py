@@ -1,0 +1,170 @@
+"""A fake Asterisk for the controller's unit tests: ARI REST and events for the calls it makes.
+
+It behaves like Asterisk where the controller depends on it: a play request answers at once and its
+PlaybackFinished follows when the media would have ended (or at once when stopped); a hangup sends
+ChannelHangupRequest only for the caller's own hangup, then StasisEnd and ChannelDestroyed with the
+cause; requests about a channel that is gone answer 404; events for a channel reach the app once it
+subscribed to it (after StasisEnd, only then); GET /channels lists the channels in Stasis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
+
+APP = "ivrpowers"
+_ids = itertools.count(1)
+
+
+@dataclass
+class FakeChannel:
+    id: str
+    args: list[str]
+    caller: str
+    state: str = "Ring"
+    in_stasis: bool = True
+    playbacks: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    played: list[list[str]] = field(default_factory=list)
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": f"PJSIP/trunk-{self.id}", "state": self.state,
+            "caller": {"name": "", "number": self.caller}, "connected": {"name": "", "number": ""},
+            "accountcode": "", "creationtime": datetime.now(UTC).isoformat(), "language": "en",
+            "dialplan": {"context": "from-trunk", "exten": "100", "priority": 1, "app_name": "Stasis",
+                         "app_data": ",".join([APP, *self.args])},
+        }
+
+
+class FakeAsterisk:
+    def __init__(self, *, play_seconds: float = 0.05, asterisk_id: str = "ast-test") -> None:
+        self.play_seconds = play_seconds
+        self.asterisk_id = asterisk_id
+        self.channels: dict[str, FakeChannel] = {}
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.requests: list[tuple[str, str]] = []
+        self.down = False  # REST answers 503 and the websocket refuses: Asterisk unreachable
+        app = web.Application()
+        app.router.add_get("/ari/events", self._events)
+        app.router.add_route("*", "/ari/{tail:.*}", self._rest)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    @property
+    def base_url(self) -> str:
+        return str(self.server.make_url("/ari"))
+
+    async def start(self) -> None:
+        await self.server.start_server()
+
+    async def close(self) -> None:
+        await self.server.close()
+
+    # -- what callers do ------------------------------------------------------------------------
+    async def call(self, *args: str, caller: str = "5551234") -> FakeChannel:
+        channel = FakeChannel(id=f"{self.asterisk_id}-{next(_ids)}.1", args=list(args), caller=caller)
+        self.channels[channel.id] = channel
+        await self.send("StasisStart", channel=channel.json(), args=list(args))
+        return channel
+
+    async def press(self, channel: FakeChannel, digit: str) -> None:
+        await self.send("ChannelDtmfReceived", channel=channel.json(), digit=digit, duration_ms=100)
+
+    async def caller_hangs_up(self, channel: FakeChannel) -> None:
+        await self.send("ChannelHangupRequest", channel=channel.json(), cause=16)
+        await self._gone(channel, 16)
+
+    async def drop_websockets(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close(code=1001, message=b"going away")
+
+    # -- internals ----------------------------------------------------------------------------------
+    async def send(self, type_: str, **fields: Any) -> None:
+        event = {"type": type_, "application": APP, "timestamp": datetime.now(UTC).isoformat(),
+                 "asterisk_id": "00:00:00:00:00:01", **fields}
+        for ws in list(self.sockets):
+            await ws.send_json(event)
+
+    async def _gone(self, channel: FakeChannel, cause: int) -> None:
+        if self.channels.pop(channel.id, None) is None:
+            return
+        for handle in channel.playbacks.values():
+            handle.cancel()
+        await self.send("StasisEnd", channel=channel.json())
+        await self.send("ChannelDestroyed", channel=channel.json(), cause=cause, cause_txt="Normal Clearing")
+
+    def _finish_playback(self, channel: FakeChannel, playback_id: str) -> None:
+        channel.playbacks.pop(playback_id, None)
+        playback = {"id": playback_id, "media_uri": "sound:x", "target_uri": f"channel:{channel.id}", "state": "done"}
+        asyncio.ensure_future(self.send("PlaybackFinished", playback=playback))
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            return web.Response(status=503)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.sockets.discard(ws)
+        return ws
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            return web.json_response({"message": "unavailable"}, status=503)
+        body = await request.json() if request.can_read_body else None
+        parts = request.path.removeprefix("/ari/").split("/")
+        self.requests.append((request.method, "/".join(parts)))
+        match request.method, parts:
+            case "GET", ["asterisk", "info"]:
+                return web.json_response({"system": {"version": "22.10.1", "entity_id": "x"}})
+            case "GET", ["channels"]:
+                return web.json_response([c.json() for c in self.channels.values() if c.in_stasis])
+            case "POST", ["applications", _, "subscription"]:
+                source = request.query.get("eventSource", "")
+                if source.startswith("channel:") and source[8:] not in self.channels:
+                    return web.json_response({"message": "Channel not found"}, status=404)
+                return web.json_response({"name": APP})
+            case "GET", ["playbacks", playback_id]:
+                live = any(playback_id in c.playbacks for c in self.channels.values())
+                return web.json_response({"id": playback_id, "state": "playing"}) if live else self._404()
+            case "DELETE", ["playbacks", playback_id]:
+                for channel in self.channels.values():
+                    if channel.playbacks.pop(playback_id, None) is not None:
+                        self._finish_playback(channel, playback_id)
+                        return web.Response(status=204)
+                return self._404()
+        if len(parts) >= 2 and parts[0] == "channels":
+            channel = self.channels.get(parts[1])
+            if channel is None:
+                return self._404()
+            action = parts[2] if len(parts) > 2 else ""
+            if request.method == "GET" and not action:
+                return web.json_response(channel.json())
+            if request.method == "DELETE" and not action:
+                asyncio.ensure_future(self._gone(channel, 16))
+                return web.Response(status=204)
+            if action in ("answer", "progress", "ring"):
+                channel.state = "Up" if action == "answer" else channel.state
+                return web.Response(status=204)
+            if action == "play":
+                playback_id = parts[3] if len(parts) > 3 else f"pb-{next(_ids)}"
+                channel.played.append(list((body or {}).get("media", [])))
+                loop = asyncio.get_running_loop()
+                channel.playbacks[playback_id] = loop.call_later(
+                    self.play_seconds, self._finish_playback, channel, playback_id)
+                return web.json_response({"id": playback_id, "target_uri": f"channel:{channel.id}",
+                                          "media_uri": "sound:x", "state": "queued"}, status=201)
+        return web.json_response({"message": f"fake Asterisk has no {request.method} {request.path}"}, status=501)
+
+    @staticmethod
+    def _404() -> web.Response:
+        return web.json_response({"message": "not found"}, status=404)

@@ -1,0 +1,320 @@
+"""The call controller on a fake Asterisk: roles, adoption, lost calls by owner, early hangup, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivrpowers.ari import AriClient
+from ivrpowers.calls.controller import CallController
+from ivrpowers.calls.identity import call_id_for
+from ivrpowers.calls.liveness import Liveness
+from ivrpowers.calls.routing import Router
+from ivrpowers.config import Settings
+from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.controllers import ControllerRepository
+from ivrpowers.store.db import Database
+from ivrpowers.store.flows import FlowRepository
+from ivrpowers.store.models import Base, CallRecord
+from ivrpowers.store.routes import RouteRepository
+from ivrpowers.store.writer import CdrWriter
+
+from .fake_asterisk import APP, FakeAsterisk, FakeChannel
+
+MENU_FLOW = """\
+name: menu
+start: answer
+nodes:
+  answer: {type: answer, next: menu}
+  menu:
+    type: menu
+    prompt: [sound:hello-world]
+    options: {"1": thanks}
+    timeout: 30
+    on_invalid: bye
+    on_timeout: bye
+  thanks: {type: play, media: [sound:demo-thanks], next: bye}
+  bye: {type: hangup}
+"""
+
+
+@dataclass
+class Node:
+    """One controller: its ARI client, writer and liveness on the shared database."""
+
+    controller: CallController
+    client: AriClient
+    writer: CdrWriter
+    liveness: Liveness
+    stopped: bool = False
+
+    async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        await self.controller.shutdown()
+        await self.client.close()
+        await self.liveness.stop()
+        await self.writer.close()
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await _value(predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def _value(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    async with database.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await FlowRepository(database).import_source("menu", MENU_FLOW, publish=True)
+    await RouteRepository(database).set("100", "menu")
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def asterisk() -> AsyncIterator[FakeAsterisk]:
+    fake = FakeAsterisk()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def start_node(db: Database, asterisk: FakeAsterisk, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    nodes: list[Node] = []
+    count = iter(range(100))
+
+    async def start(name: str | None = None, asterisk_id: str = "ast-test") -> Node:
+        name = name or f"ctl-{next(count)}"
+        settings = Settings(state_dir=tmp_path, ari_app=APP)
+        cdrs = CdrRepository(db)
+        writer = CdrWriter(cdrs, tmp_path / f"{name}.spool", retry_min=0.01, retry_max=0.05)
+        writer.start()
+        liveness = Liveness(ControllerRepository(db), name, asterisk_id, every=0.05,
+                            stale_after=timedelta(seconds=0.3))
+        liveness.start()
+        await asyncio.wait_for(liveness.registered.wait(), 5)
+        client = AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.01, reconnect_max=0.05)
+        controller = CallController(client, settings, Router(RouteRepository(db), FlowRepository(db)), cdrs,
+                                    writer, liveness)
+        controller.install()
+        client.start()
+        await client.wait_connected(5)
+        node = Node(controller, client, writer, liveness)
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        await node.stop()  # idempotent: a test that failed midway leaves nothing running
+
+
+async def record(db: Database, call_id: str) -> CallRecord | None:
+    return await CdrRepository(db).get(call_id)
+
+
+async def ended(db: Database, call_id: str) -> CallRecord:
+    await until(lambda: _ended(db, call_id))
+    found = await record(db, call_id)
+    assert found is not None
+    return found
+
+
+async def _ended(db: Database, call_id: str) -> bool:
+    found = await record(db, call_id)
+    return found is not None and found.ended_at is not None
+
+
+def types(rec: CallRecord) -> list[str]:
+    return [e.type for e in rec.events]
+
+
+async def playing(asterisk: FakeAsterisk, channel: FakeChannel) -> None:
+    await until(lambda: bool(channel.playbacks))
+
+
+# -- roles -------------------------------------------------------------------------------------
+async def test_an_inbound_caller_runs_the_routed_flow_and_its_record_says_who_and_where(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node("ctl-a")
+    channel = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    await playing(asterisk, channel)
+    await asterisk.press(channel, "1")
+    call_id = call_id_for("ast-test", channel.id)
+    rec = await ended(db, call_id)
+    assert (rec.disposition, rec.asterisk_id, rec.channel_id, rec.owner) == ("completed", "ast-test", channel.id, "ctl-a")
+    assert (rec.role, rec.source, rec.dialed, rec.flow_name) == ("inbound", "trunk", "100", "menu")
+    assert rec.channels == [{"id": channel.id, "role": "inbound"}]
+    assert "menu_selected" in types(rec) and channel.id not in asterisk.channels
+    await node.stop()
+
+
+async def test_the_walking_skeletons_stasis_arguments_are_still_an_inbound_call(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    channel = await asterisk.call("100")
+    await playing(asterisk, channel)
+    await asterisk.caller_hangs_up(channel)
+    rec = await ended(db, call_id_for("ast-test", channel.id))
+    assert (rec.dialed, rec.flow_name, rec.disposition) == ("100", "menu", "caller_hangup")
+    await node.stop()
+
+
+async def test_an_unknown_role_is_hung_up_and_never_runs_a_flow(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    channel = await asterisk.call("agent_offer", "queue=sales")
+    await until(lambda: channel.id not in asterisk.channels)
+    assert channel.played == [] and await record(db, call_id_for("ast-test", channel.id)) is None
+    await node.stop()
+
+
+async def test_a_leg_joins_its_interaction_and_a_leg_for_no_interaction_is_hung_up(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    caller = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    call_id = call_id_for("ast-test", caller.id)
+    await playing(asterisk, caller)
+    leg = await asterisk.call("leg", f"interaction={call_id}")
+    stray = await asterisk.call("leg", "interaction=nobody")
+    await until(lambda: stray.id not in asterisk.channels)
+    await asterisk.press(caller, "1")
+    rec = await ended(db, call_id)
+    assert rec.channels == [{"id": caller.id, "role": "inbound"}, {"id": leg.id, "role": "leg"}]
+    assert "leg_joined" in types(rec)
+    await node.stop()
+
+
+async def test_a_caller_gone_during_setup_is_a_caller_hangup_not_an_error(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    channel = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    # Gone before the controller's first request reached Asterisk: every request answers 404.
+    asterisk.channels.pop(channel.id)
+    rec = await ended(db, call_id_for("ast-test", channel.id))
+    assert rec.disposition == "caller_hangup" and "error" not in types(rec)
+    await node.stop()
+
+
+# -- adoption and lost calls -----------------------------------------------------------------------
+async def test_a_new_controller_adopts_a_live_call_and_takes_ownership(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    first = await start_node("ctl-old")
+    channel = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    call_id = call_id_for("ast-test", channel.id)
+    await playing(asterisk, channel)
+    await first.stop()  # like a restart: the call stays in Asterisk
+    second = await start_node("ctl-new")
+    await until(lambda: call_id in second.controller.sessions)
+    await until(lambda: len(channel.played) >= 2)  # the menu's prompt again, from the adopted run
+    await asterisk.press(channel, "1")
+    rec = await ended(db, call_id)
+    assert (rec.disposition, rec.owner, rec.recovered) == ("completed", "ctl-new", False)
+    assert types(rec).count("adopted") == 1 and "menu_selected" in types(rec)
+    await second.stop()
+
+
+async def test_a_channel_with_no_record_is_adopted_as_recovered(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    channel = await asterisk.call("inbound", "dialed=100", "source=trunk")  # nobody listening yet
+    node = await start_node("ctl-b")
+    call_id = call_id_for("ast-test", channel.id)
+    await playing(asterisk, channel)
+    await asterisk.caller_hangs_up(channel)
+    rec = await ended(db, call_id)
+    assert (rec.recovered, rec.owner, rec.flow_name) == (True, "ctl-b", "menu")
+    await node.stop()
+
+
+async def _orphan(db: Database, channel_id: str, owner: str | None, asterisk_id: str = "ast-test") -> str:
+    call_id = call_id_for(asterisk_id, channel_id)
+    await CdrRepository(db).start(id=call_id, asterisk_id=asterisk_id, channel_id=channel_id, owner=owner,
+                                  started_at=datetime.now(UTC), dialed="100")
+    return call_id
+
+
+async def test_lost_calls_are_closed_only_when_ours_to_close(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    repo = ControllerRepository(db)
+    now = datetime.now(UTC)
+    await repo.register("ctl-alive", asterisk_id="ast-test", host="h", pid=1, at=now)
+    await repo.register("ctl-stopped", asterisk_id="ast-test", host="h", pid=2, at=now)
+    await repo.stopped("ctl-stopped", now)
+    alive_owned = await _orphan(db, "ast-test-gone.1", "ctl-alive")
+    dead_owned = await _orphan(db, "ast-test-gone.2", "ctl-stopped")
+    elsewhere = await _orphan(db, "ast-other-gone.3", "ctl-stopped", asterisk_id="ast-other")
+    node = await start_node("ctl-c")
+    rec = await ended(db, dead_owned)
+    assert rec.disposition == "ended_unobserved"
+    # The live owner keeps its call while its heartbeat is fresh...
+    for _ in range(3):
+        await repo.heartbeat("ctl-alive", datetime.now(UTC))
+        await node.writer.flush()
+        assert (await record(db, alive_owned)).ended_at is None  # type: ignore[union-attr]
+    # ...and loses it once the heartbeat goes stale; another Asterisk's calls are never ours to close.
+    rec = await ended(db, alive_owned)
+    assert rec.disposition == "ended_unobserved"
+    assert (await record(db, elsewhere)).ended_at is None  # type: ignore[union-attr]
+    await node.stop()
+
+
+# -- outages and shutdown ----------------------------------------------------------------------
+async def test_an_events_outage_mid_prompt_loses_nothing(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    channel = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    call_id = call_id_for("ast-test", channel.id)
+    await playing(asterisk, channel)
+    asterisk.down = True
+    await asterisk.drop_websockets()
+    await until(lambda: not node.client.is_connected)
+    await until(lambda: not channel.playbacks)  # the prompt ends while nobody listens
+    asterisk.down = False
+    await node.client.wait_connected(5)
+    await asterisk.press(channel, "1")
+    rec = await ended(db, call_id)
+    assert rec.disposition == "completed" and "menu_selected" in types(rec)
+    await node.stop()
+
+
+async def test_application_replaced_makes_the_client_unhealthy_and_it_reconnects(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    await asterisk.send("ApplicationReplaced")
+    await until(lambda: node.client.replacements == 1)
+    assert node.client.problem is not None or not node.client.is_connected
+    await node.client.wait_connected(5)
+    assert node.client.problem is None
+    await node.stop()
+
+
+async def test_shutdown_leaves_calls_in_asterisk_even_one_arriving_meanwhile(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    first = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    await playing(asterisk, first)
+    stopping = asyncio.create_task(node.controller.shutdown())
+    late = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    await stopping
+    await asterisk.send("ChannelDtmfReceived", channel=late.json(), digit="1", duration_ms=100)
+    assert node.controller.sessions == {} and not [t for t in node.controller._tasks() if not t.done()]
+    assert first.id in asterisk.channels and late.id in asterisk.channels
+    assert ("DELETE", f"channels/{first.id}") not in asterisk.requests
+    await node.stop()
