@@ -2,16 +2,20 @@
 
     flow = load_flow_file("flows/demo.yaml")      # FlowError with every problem, by line
     result = await run_flow(flow, call, journal)  # drives a Call, writes to a Journal
+    state = resume_state(timeline)                # an adopted call's run, from its journal
+    result = await run_flow(flow, call, journal, services=Services(clock=...), state=state)
 
 `ivrpowers.flows.testing` has a scripted fake caller and an in-memory journal.
 """
 
 from .call import Call, CallerHungUp, Journal
-from .interpreter import DEFAULT_MAX_STEPS, FlowResult, Outcome, base_context, run_flow
+from .interpreter import DEFAULT_MAX_STEPS, FlowFailed, FlowResult, Outcome, Run, base_context, handles, run_flow
 from .loader import FlowError, Problem, check_flow, load_flow, load_flow_file
 from .schema import (
+    ADOPT_POLICIES,
     MEDIA_SCHEMES,
     NODE_TYPES,
+    AdoptPolicy,
     AnswerNode,
     BaseNode,
     Flow,
@@ -20,32 +24,51 @@ from .schema import (
     Node,
     PlayNode,
 )
+from .services import Acd, Clock, HandOff, Http, HttpError, HttpResponse, Recorder, Recording, Services
+from .state import RunState, TimelineEntry, resume_state
 from .templates import TEMPLATE_NAMES, TemplateError, render
 
 __all__ = [
+    "ADOPT_POLICIES",
     "DEFAULT_MAX_STEPS",
     "MEDIA_SCHEMES",
     "NODE_TYPES",
     "TEMPLATE_NAMES",
+    "Acd",
+    "AdoptPolicy",
     "AnswerNode",
     "BaseNode",
     "Call",
     "CallerHungUp",
+    "Clock",
     "Flow",
     "FlowError",
+    "FlowFailed",
     "FlowResult",
+    "HandOff",
     "HangupNode",
+    "Http",
+    "HttpError",
+    "HttpResponse",
     "Journal",
     "MenuNode",
     "Node",
     "Outcome",
     "PlayNode",
     "Problem",
+    "Recorder",
+    "Recording",
+    "Run",
+    "RunState",
+    "Services",
     "TemplateError",
+    "TimelineEntry",
     "base_context",
     "check_flow",
+    "handles",
     "load_flow",
     "load_flow_file",
     "render",
+    "resume_state",
     "run_flow",
 ]

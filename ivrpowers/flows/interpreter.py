@@ -1,8 +1,9 @@
 """Runs a `Flow` on a `Call`, writing the call's timeline to a `Journal`.
 
 Pure: no ARI, no clock, no storage. Everything it does to the call goes through the `Call`
-protocol, and everything worth remembering goes to the journal, which is what makes flows testable
-with a scripted fake and simulatable without Asterisk.
+protocol, what it needs from the world through `Services`, and everything worth remembering goes
+to the journal (including the run's state, see `flows.state`), which is what makes flows testable
+with a scripted fake, simulatable without Asterisk, and resumable by another controller.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from typing import Any, Literal, TypeVar
 
 from .call import Call, CallerHungUp, Journal
 from .schema import AnswerNode, BaseNode, Flow, HangupNode, MenuNode, PlayNode
+from .services import Acd, Clock, HandOff, Http, Recorder, Services
+from .state import STATE_KEY, RunState, StateJournal
 from .templates import TemplateError, render
 
-__all__ = ["DEFAULT_MAX_STEPS", "FlowResult", "Outcome", "base_context", "run_flow"]
+__all__ = ["DEFAULT_MAX_STEPS", "FlowFailed", "FlowResult", "Outcome", "Run", "base_context", "handles", "run_flow"]
 
 # Far beyond any real caller's path through a flow, far below a hot loop's damage.
 DEFAULT_MAX_STEPS = 1000
 
-Outcome = Literal["hangup_by_flow", "caller_hangup", "error"]
+# handed_off: the flow gave the call to something else (queue, transfer); the owner must not hang up.
+Outcome = Literal["hangup_by_flow", "caller_hangup", "error", "handed_off"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class FlowResult:
 
     `reason` is the `flow_ended` journal reason: the outcome itself, or for an error what kind
     ("step_limit", "error"). `last_node` is the node running when it ended (None if none started).
+    `handoff` is `HandOff.to_dict()` for "handed_off"; `state` the run's state at the end.
     """
 
     outcome: Outcome
@@ -36,24 +41,28 @@ class FlowResult:
     last_node: str | None
     steps: int
     error: str | None = None
+    handoff: dict[str, Any] | None = None
+    state: RunState | None = None
 
 
-class _FlowFailed(Exception):
-    """The flow can't go on (bad start node, template that fails at run time, step limit...)."""
+class FlowFailed(Exception):
+    """The flow can't go on (bad start node, template that fails at run time, missing service...)."""
 
     def __init__(self, message: str, reason: str = "error") -> None:
         super().__init__(message)
         self.reason = reason
 
 
-# A handler runs one node and returns the id of the next node, or None to end the flow (hang up).
+# A handler runs one node and returns the id of the next node, None to end the flow (hang up),
+# or a HandOff to end it without hanging up.
+Next = str | None | HandOff
 NodeT = TypeVar("NodeT", bound=BaseNode)
-Handler = Callable[["_Run", str, Any], Awaitable[str | None]]
+Handler = Callable[["Run", str, Any], Awaitable[Next]]
 _HANDLERS: dict[type[BaseNode], Handler] = {}
 
 
-def handles(node_type: type[NodeT]) -> Callable[[Callable[[_Run, str, NodeT], Awaitable[str | None]]], Handler]:
-    def register(handler: Callable[[_Run, str, NodeT], Awaitable[str | None]]) -> Handler:
+def handles(node_type: type[NodeT]) -> Callable[[Callable[[Run, str, NodeT], Awaitable[Next]]], Handler]:
+    def register(handler: Callable[[Run, str, NodeT], Awaitable[Next]]) -> Handler:
         _HANDLERS[node_type] = handler
         return handler
 
@@ -85,73 +94,156 @@ async def run_flow(
     call: Call,
     journal: Journal,
     *,
+    services: Services | None = None,
+    state: RunState | None = None,
     context: Mapping[str, Any] | None = None,
     start_at: str | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
 ) -> FlowResult:
-    """Run `flow` on `call` until it hangs up, the caller does, or it fails.
+    """Run `flow` on `call` until it hangs up, the caller does, it hands the call off, or it fails.
 
-    `context` adds names for templates on top of `base_context`. `start_at` resumes at a node (an
-    adopted call after a controller restart) instead of `flow.start`. On "error" the call is left
-    as it is: the owner decides what a failed flow means (hang up, transfer to a human...).
+    `services` are what nodes may use beyond the call (absent ones fail the nodes that need them).
+    `state` resumes an adopted call's run (`flows.state.resume_state`): its node is entered again
+    under that node's adoption policy (rerun, skip to `next`, or resume its partial input), with
+    its variables and stack. `start_at` starts fresh at a node instead of `flow.start`.
+    `context` adds names for templates on top of `base_context`. On "error" the call is left as
+    it is: the owner decides what a failed flow means (hang up, transfer to a human...).
     Cancellation propagates untouched, so the controller can stop a run and resume it elsewhere.
     """
-    run = _Run(flow, call, journal, _merge(base_context(flow, call), context or {}))
-    node_id: str | None = start_at if start_at is not None else flow.start
+    adopting = state is not None and state.node is not None
+    run_state = state or RunState()
+    run = Run(flow, call, journal, _merge(base_context(flow, call), context or {}), services or Services(), run_state)
+    node_id: str | None = run_state.node if adopting else start_at if start_at is not None else flow.start
     current: str | None = None
     steps = 0
     try:
         while node_id is not None:
             node = flow.nodes.get(node_id)
             if node is None:
-                raise _FlowFailed(f"no node named {node_id!r}")
+                raise FlowFailed(f"no node named {node_id!r}")
             if steps >= max_steps:
-                raise _FlowFailed(f"{max_steps} nodes run without ending: a loop with no caller input?", "step_limit")
+                raise FlowFailed(f"{max_steps} nodes run without ending: a loop with no caller input?", "step_limit")
+            detail: dict[str, Any] = {"type": node.type}
+            partial: dict[str, Any] = {}
+            if adopting:
+                adopting = False
+                policy = node.adopt_policy()
+                if policy == "skip":
+                    # As if the node had just finished: on to its `next` (none: the flow ends).
+                    current = node_id
+                    await run.record("node_skipped", current, {"type": node.type, "adopted": policy})
+                    nxt = getattr(node, "next", None)
+                    node_id = nxt if isinstance(nxt, str) else None
+                    continue
+                detail["adopted"] = policy
+                if policy == "resume":
+                    partial = run_state.partial
             steps += 1
             current = node_id
-            await journal.record("node_entered", current, {"type": node.type})
-            node_id = await _HANDLERS[type(node)](run, current, node)
-        await journal.record("flow_hangup", current)
+            run.states.entered(current, partial)
+            await run.record("node_entered", current, detail)
+            outcome = await _HANDLERS[type(node)](run, current, node)
+            if isinstance(outcome, HandOff):
+                return await run.end(current, steps, "handed_off", "handed_off", handoff=outcome)
+            node_id = outcome
+        await run.record("flow_hangup", current)
         try:
             await call.hangup()
         except CallerHungUp:
             pass  # they beat us to it; the call ended the way the flow wanted
-        return await _end(journal, current, steps, "hangup_by_flow", "hangup_by_flow")
+        return await run.end(current, steps, "hangup_by_flow", "hangup_by_flow")
     except CallerHungUp:
-        await journal.record("caller_hangup", current)
-        return await _end(journal, current, steps, "caller_hangup", "caller_hangup")
-    except _FlowFailed as exc:
-        return await _end(journal, current, steps, "error", exc.reason, str(exc))
+        await run.record("caller_hangup", current)
+        return await run.end(current, steps, "caller_hangup", "caller_hangup")
+    except FlowFailed as exc:
+        return await run.end(current, steps, "error", exc.reason, str(exc))
     except Exception as exc:  # a Call that failed (ARI down...): the run ends, the controller lives on
-        return await _end(journal, current, steps, "error", "error", f"{type(exc).__name__}: {exc}")
+        return await run.end(current, steps, "error", "error", f"{type(exc).__name__}: {exc}")
 
 
-async def _end(
-    journal: Journal, node: str | None, steps: int, outcome: Outcome, reason: str, error: str | None = None
-) -> FlowResult:
-    detail: dict[str, Any] = {"reason": reason}
-    if error is not None:
-        detail["error"] = error
-    await journal.record("flow_ended", node, detail)
-    return FlowResult(outcome=outcome, reason=reason, last_node=node, steps=steps, error=error)
+class Run:
+    """What node handlers share for one run: the call, the journal, the services, the state."""
 
-
-class _Run:
-    """What node handlers share for one run."""
-
-    def __init__(self, flow: Flow, call: Call, journal: Journal, context: dict[str, Any]) -> None:
+    def __init__(
+        self, flow: Flow, call: Call, journal: Journal, context: dict[str, Any], services: Services, state: RunState
+    ) -> None:
         self.flow = flow
         self.call = call
         self.journal = journal
         self.context = context
+        self.services = services
+        self.state = state
+        self.states = StateJournal(state)
 
+    # -- journal -------------------------------------------------------------------------------
+    async def record(self, type: str, node: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+        """Journal an event; the state's changes since the last event ride along in its detail."""
+        delta = self.states.delta()
+        if delta is not None:
+            detail = {**(detail or {}), STATE_KEY: delta}
+        await self.journal.record(type, node, detail)
+
+    async def checkpoint(self, node: str | None) -> None:
+        """Journal the state now if it changed: for a node whose changes must survive a crash
+        before its next event (a `skip` node that sets variables, say)."""
+        if (delta := self.states.delta()) is not None:
+            await self.journal.record("state", node, {STATE_KEY: delta})
+
+    async def end(
+        self,
+        node: str | None,
+        steps: int,
+        outcome: Outcome,
+        reason: str,
+        error: str | None = None,
+        *,
+        handoff: HandOff | None = None,
+    ) -> FlowResult:
+        detail: dict[str, Any] = {"reason": reason}
+        if error is not None:
+            detail["error"] = error
+        handed = handoff.to_dict() if handoff is not None else None
+        if handed is not None:
+            detail["handoff"] = handed
+        await self.record("flow_ended", node, detail)
+        return FlowResult(outcome, reason, node, steps, error, handed, self.state)
+
+    # -- services ------------------------------------------------------------------------------
+    def _missing(self, name: str) -> FlowFailed:
+        return FlowFailed(f"node {self.state.node!r} needs the {name} service, which is not available here")
+
+    @property
+    def clock(self) -> Clock:
+        if self.services.clock is None:
+            raise self._missing("clock")
+        return self.services.clock
+
+    @property
+    def http(self) -> Http:
+        if self.services.http is None:
+            raise self._missing("HTTP")
+        return self.services.http
+
+    @property
+    def recorder(self) -> Recorder:
+        if self.services.recorder is None:
+            raise self._missing("recorder")
+        return self.services.recorder
+
+    @property
+    def acd(self) -> Acd:
+        if self.services.acd is None:
+            raise self._missing("ACD")
+        return self.services.acd
+
+    # -- media ---------------------------------------------------------------------------------
     def render(self, media: Sequence[str]) -> list[str]:
         uris = []
         for item in media:
             try:
                 uri = render(item, self.context)
             except TemplateError as exc:
-                raise _FlowFailed(str(exc)) from None
+                raise FlowFailed(str(exc)) from None
             # `digits:` for an anonymous caller: nothing to say, and Asterisk rejects the empty URI.
             if uri.partition(":")[2].strip():
                 uris.append(uri)
@@ -166,61 +258,66 @@ class _Run:
             digit = await self.call.play(uris, barge_in=barge_in)
         except CallerHungUp:
             # The timeline should show what the caller was hearing when they left.
-            await self.journal.record("prompt_played", node_id, {"media": uris, "interrupted_by": "hangup"})
+            await self.record("prompt_played", node_id, {"media": uris, "interrupted_by": "hangup"})
             raise
         detail: dict[str, Any] = {"media": uris}
         if digit is not None:
             detail["interrupted_by"] = digit
-        await self.journal.record("prompt_played", node_id, detail)
+        await self.record("prompt_played", node_id, detail)
         if digit is not None:
-            await self.journal.record("dtmf_received", node_id, {"digit": digit})
+            await self.record("dtmf_received", node_id, {"digit": digit})
         return digit
 
     async def read_digit(self, node_id: str, timeout: float) -> str | None:
         digit = await self.call.read_digit(timeout)
         if digit is not None:
-            await self.journal.record("dtmf_received", node_id, {"digit": digit})
+            await self.record("dtmf_received", node_id, {"digit": digit})
         return digit
 
 
 @handles(AnswerNode)
-async def _answer(run: _Run, node_id: str, node: AnswerNode) -> str | None:
+async def _answer(run: Run, node_id: str, node: AnswerNode) -> str | None:
     await run.call.answer()
     return node.next
 
 
 @handles(PlayNode)
-async def _play(run: _Run, node_id: str, node: PlayNode) -> str | None:
+async def _play(run: Run, node_id: str, node: PlayNode) -> str | None:
     # A digit that barges in only cuts the playback short; it doesn't carry over to the next node.
     await run.play(node_id, node.media, barge_in=node.barge_in)
     return node.next
 
 
 @handles(HangupNode)
-async def _hangup(run: _Run, node_id: str, node: HangupNode) -> str | None:
+async def _hangup(run: Run, node_id: str, node: HangupNode) -> str | None:
     return None
 
 
 @handles(MenuNode)
-async def _menu(run: _Run, node_id: str, node: MenuNode) -> str | None:
+async def _menu(run: Run, node_id: str, node: MenuNode) -> str | None:
     attempts = 1 + node.retries
+    # Resumed after adoption: the attempt it was on, so the caller's used tries stay used.
+    first = run.state.partial.get("attempt", 1)
+    first = first if isinstance(first, int) and first >= 1 else 1
+    last_failure = "invalid" if run.state.partial.get("last_failure") == "invalid" else "timeout"
     typed_ahead: str | None = None  # a digit that interrupted the invalid prompt answers the next attempt
-    last_failure = "timeout"
-    for attempt in range(1, attempts + 1):
+    for attempt in range(first, attempts + 1):
         digit = typed_ahead or await run.play(node_id, node.prompt, barge_in=True)
         typed_ahead = None
         if digit is None:
             digit = await run.read_digit(node_id, node.timeout)
         if digit is None:
             last_failure = "timeout"
-            await run.journal.record("menu_timeout", node_id, {"attempt": attempt})
+            run.state.partial = {"attempt": attempt + 1, "last_failure": last_failure}
+            await run.record("menu_timeout", node_id, {"attempt": attempt})
             continue
         target = node.options.get(digit)
         if target is not None:
-            await run.journal.record("menu_selected", node_id, {"digit": digit, "next": target})
+            await run.record("menu_selected", node_id, {"digit": digit, "next": target})
             return target
         last_failure = "invalid"
-        await run.journal.record("menu_invalid", node_id, {"digit": digit, "attempt": attempt})
+        run.state.partial = {"attempt": attempt + 1, "last_failure": last_failure}
+        await run.record("menu_invalid", node_id, {"digit": digit, "attempt": attempt})
         if attempt < attempts and node.invalid_prompt:
             typed_ahead = await run.play(node_id, node.invalid_prompt, barge_in=True)
     return node.on_invalid if last_failure == "invalid" else node.on_timeout

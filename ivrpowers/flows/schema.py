@@ -3,7 +3,8 @@
 To add a node type: subclass `BaseNode` with a `type: Literal[...]`, type every field that names a
 node as `NodeRef` and every media URI as `MediaUri`/`MediaList` (that is all the dangling-reference
 and template checks, `transitions()` and `media_items()` need), add the class to `Node`, and
-register a handler with `@handles(...)` in `interpreter.py`.
+register a handler with `@handles(...)` in `interpreter.py`. Say what happens to a call adopted
+by another controller while it was in a node of that type (`adopt`, see `AdoptPolicy`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import difflib
 import re
 from collections.abc import Collection, Iterator, Mapping
 from types import UnionType
-from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -20,10 +21,12 @@ from pydantic_core import PydanticCustomError
 from .templates import TEMPLATE_NAMES, TemplateError, has_template, template_names
 
 __all__ = [
+    "ADOPT_POLICIES",
     "MEDIA",
     "MEDIA_SCHEMES",
     "NODE_REF",
     "NODE_TYPES",
+    "AdoptPolicy",
     "AnswerNode",
     "BaseNode",
     "Flow",
@@ -43,6 +46,11 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _NODE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 Loc = tuple[str | int, ...]
+
+# What a call adopted mid-node does there: run the node again from its start, go on to its
+# `next` as if it had finished, or pick up its partial input (`RunState.partial`) where it was.
+AdoptPolicy = Literal["rerun", "skip", "resume"]
+ADOPT_POLICIES: tuple[AdoptPolicy, ...] = get_args(AdoptPolicy)
 
 
 def _error(kind: str, message: str) -> PydanticCustomError:
@@ -186,6 +194,11 @@ class _Model(BaseModel):
 
 class BaseNode(_Model):
     type: str  # each node type narrows this to its Literal, the discriminator of `Node`
+    adopt: ClassVar[AdoptPolicy] = "rerun"
+
+    def adopt_policy(self) -> AdoptPolicy:
+        """What a call adopted in this node does (a node type may decide by its fields)."""
+        return self.adopt
 
     def transitions(self) -> Iterator[tuple[Loc, str]]:
         """Every node id this node can go to, with the field it is written in, e.g. (("next",), "main")."""
@@ -197,19 +210,33 @@ class BaseNode(_Model):
 
 
 class AnswerNode(BaseNode):
+    """Answering an answered channel is a no-op: rerun."""
+
     type: Literal["answer"]
     next: NodeRef
 
 
 class PlayNode(BaseNode):
+    """Adopted mid-play: Asterisk goes on playing a queued prompt while no controller watches, so
+    by adoption the caller has most likely heard it. A barge-in prompt is one the caller may skip
+    anyway: skip it rather than make them hear it twice. A prompt without barge-in is one they
+    must hear whole (a legal notice): rerun it, so nobody misses it."""
+
     type: Literal["play"]
     media: Annotated[MediaList, Field(min_length=1)]
     barge_in: bool = True
     next: NodeRef | None = None  # None: the flow ends here and hangs up
 
+    def adopt_policy(self) -> AdoptPolicy:
+        return "skip" if self.barge_in else "rerun"
+
 
 class MenuNode(BaseNode):
+    """Adopted mid-menu: resume at the attempt it was on (prompt again, same retries left), so a
+    caller who already used two tries is not given three more."""
+
     type: Literal["menu"]
+    adopt: ClassVar[AdoptPolicy] = "resume"
     prompt: MediaList = []
     options: Options
     timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
@@ -220,6 +247,8 @@ class MenuNode(BaseNode):
 
 
 class HangupNode(BaseNode):
+    """Rerun: the hang-up did not happen, or the call would not be there to adopt."""
+
     type: Literal["hangup"]
 
 

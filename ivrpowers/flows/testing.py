@@ -10,13 +10,18 @@ import asyncio
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, NamedTuple
 
 from .digits import CallMedia
+from .services import HandOff, HttpError, HttpResponse
 
 __all__ = [
     "CallerAction",
     "Entry",
+    "FakeAcd",
+    "FakeClock",
+    "FakeHttp",
     "HangUp",
     "Interrupt",
     "ListJournal",
@@ -194,3 +199,68 @@ class ListJournal:
 
     def of_type(self, type: str) -> list[Entry]:
         return [entry for entry in self.entries if entry.type == type]
+
+
+# -- services (see `ivrpowers.flows.services`) ---------------------------------------------------
+
+
+class FakeClock:
+    """A `Clock` that says what the test set: `FakeClock(datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo(...)))`."""
+
+    def __init__(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FakeClock needs a timezone-aware datetime, as a real clock gives")
+        self._now = now
+
+    @property
+    def tz(self) -> tzinfo:
+        tz = self._now.tzinfo
+        assert tz is not None
+        return tz
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, now: datetime) -> None:
+        self._now = now.astimezone(self.tz)
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+class FakeHttp:
+    """An `Http` answering from a table {(method, url): response}; a missing entry answers 404,
+    an `HttpError` in the table is raised (a timeout, a refused connection). `requests` logs
+    (method, url, headers, json) of every request."""
+
+    def __init__(self, table: Mapping[tuple[str, str], HttpResponse | HttpError] | None = None) -> None:
+        self.table: dict[tuple[str, str], HttpResponse | HttpError] = dict(table or {})
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        timeout: float = 5.0,
+    ) -> HttpResponse:
+        self.requests.append((method.upper(), url, dict(headers or {}), json))
+        answer = self.table.get((method.upper(), url))
+        if answer is None:
+            return HttpResponse(status=404, headers={"Content-Type": "text/plain"}, body="not found")
+        if isinstance(answer, HttpError):
+            raise answer
+        return answer
+
+
+class FakeAcd:
+    """An `Acd` that accepts every call: `enqueued` logs (queue, priority, data)."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[str, int, dict[str, Any]]] = []
+
+    async def enqueue(self, queue: str, *, priority: int = 0, data: Mapping[str, Any] | None = None) -> HandOff:
+        self.enqueued.append((queue, priority, dict(data or {})))
+        return HandOff("queue", queue, {"priority": priority})

@@ -49,8 +49,12 @@ MENU = flow(
 
 
 def menu_events(journal: ListJournal) -> list[tuple[str, dict[str, object]]]:
-    """The menu's own decisions, without the node/prompt noise."""
-    return [(e.type, e.detail) for e in journal.entries if e.type.startswith("menu_")]
+    """The menu's own decisions, without the node/prompt noise nor the run state they carry."""
+    return [
+        (e.type, {k: v for k, v in e.detail.items() if k != "state"})
+        for e in journal.entries
+        if e.type.startswith("menu_")
+    ]
 
 
 def entered(journal: ListJournal) -> list[str | None]:
@@ -165,7 +169,12 @@ async def test_invalid_then_retry_then_valid() -> None:
         ("node_entered", "m", {"type": "menu"}),
         ("prompt_played", "m", {"media": ["sound:choose"]}),
         ("dtmf_received", "m", {"digit": "7"}),
-        ("menu_invalid", "m", {"digit": "7", "attempt": 1}),
+        # The menu's partial input (for a controller that adopts the call) rides on its own event.
+        (
+            "menu_invalid",
+            "m",
+            {"digit": "7", "attempt": 1, "state": {"partial": {"attempt": 2, "last_failure": "invalid"}}},
+        ),
         ("prompt_played", "m", {"media": ["sound:invalid"]}),
         ("prompt_played", "m", {"media": ["sound:choose"]}),
         ("dtmf_received", "m", {"digit": "1"}),

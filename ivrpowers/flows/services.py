@@ -1,0 +1,108 @@
+"""What a flow may use beyond the call itself: small protocols, given to `run_flow` as `Services`.
+
+The interpreter stays pure: it never reads the system clock or opens a socket. The controller
+passes real implementations (`ivrpowers.calls.services`), the simulator and tests pass fakes that
+follow the same contract (`ivrpowers.flows.testing`). A service may be absent: a node that needs
+it then ends the run with a flow error naming it, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any, Protocol
+
+__all__ = ["Acd", "Clock", "HandOff", "Http", "HttpError", "HttpResponse", "Recorder", "Recording", "Services"]
+
+
+class Clock(Protocol):
+    """The time as the flow sees it, in its time zone (opening hours, greetings by time of day)."""
+
+    @property
+    def tz(self) -> tzinfo: ...
+
+    def now(self) -> datetime:
+        """Now, timezone-aware, in `tz`."""
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """`body` is the decoded JSON when the response says it is JSON, else the text."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class HttpError(Exception):
+    """No response: connection refused or reset, bad URL, or the timeout expired."""
+
+
+class Http(Protocol):
+    """An HTTP client for web-service nodes. HTTP error statuses are responses, not exceptions."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        timeout: float = 5.0,
+    ) -> HttpResponse: ...
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A finished recording: its stored name, length in seconds, and why it stopped
+    ("silence", "max_duration", "dtmf", "hangup")."""
+
+    name: str
+    duration: float
+    reason: str
+
+
+class Recorder(Protocol):
+    """Records the caller on the call the run drives."""
+
+    async def record(
+        self, name: str, *, max_duration: float, max_silence: float | None = None, beep: bool = True
+    ) -> Recording: ...
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """Where a flow handed its call to: the run ends and the controller must not hang up.
+
+    `kind` says what took the call ("queue", "transfer"...), `target` which one, `detail` anything
+    the new owner of the interaction needs. It is journaled, so it must be JSON-ready.
+    """
+
+    kind: str
+    target: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "target": self.target, "detail": dict(self.detail)}
+
+
+class Acd(Protocol):
+    """Automatic call distribution: queues of agents."""
+
+    async def enqueue(self, queue: str, *, priority: int = 0, data: Mapping[str, Any] | None = None) -> HandOff:
+        """Put the call in `queue`; the returned hand-off ends the flow (the ACD owns the call now)."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """The services one run may use; None means not available here."""
+
+    clock: Clock | None = None
+    http: Http | None = None
+    recorder: Recorder | None = None
+    acd: Acd | None = None
