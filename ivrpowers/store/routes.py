@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select
 
 from ivrpowers.store.db import Database
-from ivrpowers.store.models import Route, utcnow
+from ivrpowers.store.models import FlowVersion, Route, utcnow
 
 
 class RouteRepository:
@@ -21,6 +21,20 @@ class RouteRepository:
             else:
                 route.flow_name, route.updated_at = flow_name, utcnow()
             return route
+
+    async def published_flow(self, number: str) -> tuple[str, int | None] | None:
+        """(flow name, its published version or None) routed to `number`; None if unrouted.
+
+        One query on the path of every new call, and without the flow's source: parsed versions
+        are cached by the caller, so the text is fetched once per version, not once per call.
+        """
+        async with self.db.session() as session:
+            row = (await session.execute(
+                select(Route.flow_name, FlowVersion.version)
+                .outerjoin(FlowVersion, and_(FlowVersion.name == Route.flow_name, FlowVersion.published.is_(True)))
+                .where(Route.number == number)
+            )).first()
+        return None if row is None else (row[0], row[1])
 
     async def get(self, number: str) -> Route | None:
         async with self.db.session() as session:
