@@ -3,29 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
+from textwrap import dedent
 from typing import Any
 
 import pytest
 
 from ivrpowers.ari import AriConnectionError, AriNotFound, CallerID, Channel
 from ivrpowers.calls.ari_call import AriCall
+from ivrpowers.flows import FlowResult, load_flow, run_flow
 from ivrpowers.flows.call import CallerHungUp
+from ivrpowers.flows.testing import ListJournal
 
 
 class FakeAri:
-    """Records requests; `on_play` lets a test act while the play request is in flight."""
+    """Records requests; `on_play`/`on_stop` let a test act while a request is in flight.
+
+    Outages: `drop()` the connection, then `reconnect()`; `play_errors` are raised by the next play
+    requests, in order, after the playback was created if `lost_reply` (the request reached
+    Asterisk, only its answer was lost).
+    """
 
     def __init__(self) -> None:
         self.requests: list[tuple[Any, ...]] = []
-        self.on_play = None
+        self.on_play: Callable[[str], None] | None = None
+        self.on_stop: Callable[[str], None] | None = None
         self.channel_exists = True
         self.live_playbacks: set[str] = set()
         self.answer_error: Exception | None = None
+        self.play_errors: list[Exception] = []
+        self.lost_reply = False
         self.is_connected = True
+        self._up = asyncio.Event()
+        self._up.set()
+        self.awaited_reconnection = asyncio.Event()
+
+    def drop(self) -> None:
+        self.is_connected = False
+        self._up.clear()
+
+    def reconnect(self) -> None:
+        self.is_connected = True
+        self._up.set()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        raise TimeoutError  # overridden by the outage tests
+        self.awaited_reconnection.set()
+        async with asyncio.timeout(timeout):
+            await self._up.wait()
 
     async def answer(self, channel_id: str) -> None:
         self.requests.append(("answer", channel_id))
@@ -34,12 +59,21 @@ class FakeAri:
 
     async def play(self, channel_id: str, media: list[str], *, playback_id: str) -> None:
         self.requests.append(("play", channel_id, media, playback_id))
+        if self.play_errors:
+            error = self.play_errors.pop(0)
+            if isinstance(error, AriConnectionError):
+                self.drop()  # Asterisk went away: the events websocket with it
+            if self.lost_reply:
+                self.live_playbacks.add(playback_id)
+            raise error
         self.live_playbacks.add(playback_id)
         if self.on_play:
             self.on_play(playback_id)
 
     async def stop_playback(self, playback_id: str) -> None:
         self.requests.append(("stop", playback_id))
+        if self.on_stop:
+            self.on_stop(playback_id)
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         self.requests.append(("hangup", channel_id, reason))
@@ -61,6 +95,12 @@ def make_call(
     channel = Channel(id="chan-1", name="PJSIP/trunk-1", state=state, caller=CallerID(name="Ann", number=number))
     call = AriCall(ari, channel, "100", on_answer=answered.append, outage_wait=outage_wait)  # type: ignore[arg-type]
     return call, ari, answered
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the other tasks run until `condition` holds (the test's own timeout bounds it)."""
+    while not condition():
+        await asyncio.sleep(0)
 
 
 def played(ari: FakeAri) -> list[Any]:
@@ -122,7 +162,7 @@ async def test_hangup_during_a_prompt_raises_caller_hung_up() -> None:
 async def test_resync_after_an_outage_learns_the_prompt_ended() -> None:
     call, ari, _ = make_call()
     playing = asyncio.create_task(call.play(["sound:hello-world"]))
-    await asyncio.sleep(0.01)
+    await until(lambda: call._media.current_playback is not None)
     ari.live_playbacks.clear()  # it finished while the events connection was down
     await call.resync()
     assert await asyncio.wait_for(playing, 1) is None
@@ -131,7 +171,7 @@ async def test_resync_after_an_outage_learns_the_prompt_ended() -> None:
 async def test_resync_after_an_outage_learns_the_caller_left() -> None:
     call, ari, _ = make_call()
     waiting = asyncio.create_task(call.read_digit(30))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one turn of the loop: the task runs until it waits
     ari.channel_exists = False
     await call.resync()
     with pytest.raises(CallerHungUp):
@@ -167,3 +207,87 @@ async def test_ari_unreachable_beyond_the_outage_wait_is_an_error_not_a_hangup()
 def test_withheld_numbers_read_as_empty(number: str) -> None:
     call, _, _ = make_call(number=number)
     assert call.caller_number == ""
+
+
+# -- ARI outages ----------------------------------------------------------------------------------
+
+PROMPT_THEN_MENU = load_flow(
+    dedent(
+        """
+        name: outage
+        start: hello
+        nodes:
+          hello: {type: play, media: sound:hello-world, barge_in: false, next: m}
+          m: {type: menu, prompt: sound:choose, options: {"1": bye}, retries: 0}
+          bye: {type: hangup}
+        """
+    )
+)
+DISCONNECTED = AriConnectionError("POST", "/channels/chan-1/play", "Server disconnected")
+
+
+async def outage_mid_prompt(call: AriCall, ari: FakeAri, *, lost_reply: bool) -> asyncio.Task[FlowResult]:
+    """Run the flow until its first play request has failed and the call waits for ARI."""
+    ari.play_errors, ari.lost_reply = [DISCONNECTED], lost_reply
+    task = asyncio.create_task(run_flow(PROMPT_THEN_MENU, call, ListJournal()))
+    await asyncio.wait_for(ari.awaited_reconnection.wait(), 5)
+    assert not task.done() and not ari.is_connected
+    return task
+
+
+def caller_presses_1_at_the_menu(call: AriCall, ari: FakeAri) -> None:
+    """From now on prompts play through, and the caller answers the menu's prompt with 1."""
+
+    def finished(pid: str) -> None:
+        call.feed_playback_finished(pid)
+        if played(ari)[-1][2] == ["sound:choose"]:
+            call.feed_dtmf("1")
+
+    ari.on_play = lambda pid: asyncio.get_running_loop().call_soon(finished, pid)
+
+
+async def test_an_outage_mid_prompt_is_waited_out_and_the_flow_goes_on() -> None:
+    call, ari, _ = make_call(state="Up")
+    task = await outage_mid_prompt(call, ari, lost_reply=False)
+    caller_presses_1_at_the_menu(call, ari)
+    await call.resync()  # what the reconciler does on reconnect: the prompt never started, nothing to learn
+    ari.reconnect()
+    result = await asyncio.wait_for(task, 5)
+
+    assert (result.outcome, result.last_node) == ("hangup_by_flow", "bye")
+    hello = [p for p in played(ari) if p[2] == ["sound:hello-world"]]
+    assert len(hello) == 2 and hello[0][3] == hello[1][3]  # sent again, under the same playback id
+    assert call.hung_up_by_flow
+
+
+async def test_a_play_that_reached_asterisk_before_the_outage_is_not_queued_twice() -> None:
+    call, ari, _ = make_call(state="Up")
+    task = await outage_mid_prompt(call, ari, lost_reply=True)
+    caller_presses_1_at_the_menu(call, ari)
+    await call.resync()
+    ari.reconnect()
+    call.feed_playback_finished(played(ari)[0][3])  # its end, as the events bring it now
+    result = await asyncio.wait_for(task, 5)
+
+    assert (result.outcome, result.last_node) == ("hangup_by_flow", "bye")
+    # The call found its playback in Asterisk: not sent again.
+    assert [p[2] for p in played(ari)] == [["sound:hello-world"], ["sound:choose"]]
+
+
+async def test_an_outage_longer_than_the_wait_fails_the_flow() -> None:
+    call, ari, _ = make_call(state="Up", outage_wait=0.05)
+    ari.play_errors = [DISCONNECTED]
+    result = await asyncio.wait_for(run_flow(PROMPT_THEN_MENU, call, ListJournal()), 5)
+    assert (result.outcome, result.last_node, result.error) == ("error", "hello", f"AriConnectionError: {DISCONNECTED}")
+    assert ari.awaited_reconnection.is_set()
+
+
+async def test_a_caller_who_left_during_the_outage_is_a_hangup() -> None:
+    call, ari, _ = make_call(state="Up")
+    task = await outage_mid_prompt(call, ari, lost_reply=False)
+    ari.channel_exists = False
+    await call.resync()  # learns the channel is gone
+    ari.reconnect()
+    result = await asyncio.wait_for(task, 5)
+    assert result.outcome == "caller_hangup"
+    assert len(played(ari)) == 1
