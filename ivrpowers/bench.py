@@ -19,13 +19,14 @@ from pathlib import Path
 from ivrpowers.config import PROJECT_ROOT
 from ivrpowers.flows import load_flow, run_flow
 from ivrpowers.flows.testing import ListJournal, Press, ScriptedCall
+from ivrpowers.resources import demo_flow
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.db import Database
 from ivrpowers.store.migrate import upgrade
 from ivrpowers.store.writer import CdrWriter
 
 ROUNDS = 5
-DEMO = (PROJECT_ROOT / "flows" / "demo.yaml").read_text()
+DEMO = demo_flow().read_text()
 
 
 def _rate(count: int, seconds: list[float]) -> dict[str, float]:

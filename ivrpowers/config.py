@@ -2,7 +2,8 @@
 
 Secrets (ARI password, AMI secret, trunk/agent passwords) are generated on first use into
 `<state>/secrets.json`; the Asterisk configuration is rendered from them, so by default the
-controller's ARI and AMI credentials are exactly what Asterisk was configured with.
+controller's ARI and AMI credentials are exactly what Asterisk was configured with. The Asterisk's
+id is generated the same way into `<state>/identity.json`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,19 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 APP_NAME = "ivrpowers"
+# The checkout, for the tests and the bench only: the product finds its files in the installed
+# package (ivrpowers.resources), which need not be a checkout at all.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# An Asterisk id prefixes every channel id that Asterisk makes (its `systemname`): keep it short and
+# free of the characters that separate ids (`.`, `/`, `,`, `:`...).
+ASTERISK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
 
 class Settings(BaseModel):
@@ -37,6 +44,8 @@ class Settings(BaseModel):
     ami_secret: str | None = None
     ari_app: str = APP_NAME
     unknown_number_media: list[str] = ["sound:invalid"]
+    # IVRPOWERS_ASTERISK_ID (or `asterisk_id` in the file) fixes the id; unset: generated once.
+    asterisk_id_override: str | None = Field(default=None, pattern=ASTERISK_ID_PATTERN)
 
     @property
     def database_url(self) -> str:
@@ -57,33 +66,63 @@ class Settings(BaseModel):
     def ami_password(self) -> str:
         return self.ami_secret or self.secrets()["ami_secret"]
 
+    @property
+    def asterisk_id(self) -> str:
+        """This Asterisk's id (its `systemname`, the prefix of its channel ids), e.g. `ast-1f2e3d4c`."""
+        return self.asterisk_id_override or load_identity(self.state_dir)["asterisk_id"]
 
+
+# Names in the config file and in load_settings() arguments that differ from the field's.
+_ALIASES = {"asterisk_id": "asterisk_id_override"}
+_PUBLIC = {field: name for name, field in _ALIASES.items()}
 # Environment variable -> settings field. Every setting can come from the environment.
-_ENV = {f"IVRPOWERS_{name.upper()}": name for name in Settings.model_fields}
+_ENV = {f"IVRPOWERS_{_PUBLIC.get(name, name).upper()}": name for name in Settings.model_fields}
+
+
+def _unalias(values: dict[str, object]) -> dict[str, object]:
+    return {_ALIASES.get(key, key): value for key, value in values.items()}
 
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the defaults, the config file, the environment, then `overrides` (which win)."""
     values: dict[str, object] = {}
-    state_dir = Path(overrides.get("state_dir") or os.environ.get("IVRPOWERS_STATE_DIR") or Path.cwd() / "state")
+    given = overrides.get("state_dir")
+    state_dir = Path(str(given)) if given else Path(os.environ.get("IVRPOWERS_STATE_DIR") or Path.cwd() / "state")
     config_file = Path(os.environ.get("IVRPOWERS_CONFIG") or state_dir / "ivrpowers.toml")
     if config_file.exists():
         with config_file.open("rb") as fh:
-            values.update(tomllib.load(fh))
+            values.update(_unalias(tomllib.load(fh)))
     for env, field in _ENV.items():
         if env in os.environ:
             raw = os.environ[env]
             values[field] = json.loads(raw) if field == "unknown_number_media" else raw
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(_unalias({k: v for k, v in overrides.items() if v is not None}))
     values["state_dir"] = state_dir
     return Settings.model_validate(values)
 
 
 def ensure_state_dir(state_dir: Path) -> Path:
-    """Create the state directory private to its owner: it holds secrets, logs and call records."""
+    """Create the state directory private to its owner: it holds secrets, logs and call records.
+
+    Files already in it lose any group and other permission (a state directory from an older
+    version, or files written under a permissive umask): nothing in it is anyone else's business.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o700)
+    for root, dirs, files in os.walk(state_dir):
+        for name in (*dirs, *files):
+            make_private(Path(root) / name)
     return state_dir
+
+
+def make_private(path: Path) -> None:
+    """Drop group and other permissions from `path` (not following a symlink; never failing)."""
+    try:
+        st = path.lstat()
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+            path.chmod(stat.S_IMODE(st.st_mode) & ~0o077)
+    except OSError:  # gone meanwhile, or not ours: the directory's own 0700 still guards it
+        pass
 
 
 SECRET_NAMES = ("ari_password", "ami_secret", "agent_password", "webrtc_password", "api_token")
@@ -98,8 +137,40 @@ def load_secrets(state_dir: Path) -> dict[str, str]:
         for name in missing:
             current[name] = secrets.token_urlsafe(18)
         ensure_state_dir(state_dir)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(current, indent=2) + "\n")
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        _write_private(path, current)
     return current
+
+
+def new_asterisk_id() -> str:
+    return f"ast-{secrets.token_hex(4)}"
+
+
+def load_identity(state_dir: Path) -> dict[str, str]:
+    """This installation's identity (`asterisk_id`), generated the first time and kept after.
+
+    Two processes starting at once on a new state directory agree on one id: the file is created
+    exclusively, and the loser reads the winner's.
+    """
+    path = state_dir / "identity.json"
+    if not path.exists():
+        ensure_state_dir(state_dir)
+        tmp = path.with_name(f".identity.{os.getpid()}.tmp")
+        _write_private(tmp, {"asterisk_id": new_asterisk_id()})
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    identity: dict[str, str] = json.loads(path.read_text())
+    return identity
+
+
+def _write_private(path: Path, content: dict[str, str]) -> None:
+    """Write `content` as JSON readable by the owner only, replacing `path` atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(content, indent=2) + "\n")
+    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover tmp file
+    tmp.replace(path)

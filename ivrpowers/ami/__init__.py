@@ -1,4 +1,6 @@
-"""AMI, for what ARI lacks: contact and registration state, security events, CLI commands.
+"""AMI, for what ARI lacks: which phones are registered (contacts).
+
+The product's AMI account may do no more (manager.conf): no CLI commands, no originate, no events.
 
 panoramisk does the protocol; `AmiClient` is the small interface the rest of ivrpowers uses.
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,14 +110,6 @@ class AmiClient:
             raise AmiError(f"AMI {name}: {first.get('Message', 'error')}")
         return messages
 
-    async def command(self, cli: str) -> str:
-        """Run an Asterisk CLI command and return its output."""
-        reply = await self.manager.send_command(cli)
-        if reply.get("Response") == "Error":
-            raise AmiError(f"AMI Command {cli!r}: {reply.get('Message', 'error')}")
-        output = reply.get("Output", [])
-        return "\n".join(output if isinstance(output, list) else [output])
-
     async def contacts(self) -> list[Contact]:
         """Registered PJSIP contacts: which phones are reachable, where, with what."""
         try:
@@ -136,7 +127,3 @@ class AmiClient:
             for m in replies
             if m.get("Event") == "ContactList"
         ]
-
-    def on_event(self, pattern: str, callback: Callable[[Any], Any]) -> None:
-        """Call `callback(message)` for events whose name matches `pattern` (`*` wildcards)."""
-        self.manager.register_event(pattern, lambda _manager, message: callback(message))

@@ -1,13 +1,14 @@
-"""Render `asterisk-conf/` into the state directory, with the generated secrets filled in."""
+"""Render the packaged Asterisk templates into the state directory, with the generated secrets filled in."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from ivrpowers.config import PROJECT_ROOT, Settings, ensure_state_dir
+from ivrpowers.config import Settings, ensure_state_dir
+from ivrpowers.resources import asterisk_templates
 
-TEMPLATE_DIR = PROJECT_ROOT / "asterisk-conf"
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 
 
@@ -51,14 +52,15 @@ def render_config(settings: Settings, *, chrooted: bool) -> Path:
         "AMI_SECRET": settings.ami_password,
         "AGENT_PASSWORD": secrets["agent_password"],
         "WEBRTC_PASSWORD": secrets["webrtc_password"],
+        "ASTERISK_ID": settings.asterisk_id,
         "DIRECTORIES": _directories(settings, chrooted),
     }
     ensure_state_dir(settings.state_dir)
     state = asterisk_state(settings)
     out = state / "etc"
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     out.chmod(0o700)  # it holds the secrets
-    for template in sorted(TEMPLATE_DIR.glob("*.conf")):
+    for template in sorted(asterisk_templates().glob("*.conf")):
         def fill(match: re.Match[str], name: str = template.name) -> str:
             key = match.group(1)
             if key not in values:
@@ -66,9 +68,12 @@ def render_config(settings: Settings, *, chrooted: bool) -> Path:
             return values[key]
 
         target = out / template.name
-        target.write_text(_PLACEHOLDER.sub(fill, template.read_text()))
-        target.chmod(0o600)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_PLACEHOLDER.sub(fill, template.read_text()))
+        target.chmod(0o600)  # an older rendering may have left it readable
     for sub in ("run", "log", "spool", "db", "recording", "ovl"):
-        (state / sub).mkdir(parents=True, exist_ok=True)
+        (state / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_state_dir(settings.state_dir)  # and whatever an earlier, more permissive run left
     return out
 

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ivrpowers.asterisk.conf import asterisk_state, render_config
 from ivrpowers.asterisk.rootfs import find_installation
@@ -62,6 +63,12 @@ def _pid_file(settings: Settings) -> Path:
     return asterisk_state(settings) / "launcher.pid"
 
 
+def _write_pid(settings: Settings, pid: int) -> None:
+    fd = os.open(_pid_file(settings), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{pid}\n")
+
+
 def _read_pid(settings: Settings) -> int | None:
     try:
         pid = int(_pid_file(settings).read_text().strip())
@@ -99,14 +106,15 @@ def _check_ports_free(settings: Settings) -> None:
                 ) from exc
 
 
-def _ari_info(settings: Settings, timeout: float = 1.0) -> dict | None:
+def _ari_info(settings: Settings, timeout: float = 1.0) -> dict[str, Any] | None:
     token = base64.b64encode(f"{settings.ari_user}:{settings.ari_secret}".encode()).decode()
     req = urllib.request.Request(
         f"{settings.ari_base_url}/asterisk/info", headers={"Authorization": f"Basic {token}"}
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.load(resp)
+            info: dict[str, Any] = json.load(resp)
+            return info
     except (urllib.error.URLError, OSError, ValueError):
         return None
 
@@ -132,13 +140,14 @@ def start(settings: Settings, *, attached: bool = False, timeout: float = 30.0) 
     else:
         argv = [str(inst.binary), "-f", "-n", "-C", str(etc / "asterisk.conf")]
         env = dict(os.environ)
-    console = open(state / "log" / "console.log", "ab")
+    console = os.open(state / "log" / "console.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # umask: Asterisk's logs, spool and database are private to their owner like the rest of the state.
     proc = subprocess.Popen(
         argv, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=_die_with_parent if attached else None,
+        start_new_session=True, preexec_fn=_die_with_parent if attached else None, umask=0o077,
     )
-    console.close()
-    _pid_file(settings).write_text(f"{proc.pid}\n")
+    os.close(console)
+    _write_pid(settings, proc.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

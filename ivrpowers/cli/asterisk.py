@@ -53,7 +53,8 @@ def status(ctx: click.Context) -> None:
     if not st.running:
         click.echo("not running")
         ctx.exit(1)
-    click.echo(f"running, pid {st.pid}, version {st.version or '?'}, ARI {'ready' if st.ari_ready else 'not answering'}")
+    ari = "ready" if st.ari_ready else "not answering"
+    click.echo(f"running, pid {st.pid}, version {st.version or '?'}, ARI {ari}")
 
 
 @asterisk.command(name="cli")
@@ -75,11 +76,11 @@ def contacts(ctx: click.Context) -> None:
     """Registered phones (PJSIP contacts, through AMI)."""
     import asyncio
 
-    from ivrpowers.ami import AmiClient, AmiError
+    from ivrpowers.ami import AmiClient, AmiError, Contact
 
     s = settings_from(ctx)
 
-    async def fetch():  # type: ignore[no-untyped-def]
+    async def fetch() -> list[Contact]:
         async with AmiClient(s.bind_address, s.ami_port, s.ami_user, s.ami_password) as ami:
             return await ami.contacts()
 

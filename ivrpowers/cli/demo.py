@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from ivrpowers.cli.common import with_db
-from ivrpowers.config import PROJECT_ROOT, Settings, ensure_state_dir
+from ivrpowers.config import Settings, ensure_state_dir
 from ivrpowers.flows import load_flow
+from ivrpowers.resources import demo_flow, demo_sipp_scenario
 from ivrpowers.store.db import Database
 from ivrpowers.store.flows import FlowRepository
 from ivrpowers.store.migrate import upgrade
@@ -17,14 +18,16 @@ from ivrpowers.store.routes import RouteRepository
 DEMO_NUMBER = "100"
 
 
-def install_demo(settings: Settings, flow_file: Path) -> None:
-    """Make the demo callable on 100 without undoing what an operator changed since.
+def install_demo(settings: Settings, flow_file: Path | None = None) -> None:
+    """Make the demo (the packaged demo flow unless `flow_file`) callable on 100, without undoing
+    what an operator changed since.
 
     The demo flow is published only while no version of it is, and 100 is routed only while it has
     no route: a version published by hand, or 100 routed elsewhere, survives every `make run`.
     """
     ensure_state_dir(settings.state_dir)
     upgrade(settings.database_url)
+    flow_file = flow_file or demo_flow()
     source = flow_file.read_text()
     name = load_flow(source, str(flow_file)).name
 
@@ -40,21 +43,21 @@ def install_demo(settings: Settings, flow_file: Path) -> None:
 
 def print_how_to_call(settings: Settings) -> None:
     secrets = settings.secrets()
-    scenario = PROJECT_ROOT / "examples" / "sipp" / "demo-press-1.xml"
+    scenario = demo_sipp_scenario()
     host = settings.bind_address
     click.echo(
         f"""
-ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "demo" (flows/demo.yaml).
+ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "demo" ({demo_flow()}).
 
   Call it with SIPp as the PSTN trunk (presses 1, hears its number read back, then SIPp hangs up;
-  the scenario is examples/sipp/demo-press-1.xml, copy it to press other digits):
+  copy the scenario and change its DTMF pcap to press other digits):
     sipp {host}:{settings.sip_port} -sf {scenario} -s {DEMO_NUMBER} -m 1 -i {host} -p 5070 -mi {host}
 
   Or register a softphone (UDP) and dial {DEMO_NUMBER}:
     server {host}:{settings.sip_port}   user agent1   password {secrets['agent_password']}
 
   Then read the call records:
-    .venv/bin/ivrpowers cdr list          (or: cdr list --json, cdr show ID)
+    ivrpowers cdr list          (or: cdr list --json, cdr show ID)
 
   Health: http://{host}:{settings.web_port}/health      Ctrl-C stops everything.
 """,

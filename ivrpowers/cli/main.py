@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from ivrpowers.cli.common import settings_from, setup_logging
 from ivrpowers.cli.db import db
 from ivrpowers.cli.flows import flow
 from ivrpowers.cli.routes import route
-from ivrpowers.config import PROJECT_ROOT, load_settings
+from ivrpowers.config import load_settings
 from ivrpowers.store.migrate import SchemaOutdated
 
 log = logging.getLogger("ivrpowers")
@@ -27,13 +28,15 @@ log = logging.getLogger("ivrpowers")
 @click.pass_context
 def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
     """ivrpowers: contact-center engine on Asterisk."""
+    # Everything written from here on (database, spool, logs, rendered config) is the owner's alone.
+    os.umask(0o077)
     setup_logging(verbose)
     ctx.obj = {"settings": load_settings(state_dir=state_dir.resolve() if state_dir else None)}
 
 
 @cli.command()
 @click.option("--start-asterisk", is_flag=True, help="Start the project's Asterisk too, and stop it on exit.")
-@click.option("--demo", is_flag=True, help="Migrate, import and publish flows/demo.yaml, route 100 to it.")
+@click.option("--demo", is_flag=True, help="Migrate, import and publish the packaged demo flow, route 100 to it.")
 @click.pass_context
 def run(ctx: click.Context, start_asterisk: bool, demo: bool) -> None:
     """Run the controller (ARI app, call sessions) and its web app until Ctrl-C."""
@@ -52,7 +55,7 @@ def run(ctx: click.Context, start_asterisk: bool, demo: bool) -> None:
         if demo:
             from ivrpowers.cli.demo import install_demo, print_how_to_call
 
-            install_demo(settings, PROJECT_ROOT / "flows" / "demo.yaml")
+            install_demo(settings)
             print_how_to_call(settings)
         asyncio.run(app.serve(settings))
     except SchemaOutdated as exc:

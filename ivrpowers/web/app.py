@@ -1,39 +1,82 @@
-"""The controller's web app: health (open) and the REST API (bearer token from the secrets)."""
+"""The controller's web app: health (open) and the REST API (bearer token from the secrets).
+
+Whatever a client sends, a malformed request is refused with a 4xx and logged in one line: no 5xx,
+no traceback (those are kept for the app's own bugs).
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ivrpowers.store.cdrs import CdrRepository, call_to_dict
 
 OPEN_PATHS = {"/health"}
+# Call ids are UUIDs; anything else cannot be one, and is not worth a database query (a NUL byte
+# would make PostgreSQL raise instead of answering "no such call").
+_CALL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+log = logging.getLogger("ivrpowers.web")
 
 
 class HealthSource(Protocol):
     def health(self) -> dict[str, object]: ...
 
 
+class _RequestLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, where a request that is not valid HTTP is one line, not a traceback.
+
+    aiohttp answers such requests with 400 itself (header or line too long, too many headers,
+    bad syntax) but logs each one as an ERROR with a traceback: anyone could fill the log.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            remote = args[0] if args else "?"
+            log.log(min(level, logging.INFO), "malformed HTTP request from %s refused (%d %s)", remote, exc.code,
+                    type(exc).__name__)
+            return
+        super().log(level, msg, *args, **kwargs)
+
+
+def _json_error(error: type[web.HTTPException], message: str, **kwargs: Any) -> web.HTTPException:
+    return error(text=f'{{"error": "{message}"}}', content_type="application/json", **kwargs)
+
+
+def _bearer_matches(given: str, token: str) -> bool:
+    # aiohttp keeps bytes that are not UTF-8 as lone surrogates: such a header is no token of ours.
+    try:
+        raw = given.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(raw, f"Bearer {token}".encode())
+
+
 def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
-    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                raise web.HTTPUnauthorized(
-                    text='{"error": "missing or wrong bearer token"}', content_type="application/json",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+    async def check(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS and not _bearer_matches(request.headers.get("Authorization", ""), token):
+            raise _json_error(web.HTTPUnauthorized, "missing or wrong bearer token",
+                              headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
     return check
 
 
 def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str) -> web.Application:
-    app = web.Application(middlewares=[_auth_middleware(api_token)])
+    handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}
+    # No route takes a body: 64 KiB is plenty, anything larger is refused with 413 unread.
+    app = web.Application(middlewares=[_auth_middleware(api_token)], handler_args=handler_args,
+                          client_max_size=64 * 1024)
 
     async def get_health(request: web.Request) -> web.Response:
         report = health.health()
@@ -43,13 +86,14 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str) -> 
         try:
             limit = max(1, min(int(request.query.get("limit", "20")), 1000))
         except ValueError:
-            raise web.HTTPBadRequest(text='{"error": "limit must be a number"}', content_type="application/json")
+            raise _json_error(web.HTTPBadRequest, "limit must be a number") from None
         return web.json_response([call_to_dict(c) for c in await cdrs.latest(limit)])
 
     async def get_call(request: web.Request) -> web.Response:
-        call = await cdrs.get(request.match_info["call_id"])
+        call_id = request.match_info["call_id"]
+        call = await cdrs.get(call_id) if _CALL_ID.match(call_id) else None
         if call is None:
-            raise web.HTTPNotFound(text='{"error": "no such call"}', content_type="application/json")
+            raise _json_error(web.HTTPNotFound, "no such call")
         return web.json_response(call_to_dict(call))
 
     app.router.add_get("/health", get_health)

@@ -159,7 +159,7 @@ def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: 
     }
     setup = ControllerUnderTest(kind, db_url, env, proxy, None, log, web_port)  # type: ignore[arg-type]
     setup.ivrpowers("db", "upgrade")
-    for flow_file in [PROJECT_ROOT / "flows" / "demo.yaml", *sorted(FLOWS.glob("*.yaml"))]:
+    for flow_file in [PROJECT_ROOT / "ivrpowers" / "demo" / "demo.yaml", *sorted(FLOWS.glob("*.yaml"))]:
         setup.ivrpowers("flow", "import", str(flow_file), "--publish")
     for number, flow in ROUTES.items():
         setup.ivrpowers("route", "set", number, flow)

@@ -77,10 +77,9 @@ async def contacts(asterisk: AsteriskUnderTest):  # type: ignore[no-untyped-def]
         return await ami.contacts()
 
 
-async def test_ami_runs_cli_commands_and_refuses_a_wrong_secret(asterisk: AsteriskUnderTest) -> None:
+async def test_ami_lists_endpoints_and_refuses_a_wrong_secret(asterisk: AsteriskUnderTest) -> None:
     s = asterisk.settings
     async with AmiClient(s.bind_address, s.ami_port, s.ami_user, s.ami_password) as ami:
-        assert "Asterisk 22." in await ami.command("core show version")
         endpoints = await ami.action("PJSIPShowEndpoints")
         assert {"agent1", "webrtc1", "trunk"} <= {m.get("ObjectName") for m in endpoints}
     with pytest.raises(AmiError, match="refused"):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from ivrpowers.config import SECRET_NAMES, load_secrets, load_settings
+from ivrpowers.config import SECRET_NAMES, ensure_state_dir, load_secrets, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +58,43 @@ def test_explicit_arguments_beat_the_environment(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("IVRPOWERS_SIP_PORT", "5999")
     s = load_settings(state_dir=tmp_path / "given", sip_port=6000)
     assert s.state_dir == tmp_path / "given" and s.sip_port == 6000
+
+
+def test_asterisk_id_is_generated_once_kept_in_the_state_dir_and_id_safe(tmp_path: Path) -> None:
+    first = load_settings(state_dir=tmp_path).asterisk_id
+    assert re.fullmatch(r"ast-[0-9a-f]{8}", first), first
+    assert load_settings(state_dir=tmp_path).asterisk_id == first  # kept
+    assert stat.S_IMODE((tmp_path / "identity.json").stat().st_mode) == 0o600
+    assert load_settings(state_dir=tmp_path / "other").asterisk_id != first
+
+
+def test_asterisk_id_from_the_environment_the_file_or_an_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ivrpowers.toml").write_text('asterisk_id = "from-file"\n')
+    assert load_settings(state_dir=tmp_path).asterisk_id == "from-file"
+    monkeypatch.setenv("IVRPOWERS_ASTERISK_ID", "ast-east-1")
+    assert load_settings(state_dir=tmp_path).asterisk_id == "ast-east-1"
+    assert load_settings(state_dir=tmp_path, asterisk_id="given").asterisk_id == "given"
+    assert not (tmp_path / "identity.json").exists()  # nothing generated when one is given
+
+
+@pytest.mark.parametrize("bad", ["", "a.b", "a/b", "a,b", "-lead", "x" * 33, "sp ace"])
+def test_an_asterisk_id_that_could_not_prefix_channel_ids_is_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValidationError):
+        load_settings(state_dir=tmp_path, asterisk_id=bad)
+
+
+def test_ensure_state_dir_makes_everything_already_there_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "asterisk" / "log").mkdir(parents=True)
+    for path in (state / "ivrpowers.db", state / "asterisk" / "log" / "messages.log"):
+        path.write_text("x")
+        path.chmod(0o644)
+    (state / "asterisk").chmod(0o755)
+    (state / "link").symlink_to("/etc/hostname")
+    ensure_state_dir(state)
+    for path in state.rglob("*"):
+        if not path.is_symlink():
+            assert stat.S_IMODE(path.lstat().st_mode) & 0o077 == 0, path
+    assert stat.S_IMODE(Path("/etc/hostname").stat().st_mode) & 0o044  # a symlink's target is left alone

@@ -6,12 +6,13 @@ import asyncio
 from pathlib import Path
 
 from ivrpowers.cli.demo import DEMO_NUMBER, install_demo
-from ivrpowers.config import PROJECT_ROOT, load_settings
+from ivrpowers.config import load_settings
+from ivrpowers.resources import demo_flow
 from ivrpowers.store.db import Database
 from ivrpowers.store.flows import FlowRepository
 from ivrpowers.store.routes import RouteRepository
 
-DEMO = PROJECT_ROOT / "flows" / "demo.yaml"
+DEMO = demo_flow()
 
 
 def state(settings) -> tuple[int | None, str | None, int]:  # type: ignore[no-untyped-def]
@@ -30,7 +31,7 @@ def state(settings) -> tuple[int | None, str | None, int]:  # type: ignore[no-un
 
 def test_first_run_publishes_and_routes_then_respects_the_operator(tmp_path: Path) -> None:
     settings = load_settings(state_dir=tmp_path)
-    install_demo(settings, DEMO)
+    install_demo(settings)  # the packaged demo flow
     assert state(settings) == (1, "demo", 1)
 
     install_demo(settings, DEMO)  # unchanged file: nothing new

@@ -20,7 +20,7 @@ from ivrpowers.flows import (
     load_flow_file,
 )
 
-DEMO = Path(__file__).resolve().parents[2] / "flows" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "ivrpowers" / "demo" / "demo.yaml"
 
 
 def doc(text: str) -> str:

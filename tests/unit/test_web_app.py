@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,3 +84,52 @@ async def test_a_call_is_found_by_a_unique_prefix_of_its_id(tmp_path: Path) -> N
     assert (await repo.find("ef_%")).id == "ef_%9999"
     assert await repo.find("ef__") is None  # LIKE wildcards are escaped
     await db.close()
+
+
+async def raw_request(client, data: bytes) -> int:  # type: ignore[no-untyped-def]
+    """Send `data` as it is on a fresh connection; the status code of the reply."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+def request(path: str, *headers: bytes, method: bytes = b"GET", body: bytes = b"") -> bytes:
+    head = b"".join(h + b"\r\n" for h in headers)
+    return method + b" " + path.encode() + b" HTTP/1.1\r\nHost: test\r\n" + head + b"Connection: close\r\n\r\n" + body
+
+
+BEARER = b"Authorization: Bearer " + TOKEN.encode()
+MALFORMED = {
+    "non-UTF-8 authorization": request("/api/calls", b"Authorization: Bearer \xff\xfe\x80"),
+    "non-UTF-8 token lookalike": request("/api/calls", b"Authorization: Bearer " + TOKEN.encode() + b"\xc3"),
+    "garbage bearer": request("/api/calls", b"Authorization: Bearer \x01\x02 ;;; ==="),
+    "empty bearer": request("/api/calls", b"Authorization: Bearer"),
+    "oversized header": request("/api/calls", b"Authorization: Bearer " + b"A" * 20000),
+    "oversized URL": request("/api/calls?" + "x" * 20000),
+    "too many headers": request("/health", *[b"X-%d: y" % i for i in range(300)]),
+    "oversized body": request("/api/calls", BEARER, b"Content-Length: 10000000", method=b"POST", body=b"x" * 70000),
+    "huge content-length": request("/api/calls", b"Content-Length: 99999999999999999999", method=b"POST"),
+    "conflicting framing": request("/health", b"Transfer-Encoding: chunked", b"Content-Length: 3"),
+    "header without colon": request("/health", b"NoColonHere"),
+    "not HTTP": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,
+    "NUL in call id": request("/api/calls/%00abc", BEARER),
+    "non-UTF-8 call id": request("/api/calls/%ff%fe", BEARER),
+    "non-UTF-8 query": request("/api/calls?limit=%ff", BEARER),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+async def test_malformed_requests_get_a_4xx_and_no_logged_error(client, name: str, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    status = await raw_request(client, MALFORMED[name])
+    assert 400 <= status < 500, status
+    # The requirement itself is about the log: no ERROR record and no traceback for any of these.
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [(r.name, r.levelname, r.getMessage()) for r in bad]
+    resp = await client.get("/health")  # and the server is still there
+    assert resp.status == 200
