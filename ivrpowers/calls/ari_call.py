@@ -130,10 +130,16 @@ class AriCall:
         await self._request(play)
 
     async def stop_playback(self, playback_id: str) -> None:
+        async def stop() -> None:
+            try:
+                await self.client.stop_playback(playback_id)
+            except AriNotFound:
+                pass  # it had finished already: a 404 about the playback, not the channel
+
         try:
-            await self._request(lambda: self.client.stop_playback(playback_id))
+            await self._request(stop)
         except (AriError, CallerHungUp):
-            pass  # already finished, or the caller left: nothing to stop
+            pass  # ARI still away, or the caller left: nothing to stop
 
     async def wait_for_caller(self, changed: asyncio.Event, timeout: float | None) -> bool:
         return await wait_for_change(changed, timeout)

@@ -72,6 +72,9 @@ class FakeAri:
 
     async def stop_playback(self, playback_id: str) -> None:
         self.requests.append(("stop", playback_id))
+        if playback_id not in self.live_playbacks:
+            raise AriNotFound(404, "DELETE", f"/playbacks/{playback_id}", "Playback not found")
+        self.live_playbacks.discard(playback_id)
         if self.on_stop:
             self.on_stop(playback_id)
 
@@ -119,6 +122,21 @@ async def test_a_digit_barges_in_stops_the_playback_and_is_returned() -> None:
     assert await asyncio.wait_for(call.play(["sound:hello-world"]), 1) == "5"
     playback_id = played(ari)[0][3]
     assert ("stop", playback_id) in ari.requests
+
+
+async def test_a_digit_as_the_prompt_ends_is_no_hangup() -> None:
+    call, ari, _ = make_call()
+
+    def ended_then_pressed(pid: str) -> None:
+        ari.live_playbacks.discard(pid)  # so stopping it gets a 404 about the playback
+        call.feed_playback_finished(pid)
+        call.feed_dtmf("4")
+
+    ari.on_play = ended_then_pressed
+    assert await call.play(["sound:hello-world"]) == "4"
+    assert ("stop", played(ari)[0][3]) in ari.requests
+    assert not call.gone
+    assert await call.read_digit(0) is None
 
 
 async def test_a_digit_typed_ahead_skips_the_prompt() -> None:
