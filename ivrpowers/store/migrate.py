@@ -1,16 +1,16 @@
-"""Schema migrations (Alembic, scripts in the project's `migrations/`)."""
+"""Schema migrations (Alembic, scripts in the package: `ivrpowers/store/migrations/`)."""
 
 from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
 
-from ivrpowers.config import PROJECT_ROOT
+from ivrpowers.resources import migrations
 
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(migrations()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -1,7 +1,7 @@
 """initial schema: flows, routes, calls, call events
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 05:56:53.102806
 """
 
