@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 IVR    := $(VENV)/bin/ivrpowers
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test check unit integration deps venv asterisk bench clean
+.PHONY: run test check unit integration deps venv asterisk bench bench-calls clean
 
 run: deps venv asterisk
 	$(IVR) run --start-asterisk --demo
@@ -41,8 +41,14 @@ $(STAMP): pyproject.toml
 asterisk: venv
 	@$(IVR) asterisk build
 
-bench: venv
+# `make bench`: the pure core and the CDR path, then the call-load bench (bench/: SIPp and tcpdump on
+# loopback, as root; about 40 minutes by default, e.g. `make bench-calls BENCH_ARGS="--loads 1,50 --reps 1"`).
+bench: deps venv asterisk
 	$(PY) -m ivrpowers.bench
+	$(PY) -m bench.calls $(BENCH_ARGS)
+
+bench-calls: deps venv asterisk
+	$(PY) -m bench.calls $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

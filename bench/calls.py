@@ -1,0 +1,259 @@
+"""The call-load benchmark: `make bench-calls`, or `python -m bench.calls --loads 1,50 --reps 1`.
+
+SIPp callers (PCMA audio, one RFC 4733 digit) against three IVRs with the same behaviour on one
+Asterisk, interleaved A B C, A B C, ...: A the native dialplan, B a minimal raw ARI app (the floor of any
+ARI controller), C ivrpowers running bench/flow.yaml with CDRs and timeline written. Measured on the
+wire from a loopback capture with kernel timestamps (one clock for everything):
+
+- setup: INVITE -> 200 OK;
+- answer_to_audio: 200 OK -> the IVR's first RTP packet;
+- dtmf: the caller's first RFC 4733 End packet -> the first RTP packet of the marker prompt;
+- CPU ms per call: utime+stime of Asterisk (minus its idle burn) and of the target's app process;
+- failed calls: SIPp's count, or calls whose trace on the wire misses a step, whichever is larger.
+
+Percentiles are over the calls placed at steady concurrency (placed after the first call's 10 s and
+ending before the last placements stop); medians over repetitions. Compare figures within one run only.
+Results: bench-results/calls.json (or --out) and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import capture, load, targets
+from bench.media import write_caller_pcap
+
+TARGETS = {"A": "dialplan", "B": "raw ARI app", "C": "ivrpowers"}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def _ms(values: list[float]) -> dict[str, float | None]:
+    p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+    return {"p50": None if p50 is None else round(p50 * 1000, 3), "p99": None if p99 is None else round(p99 * 1000, 3)}
+
+
+def measure_point(
+    bench: targets.Bench, target: str, point: load.LoadPoint, pcap: Path, work: Path, asterisk_idle: float
+) -> dict[str, Any]:
+    """Run one load point against one target and reduce it to figures."""
+    s = bench.settings
+    sip_cap = capture.sip_capture(work / "sip.pcap", s.sip_port)
+    rtp_cap = capture.rtp_capture(work / "rtp.pcap", s.rtp_start, s.rtp_end)
+    app_pid = bench.app_pid(target)
+    t0 = time.monotonic()
+    ast0 = targets.cpu_seconds(bench.asterisk_pid)
+    app0 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+    outcome = load.run_load(bench.sip_target, targets.NUMBERS[target], point, pcap, work / "sipp")
+    ast1 = targets.cpu_seconds(bench.asterisk_pid)
+    app1 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+    elapsed = time.monotonic() - t0
+    captured = {"sip": sip_cap.stop(), "rtp": rtp_cap.stop()}
+
+    calls = capture.read_sip(sip_cap.path, s.sip_port)
+    capture.attach_rtp(calls, rtp_cap.path)
+    reasons: dict[str, int] = {}
+    for call in calls:
+        if (why := call.failure()) is not None:
+            reasons[why] = reasons.get(why, 0) + 1
+    missing = point.calls - len(calls)
+    if missing > 0:
+        reasons["never reached the wire"] = missing
+    failed = max(outcome.failed + (0 if outcome.returncode is not None else missing), sum(reasons.values()))
+
+    steady = calls
+    if point.concurrency > 1 and calls:
+        first = calls[0].invite
+        lo, hi = load.CALL_SECONDS, point.placing_seconds - load.CALL_SECONDS
+        steady = [c for c in calls if lo <= c.invite - first <= hi]
+    good = [c for c in steady if c.complete]
+    setup = [c.ok - c.invite for c in good if c.ok is not None]
+    audio = [c.first_audio - c.ok for c in good if c.first_audio is not None and c.ok is not None]
+    dtmf = [c.marker - c.digit_end for c in good if c.marker is not None and c.digit_end is not None]
+    ast_cpu = (ast1 - ast0) - asterisk_idle * elapsed
+    return {
+        "target": target, "ivr": TARGETS[target], "concurrency": point.concurrency, "calls": point.calls,
+        "steady_calls": len(steady), "measured_calls": len(good), "failed": failed, "failure_reasons": reasons,
+        "sipp": {"returncode": outcome.returncode, "successful": outcome.successful, "failed": outcome.failed},
+        "setup_ms": _ms(setup), "answer_to_audio_ms": _ms(audio), "dtmf_ms": _ms(dtmf),
+        "cpu_ms_per_call": {
+            "asterisk": round(ast_cpu * 1000 / point.calls, 2),
+            "app": round((app1 - app0) * 1000 / point.calls, 2) if app_pid else None,
+        },
+        "seconds": round(elapsed, 1), "capture": captured,
+    }  # fmt: skip
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (load, target): the median over repetitions of each figure, failed calls summed."""
+    out = []
+    keys = sorted({(r["concurrency"], r["target"]) for r in runs})
+    for concurrency, target in keys:
+        reps = [r for r in runs if r["concurrency"] == concurrency and r["target"] == target]
+
+        def med(path: tuple[str, str], reps: list[dict[str, Any]] = reps) -> float | None:
+            values = [r[path[0]][path[1]] for r in reps if r[path[0]][path[1]] is not None]
+            return round(statistics.median(values), 3) if values else None
+
+        row: dict[str, Any] = {
+            "concurrency": concurrency,
+            "target": target,
+            "ivr": TARGETS[target],
+            "repetitions": len(reps),
+            "failed": sum(r["failed"] for r in reps),
+        }
+        for metric in ("setup_ms", "answer_to_audio_ms", "dtmf_ms"):
+            row[metric] = {q: med((metric, q)) for q in ("p50", "p99")}
+        row["cpu_ms_per_call"] = {w: med(("cpu_ms_per_call", w)) for w in ("asterisk", "app")}
+        out.append(row)
+    return out
+
+
+def table(summary: list[dict[str, Any]], names: list[str]) -> str:
+    def cell(row_of: dict[str, dict[str, Any]], get: Any) -> str:
+        return " / ".join(_fmt(get(row_of[t])) if t in row_of else "-" for t in names)
+
+    head = "/".join(names)
+    lines = [
+        f"| load | setup p50 {head} | setup p99 | answer_to_audio p50 | dtmf p50 {head} | dtmf p99 | "
+        f"CPU ms/call Asterisk {head} | app CPU ms/call | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for concurrency in sorted({r["concurrency"] for r in summary}):
+        row_of = {r["target"]: r for r in summary if r["concurrency"] == concurrency}
+        lines.append("| " + " | ".join([
+            "1 at a time" if concurrency == 1 else f"{concurrency} ({concurrency / 10:g}/s)",
+            cell(row_of, lambda r: r["setup_ms"]["p50"]),
+            cell(row_of, lambda r: r["setup_ms"]["p99"]),
+            cell(row_of, lambda r: r["answer_to_audio_ms"]["p50"]),
+            cell(row_of, lambda r: r["dtmf_ms"]["p50"]),
+            cell(row_of, lambda r: r["dtmf_ms"]["p99"]),
+            cell(row_of, lambda r: r["cpu_ms_per_call"]["asterisk"]),
+            cell(row_of, lambda r: r["cpu_ms_per_call"]["app"]),
+            cell(row_of, lambda r: r["failed"]),
+        ]) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def check_tools() -> None:
+    missing = [tool for tool in (load.SIPP, capture.TCPDUMP) if not Path(tool).exists()]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)}: run `make deps` (scripts/install-debian-deps)")
+    if os.geteuid() != 0:
+        sys.exit("the call-load bench needs root: SIPp replays RTP through a raw socket and tcpdump captures lo")
+
+
+def idle_rate(pid: int, seconds: float = 3.0) -> float:
+    """Asterisk's CPU seconds per second with no call up."""
+    before, t0 = targets.cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (targets.cpu_seconds(pid) - before) / (time.monotonic() - t0)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.calls", description=__doc__.split("\n\n")[0])
+    p.add_argument("--loads", default="1,50,100,200,300", help="concurrent calls per load point (default: %(default)s)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions of the whole interleaved series")
+    p.add_argument("--targets", default="A,B,C", help="A dialplan, B raw ARI app, C ivrpowers")
+    p.add_argument("--seconds", type=float, default=30, help="how long calls are placed at each load point (>= 25)")
+    p.add_argument("--single-calls", type=int, default=5, help="calls placed one at a time at load 1")
+    p.add_argument("--out", type=Path, default=Path("bench-results/calls.json"))
+    p.add_argument("--keep", action="store_true", help="keep the work directory (captures, logs)")
+    args = p.parse_args(argv)
+    args.load_list = [int(x) for x in args.loads.split(",") if x]
+    args.target_list = [t for t in args.targets.split(",") if t]
+    if any(t not in TARGETS for t in args.target_list) or not args.target_list:
+        p.error(f"--targets: choose among {','.join(TARGETS)}")
+    if args.seconds < 2 * load.CALL_SECONDS + 5 or args.reps < 1 or any(n < 1 for n in args.load_list):
+        p.error("--seconds must be >= 25, --reps and --loads >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    check_tools()
+    work = Path(tempfile.mkdtemp(prefix="ivrpowers-bench-calls-"))
+    started = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    cdrs = None
+    bench = targets.start(work / "state")
+    try:
+        pcap = write_caller_pcap(work / "caller.pcap")
+        idle = idle_rate(bench.asterisk_pid)
+        for rep in range(args.reps):
+            for concurrency in args.load_list:
+                calls = args.single_calls if concurrency == 1 else round(concurrency * args.seconds / 10)
+                point = load.LoadPoint(concurrency, calls)
+                for target in args.target_list:
+                    print(
+                        f"rep {rep + 1}/{args.reps}: {concurrency} concurrent, {calls} calls -> "
+                        f"{target} ({TARGETS[target]})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    result = measure_point(bench, target, point, pcap, work / f"r{rep}-{concurrency}-{target}", idle)
+                    result["rep"] = rep
+                    runs.append(result)
+                    print(
+                        f"  setup p50 {result['setup_ms']['p50']} ms, dtmf p50 {result['dtmf_ms']['p50']} ms, "
+                        f"failed {result['failed']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        cdrs = bench.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    summary = summarize(runs)
+    placed_c = sum(r["calls"] for r in runs if r["target"] == "C")
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "method": "on-wire loopback capture; see bench/calls.py",
+        "options": {"loads": args.load_list, "reps": args.reps, "seconds": args.seconds,
+                    "single_calls": args.single_calls, "targets": args.target_list},
+        "asterisk_idle_cpu_ms_per_s": round(idle * 1000, 2),
+        "ivrpowers_cdrs": {"placed": placed_c, **(cdrs or {})},
+        "total_seconds": round(time.monotonic() - started, 1),
+        "summary": summary,
+        "runs": runs,
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(summary, args.target_list))
+    print(
+        f"\n{', '.join(f'{t} {n}' for t, n in TARGETS.items() if t in args.target_list)}; ms, medians of "
+        f"{args.reps} repetition(s); CDRs written by ivrpowers: {cdrs} for {placed_c} calls placed; "
+        f"{report['total_seconds']:.0f} s in all; {args.out}"
+    )
+    if work.exists():
+        print(f"work directory kept: {work}")
+
+
+if __name__ == "__main__":
+    main()
