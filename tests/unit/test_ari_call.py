@@ -27,8 +27,8 @@ class FakeAri:
 
     def __init__(self) -> None:
         self.requests: list[tuple[Any, ...]] = []
-        self.on_play: Callable[[str], None] | None = None
-        self.on_stop: Callable[[str], None] | None = None
+        self.on_play: Callable[[str], object] | None = None
+        self.on_stop: Callable[[str], object] | None = None
         self.channel_exists = True
         self.live_playbacks: set[str] = set()
         self.answer_error: Exception | None = None

@@ -51,6 +51,12 @@ class SetNode(BaseNode):
     adopt: ClassVar[AdoptPolicy] = "skip"
 
 
+class SavedSetNode(SetNode):
+    """Sets a variable and journals it at once (a skip node's change must survive a crash)."""
+
+    type: Literal["saved_set"]  # type: ignore[assignment]
+
+
 class QueueNode(BaseNode):
     type: Literal["queue"]
     queue: str
@@ -69,6 +75,13 @@ class FetchNode(BaseNode):
 
 async def _set(run: Run, node_id: str, node: SetNode) -> str | None:
     run.state.vars[node.name] = node.value
+    return node.next
+
+
+async def _set_and_checkpoint(run: Run, node_id: str, node: SavedSetNode) -> str | None:
+    run.state.vars[node.name] = node.value
+    await run.checkpoint(node_id)
+    await run.checkpoint(node_id)  # nothing changed since: no second row
     return node.next
 
 
@@ -94,7 +107,9 @@ async def _fetch(run: Run, node_id: str, node: FetchNode) -> str | None:
 
 @pytest.fixture(autouse=True)
 def test_nodes() -> Iterator[None]:
-    extra = {SetNode: _set, QueueNode: _queue, NowNode: _now, FetchNode: _fetch}
+    extra: dict[type[BaseNode], Any] = {
+        SetNode: _set, SavedSetNode: _set_and_checkpoint, QueueNode: _queue, NowNode: _now, FetchNode: _fetch,
+    }
     for cls, handler in extra.items():
         handles(cls)(handler)
     yield
@@ -105,9 +120,8 @@ def test_nodes() -> Iterator[None]:
 def flow(text: str, **extra_nodes: BaseNode) -> Flow:
     """A loaded flow plus nodes of the test-only types (which the loader does not know)."""
     loaded = load_flow(dedent(text).lstrip("\n"))
-    return Flow.model_construct(
-        name=loaded.name, description=None, start=loaded.start, nodes={**loaded.nodes, **extra_nodes}
-    )
+    nodes: dict[str, Any] = {**loaded.nodes, **extra_nodes}
+    return Flow.model_construct(name=loaded.name, description=None, start=loaded.start, nodes=nodes)
 
 
 def without_state(journal: ListJournal) -> list[tuple[str, str | None]]:
@@ -349,3 +363,19 @@ async def test_a_state_without_a_node_starts_the_flow_with_its_vars() -> None:
     result = await run_flow(MENU, call, journal, state=RunState(vars={"vip": True}))
     assert result.state is not None and result.state.vars == {"vip": True, "lang": "fr"}
     assert journal.entries[0].node == "hello"
+
+
+async def test_a_checkpoint_journals_the_state_once_and_only_if_it_changed() -> None:
+    f = flow(
+        "name: t\nstart: s\nnodes:\n  s: {type: hangup}\n",
+        s=SavedSetNode(type="saved_set", name="vip", value=True),
+    )
+    journal = ListJournal()
+    await run_flow(f, ScriptedCall(), journal)
+    assert journal.entries[:2] == [
+        ("node_entered", "s", {"type": "saved_set"}),
+        ("state", "s", {"state": {"vars": {"vip": True}}}),
+    ]
+    assert journal.types().count("state") == 1
+    # Crash right after it: the variable is known to whoever adopts the call.
+    assert resume_state(journal.entries[:2]) == RunState("s", {"vip": True})
