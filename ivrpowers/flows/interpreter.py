@@ -111,7 +111,7 @@ async def run_flow(
     Cancellation propagates untouched, so the controller can stop a run and resume it elsewhere.
     """
     adopting = state is not None and state.node is not None
-    run_state = state or RunState()
+    run_state = RunState.from_dict(state.to_dict()) if state is not None else RunState()  # the caller's stays as it was
     run = Run(flow, call, journal, _merge(base_context(flow, call), context or {}), services or Services(), run_state)
     node_id: str | None = run_state.node if adopting else start_at if start_at is not None else flow.start
     current: str | None = None
