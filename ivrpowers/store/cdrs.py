@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import selectinload
 
 from ivrpowers.store.db import Database
 from ivrpowers.store.models import CallEvent, CallRecord
+
+OPS = frozenset({"start", "update", "event"})  # what `apply_batch` knows
+_CALLS = cast(Table, CallRecord.__table__)
+_EVENTS = cast(Table, CallEvent.__table__)
+_COLUMNS = frozenset(_CALLS.columns.keys())
+# What a dead owner's replayed start fills in on a row an adopting controller created without it.
+_MERGED = ("caller_number", "caller_name", "dialed", "flow_name", "flow_version")
 
 
 class CdrRepository:
@@ -19,31 +26,88 @@ class CdrRepository:
 
     async def start(self, **fields: Any) -> None:
         """Create the call's row; a replay of the same start (after an outage) is a no-op."""
-        async with self.db.session() as session, session.begin():
-            if await session.get(CallRecord, fields["id"]) is None:
-                session.add(CallRecord(**fields))
+        await self.apply_batch([{"op": "start", **fields}])
 
     async def update(self, call_id: str, **fields: Any) -> None:
-        async with self.db.session() as session, session.begin():
-            record = await session.get(CallRecord, call_id)
-            if record is None:
-                raise LookupError(f"no call {call_id}")
-            for key, value in fields.items():
-                setattr(record, key, value)
+        await self.apply_batch([{"op": "update", "call_id": call_id, **fields}])
 
     async def add_event(
         self, call_id: str, type: str, at: datetime, node: str | None, detail: dict[str, Any], uid: str | None = None
     ) -> None:
         """Append to the timeline; an event whose `uid` is already stored is a replay: a no-op."""
-        try:
-            async with self.db.session() as session, session.begin():
-                session.add(CallEvent(uid=uid, call_id=call_id, type=type, at=at, node=node, detail=dict(detail)))
-        except IntegrityError:
-            if uid is None:
-                raise
-            async with self.db.session() as session:
-                if await session.scalar(select(CallEvent.id).where(CallEvent.uid == uid)) is None:
-                    raise
+        await self.apply_batch([{"op": "event", "uid": uid, "call_id": call_id, "type": type, "at": at,
+                                 "node": node, "detail": detail}])
+
+    async def ping(self) -> None:
+        """Raises if the database cannot be reached."""
+        async with self.db.session() as session:
+            await session.execute(text("SELECT 1"))
+
+    async def apply_batch(self, ops: Sequence[Mapping[str, Any]]) -> None:
+        """Apply the CDR writer's operations in order, in one transaction: all of them or none.
+
+        Idempotent, so a replay after a crash is harmless: an event whose `uid` is stored is skipped,
+        and a `start` of an existing call changes nothing, except that a row created by an adopting
+        controller (`recovered`) takes what it lacks from the dead owner's own start. Core statements,
+        a few per batch whatever its size: the ORM's unit of work costs more than SQLite itself here.
+        """
+        async with self.db.session() as session, session.begin():
+            ids = {op["id"] if op["op"] == "start" else op["call_id"] for op in ops if op["op"] != "event"}
+            recovered: dict[str, bool] = {}  # the calls already stored, and whether made up by an adopter
+            if ids:
+                rows = await session.execute(select(CallRecord.id, CallRecord.recovered).where(CallRecord.id.in_(ids)))
+                recovered = {row.id: row.recovered for row in rows}
+            uids = [op["uid"] for op in ops if op["op"] == "event" and op.get("uid")]
+            stored: set[str | None] = set()
+            if uids:
+                stored = set(await session.scalars(select(CallEvent.uid).where(CallEvent.uid.in_(uids))))
+            new: dict[str, dict[str, Any]] = {}  # call id -> its row, with later updates folded in
+            changed: dict[str, dict[str, Any]] = {}  # stored call id -> its updates, the last one winning
+            merges: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for op in ops:
+                fields = {k: v for k, v in op.items() if k != "op"}
+                match op["op"]:
+                    case "start":
+                        _check_fields(fields)
+                        call_id = fields["id"]
+                        if call_id in new:
+                            continue
+                        if call_id in recovered:
+                            if recovered[call_id] and not fields.get("recovered"):
+                                merges.append(fields)
+                            continue
+                        new[call_id] = fields
+                    case "update":
+                        call_id = fields.pop("call_id")
+                        _check_fields(fields)
+                        if call_id in new:
+                            new[call_id].update(fields)
+                        elif call_id in recovered:
+                            changed.setdefault(call_id, {}).update(fields)
+                        else:
+                            raise LookupError(f"no call {call_id}")
+                    case "event":
+                        uid = fields.get("uid")
+                        if uid is not None and uid in stored:
+                            continue
+                        stored.add(uid)
+                        events.append({"uid": uid, "call_id": fields["call_id"], "type": fields["type"],
+                                       "at": fields["at"], "node": fields.get("node"),
+                                       "detail": dict(fields.get("detail") or {})})
+                    case other:
+                        raise ValueError(f"unknown CDR operation {other!r}")
+            for rows_ in _by_keys(list(new.values())):
+                await session.execute(insert(_CALLS), rows_)
+            for fields in merges:
+                if record := await session.get(CallRecord, fields["id"]):
+                    _merge_recovered(record, fields)
+            await session.flush()
+            for rows_ in _by_keys([{"call_key": key, **values} for key, values in changed.items()]):
+                values: dict[str, Any] = {k: bindparam(k) for k in rows_[0] if k != "call_key"}
+                await session.execute(update(_CALLS).where(_CALLS.c.id == bindparam("call_key")).values(values), rows_)
+            if events:
+                await session.execute(insert(_EVENTS), events)
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self.db.session() as session:
@@ -83,6 +147,33 @@ class CdrRepository:
             return list(rows.all())
 
 
+def _check_fields(fields: Mapping[str, Any]) -> None:
+    # The ORM would silently keep an unknown attribute on the object and store nothing.
+    if unknown := set(fields) - _COLUMNS:
+        raise ValueError(f"unknown CDR fields {sorted(unknown)}")
+
+
+def _by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by their set of keys: one executemany per group."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(frozenset(row), []).append(row)
+    return list(groups.values())
+
+
+def _merge_recovered(record: CallRecord, fields: Mapping[str, Any]) -> None:
+    """The owner's start, replayed late, completes a row an adopting controller had to make up.
+
+    It stays `recovered`: operators must see that the call was not observed from its start.
+    """
+    started = fields.get("started_at")
+    if started is not None and started < record.started_at:
+        record.started_at = started
+    for key in _MERGED:
+        if getattr(record, key) in (None, "") and fields.get(key) not in (None, ""):
+            setattr(record, key, fields[key])
+
+
 def call_to_dict(call: CallRecord) -> dict[str, Any]:
     """The CDR as the CLI and the REST API expose it."""
 
@@ -91,7 +182,14 @@ def call_to_dict(call: CallRecord) -> dict[str, Any]:
 
     return {
         "id": call.id,
+        "asterisk_id": call.asterisk_id,
         "channel_id": call.channel_id,
+        "owner": call.owner,
+        "recovered": call.recovered,
+        "role": call.role,
+        "source": call.source,
+        "channels": call.channels,
+        "bridge_id": call.bridge_id,
         "caller": call.caller_number,
         "caller_name": call.caller_name,
         "dialed": call.dialed,

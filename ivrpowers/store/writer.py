@@ -1,61 +1,90 @@
 """The CDR writer: every CDR change goes through one ordered queue, logged to disk first.
 
-Calls must not wait on SQL, and neither a database outage nor a controller crash may lose a CDR.
-Each write is appended to a log file in the state directory before it is queued, then applied by
-one task in order; a failing write is retried with backoff (the queue grows, nothing is dropped).
-The log is emptied whenever the queue drains. At start, whatever the log still holds is replayed
-before anything else: writes are idempotent (an event carries its own id), so replaying one that
-had already reached the database changes nothing.
+Calls must not wait on SQL, and neither a database outage nor a controller crash may lose a CDR,
+nor may one bad write hold up the others. Each write is appended to the spool (`store/spool.py`,
+the queue of record) before the call returns, then applied by one task, in order, up to
+`batch_size` writes per transaction. At start, whatever the spool still holds is replayed first:
+writes are idempotent (an event carries its own id, a second start of a call changes nothing), so
+replaying one that had already reached the database is harmless.
+
+When a transaction fails, the database is probed: unreachable means an outage, and the same writes
+are retried with backoff for as long as it lasts. Reachable means the writes are at fault: the
+batch is split until the culprit stands alone, which gets `max_tries` tries and is then set aside
+in the `.rejected` file next to the spool, and the rest flow on. Errors that can never succeed
+(integrity, bad data, no such call) set a write aside at its first try.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import os
+import time
 import uuid
-from collections import deque
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.cdrs import OPS, CdrRepository
+from ivrpowers.store.spool import Record, Spool
 
 log = logging.getLogger("ivrpowers.cdr")
 
 _DATETIME_FIELDS = {"started_at", "answered_at", "ended_at", "at"}
-
-# Rewrite the log to just the pending writes once this many applied ones have piled up in it
-# (the queue may never drain on a busy system).
-COMPACT_AFTER = 5000
+# Errors that say the write itself can never succeed: no point retrying it.
+_PERMANENT = (IntegrityError, DataError, LookupError, ValueError, TypeError)
 
 
-def _encode(op: dict[str, Any]) -> str:
-    return json.dumps({k: v.isoformat() if isinstance(v, datetime) else v for k, v in op.items()})
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _decode(line: str) -> dict[str, Any]:
+_encode = json.JSONEncoder(default=_iso, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _decode(line: str) -> Record:
     op = json.loads(line)
+    if not isinstance(op, dict):
+        raise ValueError("not a CDR write")
     return {k: datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v else v for k, v in op.items()}
 
 
 class CdrWriter:
-    def __init__(self, repo: CdrRepository, spool: Path, *, retry_min: float = 0.2, retry_max: float = 5.0) -> None:
+    def __init__(
+        self, repo: CdrRepository, spool: Path, *, retry_min: float = 0.2, retry_max: float = 5.0,
+        batch_size: int = 200, max_tries: int = 5, max_queued: int = 50_000, alarm_backlog: int | None = None,
+        alarm_after: float = 10.0, sync_interval: float = 0.05, segment_bytes: int = 8 << 20,
+        probe_timeout: float = 5.0,
+    ) -> None:
         self.repo = repo
         self.spool = spool
+        self.rejected = spool.with_suffix(".rejected")
         self.retry_min, self.retry_max = retry_min, retry_max
-        self._ops: deque[dict[str, Any]] = deque()
-        self._log: IO[str] | None = None
-        self._applied_in_log = 0
+        self.batch_size, self.max_tries = batch_size, max_tries
+        self.alarm_backlog = alarm_backlog or max_queued
+        self.alarm_after, self.probe_timeout = alarm_after, probe_timeout
+        self._spool = Spool(spool, window=max_queued, encode=_encode, decode=_decode,
+                            segment_bytes=segment_bytes, sync_interval=sync_interval)
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
-        self._queued = 0  # writes ever queued, and ever done (written or set aside)
-        self._finished = 0
         self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._running = False
+        self._limit = batch_size  # smaller while isolating a failing write
+        self._suspect_end = 0  # ...among the writes before this index
+        self._tries = 0  # of the oldest write, alone
+        self._failing_since: float | None = None
         self.failures = 0  # consecutive failed attempts, for health reporting
+        self.set_aside = 0  # writes set aside since start
+        self.transactions = 0  # attempted (tests count them)
+        # Event ids: unique across writers and restarts (80 random bits) and cheaper than a uuid4 each.
+        self._uid_prefix = uuid.uuid4().hex[:20] + "-"
+        self._uids = itertools.count()
 
     # -- the operations ------------------------------------------------------------------------
     def start_call(self, **fields: Any) -> None:
@@ -65,150 +94,161 @@ class CdrWriter:
         self._put({"op": "update", "call_id": call_id, **fields})
 
     def add_event(self, call_id: str, type: str, at: datetime, node: str | None, detail: dict[str, Any]) -> None:
-        self._put({"op": "event", "uid": str(uuid.uuid4()), "call_id": call_id, "type": type, "at": at,
-                   "node": node, "detail": dict(detail)})
+        uid = f"{self._uid_prefix}{next(self._uids):x}"
+        self._put({"op": "event", "uid": uid, "call_id": call_id, "type": type, "at": at, "node": node,
+                   "detail": dict(detail)})
 
     @property
     def backlog(self) -> int:
-        return len(self._ops)
+        return self._spool.pending
+
+    def health(self) -> dict[str, Any]:
+        """Backlog, consecutive failures, writes set aside, and what is wrong (None: nothing)."""
+        problems = []
+        backlog = self.backlog
+        if backlog >= 0.8 * self.alarm_backlog:
+            problems.append(f"CDR backlog {backlog} (alarm at {self.alarm_backlog})")
+        if self._failing_since is not None and time.monotonic() - self._failing_since >= self.alarm_after:
+            problems.append(f"CDR writes failing for {time.monotonic() - self._failing_since:.0f} s")
+        if self.set_aside:
+            problems.append(f"{self.set_aside} CDR writes set aside in {self.rejected}")
+        if self._spool.stats.sync_errors:
+            problems.append(f"{self._spool.stats.sync_errors} failed fsyncs of the CDR spool")
+        return {"backlog": backlog, "failures": self.failures, "set_aside": self.set_aside,
+                "problem": "; ".join(problems) or None}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        self.spool.parent.mkdir(parents=True, exist_ok=True)
-        replay = self._read_log()
-        self._log = self.spool.open("a", encoding="utf-8")
+        replay = self._spool.open()
         if replay:
-            log.info("replaying %d logged CDR writes", len(replay))
-            self._ops.extendleft(reversed(replay))  # older than anything queued now
-            self._queued += len(replay)
-            self._wake.set()
+            log.info("replaying %d logged CDR writes", replay)
+        self._running = True
         self._task = asyncio.create_task(self._run(), name="cdr-writer")
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every write queued before this call is done (not later ones); False on timeout."""
-        target = self._queued
+        target = self._spool.total
 
         async def reached() -> None:
-            while self._finished < target:
+            while self._spool.done_count < target:
                 self._progress.clear()
                 await self._progress.wait()
 
         try:
-            await asyncio.wait_for(reached(), timeout)
+            async with asyncio.timeout(timeout):
+                await reached()
             return True
         except TimeoutError:
             return False
 
+    async def sync(self, timeout: float | None = None) -> bool:
+        """Wait until every write made before this call survives an OS crash (fsynced); False on timeout."""
+        return await self._spool.wait_synced(timeout)
+
     async def close(self, timeout: float = 5.0) -> None:
-        """Write what can be written within `timeout`; the rest stays in the log for next time."""
+        """Write what can be written within `timeout`; the rest stays in the spool for next time."""
         await self.flush(timeout)
-        self._closing = True
+        self._running = False
         if self._task:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._ops:
-            log.warning("database unavailable: %d CDR writes kept in %s", len(self._ops), self.spool)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.backlog:
+            log.warning("database unavailable: %d CDR writes kept in %s", self.backlog, self.spool)
+        await self._spool.close()
 
     # -- internals -----------------------------------------------------------------------------
-    def _read_log(self) -> list[dict[str, Any]]:
-        if not self.spool.exists():
-            return []
-        ops = []
-        for number, line in enumerate(self.spool.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                ops.append(_decode(line))
-            except ValueError:
-                # A crash mid-append leaves at most one torn line, the last one.
-                log.warning("%s:%d: unreadable CDR write skipped", self.spool, number)
-        return ops
-
-    def _put(self, op: dict[str, Any]) -> None:
-        if self._closing or self._log is None:
+    def _put(self, op: Record) -> None:
+        if not self._running:
             raise RuntimeError("CDR writer is not running")
-        # On disk before in memory: a crash from here on loses nothing.
-        self._log.write(_encode(op) + "\n")
-        self._log.flush()
-        self._ops.append(op)
-        self._queued += 1
+        self._spool.append(op)  # on disk (page cache) before returning: a crash from here on loses nothing
         self._wake.set()
 
-    def _done(self) -> None:
-        self._ops.popleft()
-        self._finished += 1
+    def _done(self, n: int) -> None:
+        self._spool.done(n)
         self._progress.set()
-        self._applied_in_log += 1
-        if self._log is None:
-            return
-        if not self._ops:
-            self._log.truncate(0)  # append mode: the next write lands at the new end
-            self._applied_in_log = 0
-        elif self._applied_in_log >= COMPACT_AFTER:
-            self._rewrite_log()
-
-    def _rewrite_log(self) -> None:
-        tmp = self.spool.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.writelines(_encode(op) + "\n" for op in self._ops)
-        tmp.replace(self.spool)
-        assert self._log is not None
-        self._log.close()
-        self._log = self.spool.open("a", encoding="utf-8")
-        self._applied_in_log = 0
-
-    async def _apply(self, op: dict[str, Any]) -> None:
-        fields = {k: v for k, v in op.items() if k != "op"}
-        match op["op"]:
-            case "start":
-                await self.repo.start(**fields)
-            case "update":
-                call_id = fields.pop("call_id")
-                await self.repo.update(call_id, **fields)
-            case "event":
-                await self.repo.add_event(**fields)
-            case other:
-                raise ValueError(f"unknown CDR operation {other!r}")
+        if self._spool.done_count >= self._suspect_end:
+            self._limit = self.batch_size
 
     async def _run(self) -> None:
         delay = self.retry_min
-        while True:
-            if not self._ops:
+        while self._running:  # as well as cancel(): library code may swallow a cancellation
+            if self._spool.needs_refill():
+                await self._spool.refill()
+            batch = self._spool.head(self._limit)
+            if not batch:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            op = self._ops[0]
+            if batch[0].get("op") not in OPS:
+                await self._set_aside(batch[0], ValueError(f"unknown CDR operation {batch[0].get('op')!r}"))
+                continue
+            batch = batch[:next((i for i, op in enumerate(batch) if op.get("op") not in OPS), len(batch))]
             try:
-                await self._apply(op)
+                self.transactions += 1
+                await self.repo.apply_batch(batch)
             except asyncio.CancelledError:
                 raise
-            except (IntegrityError, DataError, LookupError, ValueError) as exc:
-                # Not an outage: this write can never succeed. Keep it on disk for a human, and
-                # don't let it block every CDR behind it.
-                self._reject(op, exc)
-                continue
-            except Exception as exc:  # the database is down or refused: keep the op, retry later
-                self.failures += 1
-                if self.failures in (1, 10) or self.failures % 100 == 0:
-                    log.warning("CDR write failed (%s: %s); %d queued, retrying", type(exc).__name__, exc, len(self._ops))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
+            except Exception as exc:
+                if await self._failed(batch, exc, delay):
+                    delay = min(delay * 2, self.retry_max)
                 continue
             if self.failures:
                 log.info("CDR writes resumed after %d failures", self.failures)
-            self.failures = 0
+            self.failures, self._tries, self._failing_since = 0, 0, None
             delay = self.retry_min
-            self._done()
+            self._done(len(batch))
 
-    def _reject(self, op: dict[str, Any], exc: Exception) -> None:
-        rejected = self.spool.with_suffix(".rejected")
-        with rejected.open("a", encoding="utf-8") as fh:
-            fh.write(_encode({**op, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
-        log.error("CDR write rejected by the database (%s); kept in %s", exc, rejected)
-        self._done()
+    async def _failed(self, batch: list[Record], exc: Exception, delay: float) -> bool:
+        """Handle a failed transaction; True if it waited (the backoff grows)."""
+        self.failures += 1
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+        if not isinstance(exc, _PERMANENT) and await self._outage(exc):
+            if self.failures in (1, 10) or self.failures % 100 == 0:
+                log.warning("CDR write failed (%s: %s); %d queued, retrying", type(exc).__name__, exc, self.backlog)
+            await asyncio.sleep(delay)
+            return True
+        if len(batch) > 1:  # one of these is at fault: split until it stands alone
+            self._suspect_end = self._spool.done_count + len(batch)
+            self._limit = max(1, len(batch) // 2)
+            return False
+        self._tries += 1
+        if isinstance(exc, _PERMANENT) or self._tries >= self.max_tries:
+            await self._set_aside(batch[0], exc)
+            return False
+        log.warning("CDR write failed (%s: %s), try %d of %d", type(exc).__name__, exc, self._tries, self.max_tries)
+        await asyncio.sleep(delay)
+        return True
+
+    async def _outage(self, exc: Exception) -> bool:
+        """Is the database unreachable (or busy), rather than this write at fault?"""
+        if isinstance(exc, OperationalError) and "database is locked" in str(exc):
+            return True  # SQLite: another process holds the lock; not the write's fault
+        try:
+            # Not wait_for: on 3.11 it swallows a cancellation that arrives as the probe fails.
+            async with asyncio.timeout(self.probe_timeout):
+                await self.repo.ping()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return True
+        return False
+
+    async def _set_aside(self, op: Record, exc: Exception) -> None:
+        # Kept on disk for a human, and out of the way of every CDR behind it.
+        line = (_encode({**op, "error": f"{type(exc).__name__}: {exc}"}) + "\n").encode()
+        await asyncio.to_thread(_append_private, self.rejected, line)
+        self.set_aside += 1
+        self._tries = 0
+        log.error("CDR write set aside (%s: %s); kept in %s", type(exc).__name__, exc, self.rejected)
+        self._done(1)
+
+
+def _append_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
