@@ -22,11 +22,13 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,9 +65,11 @@ def measure_point(
     t0 = time.monotonic()
     ast0 = targets.cpu_seconds(bench.asterisk_pid)
     app0 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+    machine0, sipp0 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
     outcome = load.run_load(bench.sip_target, targets.NUMBERS[target], point, pcap, work / "sipp")
     ast1 = targets.cpu_seconds(bench.asterisk_pid)
     app1 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+    machine1, sipp1 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
     elapsed = time.monotonic() - t0
     captured = {"sip": sip_cap.stop(), "rtp": rtp_cap.stop()}
 
@@ -99,6 +103,10 @@ def measure_point(
             "asterisk": round(ast_cpu * 1000 / point.calls, 2),
             "app": round((app1 - app0) * 1000 / point.calls, 2) if app_pid else None,
         },
+        # SIPp shares the cores: its CPU, and the whole machine's (other work, hypervisor steal), say how
+        # far the figures can be trusted.
+        "sipp_cpu_s": round(sipp1.ru_utime + sipp1.ru_stime - sipp0.ru_utime - sipp0.ru_stime, 2),
+        "machine": machine_share(machine0, machine1),
         "seconds": round(elapsed, 1), "capture": captured,
     }  # fmt: skip
 
@@ -168,11 +176,39 @@ def check_tools() -> None:
         sys.exit("the call-load bench needs root: SIPp replays RTP through a raw socket and tcpdump captures lo")
 
 
-def idle_rate(pid: int, seconds: float = 3.0) -> float:
-    """Asterisk's CPU seconds per second with no call up."""
-    before, t0 = targets.cpu_seconds(pid), time.monotonic()
+def idle_rates(pids: dict[str, int], seconds: float = 5.0) -> dict[str, float]:
+    """CPU seconds per second of each process with no call up."""
+    before, t0 = {n: targets.cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
     time.sleep(seconds)
-    return (targets.cpu_seconds(pid) - before) / (time.monotonic() - t0)
+    return {n: (targets.cpu_seconds(p) - before[n]) / (time.monotonic() - t0) for n, p in pids.items()}
+
+
+def machine_ticks() -> list[int]:
+    """The `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal ..."""
+    return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+
+def machine_share(before: list[int], after: list[int]) -> dict[str, float]:
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta[:8]) or 1
+    return {
+        "busy_pct": round(100 * (total - delta[3] - delta[4]) / total, 1),
+        "steal_pct": round(100 * delta[7] / total, 1),
+    }
+
+
+def warm_up(bench: targets.Bench, names: list[str], pcap: Path, work: Path) -> None:
+    """One call to each target at once, not measured: the first call pays for cold caches and lazy imports.
+
+    A target that cannot complete it is broken: stop now rather than after a long run."""
+    point = load.LoadPoint(1, 1)
+    with ThreadPoolExecutor(len(names)) as pool:
+        outcomes = pool.map(
+            lambda t: load.run_load(bench.sip_target, targets.NUMBERS[t], point, pcap, work / f"warm-up-{t}"), names
+        )
+        broken = [t for t, o in zip(names, outcomes, strict=True) if o.successful != 1]
+    if broken:
+        raise RuntimeError(f"warm-up call failed for {', '.join(broken)}: see {work} (run with --keep)")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -201,10 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     runs: list[dict[str, Any]] = []
     cdrs = None
+    idles: dict[str, float] = {}
     bench = targets.start(work / "state")
     try:
         pcap = write_caller_pcap(work / "caller.pcap")
-        idle = idle_rate(bench.asterisk_pid)
+        warm_up(bench, args.target_list, pcap, work)
+        time.sleep(3)  # let the warm-up calls' teardown finish before measuring idle
+        idles = idle_rates({"asterisk": bench.asterisk_pid, **{t: p for t in "BC" if (p := bench.app_pid(t))}})
+        idle = idles["asterisk"]
         for rep in range(args.reps):
             for concurrency in args.load_list:
                 calls = args.single_calls if concurrency == 1 else round(concurrency * args.seconds / 10)
@@ -221,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
                     runs.append(result)
                     print(
                         f"  setup p50 {result['setup_ms']['p50']} ms, dtmf p50 {result['dtmf_ms']['p50']} ms, "
-                        f"failed {result['failed']}",
+                        f"failed {result['failed']}; machine busy {result['machine']['busy_pct']} %, steal "
+                        f"{result['machine']['steal_pct']} %",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -230,14 +271,15 @@ def main(argv: list[str] | None = None) -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     summary = summarize(runs)
-    placed_c = sum(r["calls"] for r in runs if r["target"] == "C")
+    # The warm-up call is a CDR too.
+    placed_c = sum(r["calls"] for r in runs if r["target"] == "C") + ("C" in args.target_list)
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "method": "on-wire loopback capture; see bench/calls.py",
         "options": {"loads": args.load_list, "reps": args.reps, "seconds": args.seconds,
                     "single_calls": args.single_calls, "targets": args.target_list},
-        "asterisk_idle_cpu_ms_per_s": round(idle * 1000, 2),
+        "idle_cpu_ms_per_s": {name: round(rate * 1000, 2) for name, rate in idles.items()},
         "ivrpowers_cdrs": {"placed": placed_c, **(cdrs or {})},
         "total_seconds": round(time.monotonic() - started, 1),
         "summary": summary,
@@ -251,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.reps} repetition(s); CDRs written by ivrpowers: {cdrs} for {placed_c} calls placed; "
         f"{report['total_seconds']:.0f} s in all; {args.out}"
     )
+    if cdrs is not None and placed_c and cdrs.get("ended") != placed_c:
+        print(f"WARNING: ivrpowers closed {cdrs.get('ended')} CDRs for {placed_c} calls placed", file=sys.stderr)
     if work.exists():
         print(f"work directory kept: {work}")
 
