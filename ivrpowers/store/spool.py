@@ -259,8 +259,13 @@ class Spool:
             self._to_sync.clear()
             target = self._total
             fds, unlink, sync_dir = self._take_sync_work()
-            if await asyncio.to_thread(self._sync_files, fds, unlink, sync_dir):
-                self._synced = max(self._synced, target)
+            try:
+                if await asyncio.to_thread(self._sync_files, fds, unlink, sync_dir):
+                    self._synced = max(self._synced, target)
+            except Exception:  # this task must not die: flush-for-durability waits on it
+                self.stats.sync_errors += 1
+                log.exception("CDR spool sync round failed")
+                self._to_sync.set()
             self.stats.sync_rounds += 1
             self._sync_progress.set()
             await asyncio.sleep(self.sync_interval)
@@ -276,14 +281,26 @@ class Spool:
                 log.error("fsync of the CDR spool failed: %s", exc)
             finally:
                 os.close(fd)
-        for path in unlink:
-            path.unlink(missing_ok=True)
-        if sync_dir:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        for i, path in enumerate(unlink):
             try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                # Oldest first, and none after a failure: replaying a leftover segment is harmless only if
+                # every later one is replayed after it (an old update must not land after a newer one).
+                log.error("could not delete drained CDR spool segment %s: %s", path, exc)
+                self._unlink[:0] = unlink[i:]
+                break
+        if sync_dir:  # a new segment's name survives a power loss too
+            try:
+                dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            except OSError as exc:
+                ok = False
+                self.stats.sync_errors += 1
+                log.error("fsync of the CDR spool directory failed: %s", exc)
         return ok
 
     def _read(self, plan: list[tuple[int, Path, int, int]], want: int) -> tuple[list[Record], tuple[int, int], int]:

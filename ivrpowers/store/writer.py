@@ -174,7 +174,13 @@ class CdrWriter:
         delay = self.retry_min
         while self._running:  # as well as cancel(): library code may swallow a cancellation
             if self._spool.needs_refill():
-                await self._spool.refill()
+                try:
+                    await self._spool.refill()
+                except Exception as exc:  # a spool file damaged under us: say so, and keep trying
+                    log.exception("reading the CDR spool back failed")
+                    await self._failed([], exc, delay)
+                    delay = min(delay * 2, self.retry_max)
+                    continue
             batch = self._spool.head(self._limit)
             if not batch:
                 self._wake.clear()
@@ -204,6 +210,9 @@ class CdrWriter:
         self.failures += 1
         if self._failing_since is None:
             self._failing_since = time.monotonic()
+        if not batch:
+            await asyncio.sleep(delay)
+            return True
         if not isinstance(exc, _PERMANENT) and await self._outage(exc):
             if self.failures in (1, 10) or self.failures % 100 == 0:
                 log.warning("CDR write failed (%s: %s); %d queued, retrying", type(exc).__name__, exc, self.backlog)
@@ -240,7 +249,7 @@ class CdrWriter:
         line = (_encode({**op, "error": f"{type(exc).__name__}: {exc}"}) + "\n").encode()
         await asyncio.to_thread(_append_private, self.rejected, line)
         self.set_aside += 1
-        self._tries = 0
+        self._tries, self.failures, self._failing_since = 0, 0, None  # the failing write is out of the way
         log.error("CDR write set aside (%s: %s); kept in %s", type(exc).__name__, exc, self.rejected)
         self._done(1)
 

@@ -140,3 +140,27 @@ async def test_a_killed_process_loses_no_write_that_returned(tmp_path: Path) -> 
     assert await writer.flush(timeout=30)
     await writer.close()
     assert repo.applied == list(range(5000))
+
+
+async def test_a_restart_replays_every_segment_in_order(tmp_path: Path) -> None:
+    spool = tmp_path / "spool.jsonl"
+    down = CountingRepository()
+    down.down = True
+    first = CdrWriter(down, spool, max_queued=50, segment_bytes=4096)
+    down.writer = first
+    first.start()
+    queue(first, 2000)
+    await first.close(timeout=0)  # the database never came back: everything stays on disk
+    segments = sorted(p.name for p in tmp_path.iterdir())
+    assert len(segments) > 10 and "spool.jsonl" in segments and "spool.000010.jsonl" in segments
+
+    repo = CountingRepository()
+    second = CdrWriter(repo, spool, max_queued=50, segment_bytes=4096)
+    repo.writer = second
+    second.start()
+    assert second.backlog == 2000
+    queue(second, 10, start=2000)  # after the replay, in order
+    assert await second.flush(timeout=30)
+    await second.close()
+    assert repo.applied == list(range(2010)) and repo.most_in_memory <= 50
+    assert len(list(tmp_path.iterdir())) == 1
