@@ -24,6 +24,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -60,18 +61,23 @@ def measure_point(
     """Run one load point against one target and reduce it to figures."""
     s = bench.settings
     sip_cap = capture.sip_capture(work / "sip.pcap", s.sip_port)
-    rtp_cap = capture.rtp_capture(work / "rtp.pcap", s.rtp_start, s.rtp_end)
-    app_pid = bench.app_pid(target)
-    t0 = time.monotonic()
-    ast0 = targets.cpu_seconds(bench.asterisk_pid)
-    app0 = targets.cpu_seconds(app_pid) if app_pid else 0.0
-    machine0, sipp0 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    outcome = load.run_load(bench.sip_target, targets.NUMBERS[target], point, pcap, work / "sipp")
-    ast1 = targets.cpu_seconds(bench.asterisk_pid)
-    app1 = targets.cpu_seconds(app_pid) if app_pid else 0.0
-    machine1, sipp1 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    elapsed = time.monotonic() - t0
-    captured = {"sip": sip_cap.stop(), "rtp": rtp_cap.stop()}
+    caps = [sip_cap]
+    try:
+        rtp_cap = capture.rtp_capture(work / "rtp.pcap", s.rtp_start, s.rtp_end)
+        caps.append(rtp_cap)
+        app_pid = bench.app_pid(target)
+        t0 = time.monotonic()
+        ast0 = targets.cpu_seconds(bench.asterisk_pid)
+        app0 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+        machine0, sipp0 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        outcome = load.run_load(bench.sip_target, targets.NUMBERS[target], point, pcap, work / "sipp")
+        ast1 = targets.cpu_seconds(bench.asterisk_pid)
+        app1 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+        machine1, sipp1 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        elapsed = time.monotonic() - t0
+    finally:
+        counts = capture.stop_all(caps)
+    captured = {"sip": counts[0], "rtp": counts[1]}
 
     calls = capture.read_sip(sip_cap.path, s.sip_port)
     capture.attach_rtp(calls, rtp_cap.path)
@@ -140,10 +146,10 @@ def table(summary: list[dict[str, Any]], names: list[str]) -> str:
     def cell(row_of: dict[str, dict[str, Any]], get: Any) -> str:
         return " / ".join(_fmt(get(row_of[t])) if t in row_of else "-" for t in names)
 
-    head = "/".join(names)
+    head = " / ".join(names)
     lines = [
-        f"| load | setup p50 {head} | setup p99 | answer_to_audio p50 | dtmf p50 {head} | dtmf p99 | "
-        f"CPU ms/call Asterisk {head} | app CPU ms/call | failed |",
+        f"| load | setup p50 {head} | setup p99 {head} | answer_to_audio p50 {head} | dtmf p50 {head} | "
+        f"dtmf p99 {head} | Asterisk CPU ms/call {head} | app CPU ms/call {head} | failed {head} |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for concurrency in sorted({r["concurrency"] for r in summary}):
@@ -233,6 +239,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     check_tools()
+    # A plain SIGTERM would skip the cleanup below: make it an exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="ivrpowers-bench-calls-"))
     started = time.monotonic()
     runs: list[dict[str, Any]] = []

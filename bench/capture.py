@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.media import MARKER_SIGNATURE, PT_EVENT
+from bench.procs import die_with_parent
 
 TCPDUMP = "/usr/bin/tcpdump"
 # Ethernet 14 + IP 20 + UDP 8 + RTP 12 + the marker's signature.
@@ -33,7 +34,9 @@ class Capture:
         path.parent.mkdir(parents=True, exist_ok=True)
         argv = [TCPDUMP, "-i", "lo", "-n", "-s", str(snaplen), "-B", "32768", "-w", str(path), bpf]
         with self._log.open("wb") as err:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=die_with_parent
+            )
         deadline = time.monotonic() + 10
         while b"listening on" not in self._log.read_bytes():
             if self._proc.poll() is not None or time.monotonic() > deadline:
@@ -41,22 +44,33 @@ class Capture:
                 raise RuntimeError(f"tcpdump did not start: {self._log.read_text(errors='replace')}")
             time.sleep(0.05)
 
-    def stop(self) -> dict[str, int]:
+    def stop(self, settle: float = 1.5) -> dict[str, int]:
         """Stop tcpdump; its packet counts (a "dropped by kernel" above 0 makes the point suspect)."""
+        if self._proc.returncode is not None:
+            return self._counts()
         # tcpdump loses its last ring block if stopped within ~1 s of the last packet.
-        time.sleep(1.5)
+        time.sleep(settle)
         self._proc.send_signal(signal.SIGINT)
         try:
             self._proc.wait(15)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        return self._counts()
+
+    def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for n, what in re.findall(
             r"(\d+) packets? (captured|received by filter|dropped by kernel)", self._log.read_text(errors="replace")
         ):
             counts[what.replace(" ", "_")] = int(n)
         return counts
+
+
+def stop_all(captures: list[Capture]) -> list[dict[str, int]]:
+    """Stop several captures after one settling delay."""
+    time.sleep(1.5)
+    return [c.stop(settle=0) for c in captures]
 
 
 def sip_capture(path: Path, sip_port: int) -> Capture:

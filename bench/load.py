@@ -171,12 +171,15 @@ def run_load(target: tuple[str, int], number: str, point: LoadPoint, pcap: Path,
     started = time.monotonic()
     with open(workdir / "stdout.log", "wb") as out:
         proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        code: int | None = None
         try:
-            code: int | None = proc.wait(timeout=limit + 15)
+            code = proc.wait(timeout=limit + 15)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            code = None
+            pass
+        finally:  # also when the bench itself is stopped: no SIPp left behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     successful, failed = _final_counts(workdir / "stats.csv")
     return SippOutcome(code, successful, failed, time.monotonic() - started, workdir)
 

@@ -54,13 +54,6 @@ class RawApp:
             if resp.status >= 300 and resp.status != 404:  # 404: the channel or playback is already gone
                 print(f"{method} {path}: HTTP {resp.status}", file=sys.stderr)
 
-    async def play(self, channel: str, media: str) -> str:
-        # The id is ours, so the playback's events can never arrive before we know it.
-        playback = uuid.uuid4().hex
-        self.playbacks[playback] = channel
-        await self.request("POST", f"/channels/{channel}/play/{playback}", media=media)
-        return playback
-
     async def start(self, channel: str) -> None:
         await self.request("POST", f"/channels/{channel}/answer")
         call = self.calls.get(channel)
@@ -70,7 +63,10 @@ class RawApp:
     async def digit(self, channel: str, call: Call) -> None:
         if not call.prompt_done:
             await self.request("DELETE", f"/playbacks/{call.prompt_id}")
-        call.marker_id = await self.play(channel, self.marker)
+        # The id is ours, so the playback's events can never arrive before we know it.
+        call.marker_id = uuid.uuid4().hex
+        self.playbacks[call.marker_id] = channel
+        await self.request("POST", f"/channels/{channel}/play/{call.marker_id}", media=self.marker)
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")

@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from bench.load import free_udp_port
 from bench.media import write_sounds
+from bench.procs import die_with_parent
 from ivrpowers.asterisk import process
 from ivrpowers.asterisk.conf import asterisk_state
 from ivrpowers.asterisk.rootfs import find_installation
@@ -64,8 +66,6 @@ def _asterisk_pid(launcher: int) -> int:
 
 
 def _free_tcp_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -231,7 +231,9 @@ def _start_raw_app(bench: Bench) -> None:
     ]
     env = {**os.environ, "BENCH_ARI_PASSWORD": s.ari_secret, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as fh:
-        bench.raw_app = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        bench.raw_app = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
     bench.wait_app(RAW_APP, bench.raw_app, log)
 
 
@@ -240,7 +242,9 @@ def _start_controller(bench: Bench) -> None:
     env.pop("IVRPOWERS_DB_URL", None)  # SQLite in the bench's state directory
 
     def ivrpowers(*args: str) -> None:
-        out = subprocess.run([sys.executable, "-m", "ivrpowers", *args], env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "ivrpowers", *args], env=env, capture_output=True, text=True, timeout=120
+        )
         if out.returncode != 0:
             raise RuntimeError(f"ivrpowers {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
 
@@ -250,6 +254,10 @@ def _start_controller(bench: Bench) -> None:
     log = bench.state / "controller.log"
     with log.open("wb") as fh:
         bench.controller = subprocess.Popen(
-            [sys.executable, "-m", "ivrpowers", "run"], env=env, stdout=fh, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "ivrpowers", "run"],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
     bench.wait_app(bench.settings.ari_app, bench.controller, log)
