@@ -130,6 +130,11 @@ class AriClient(AriRest):
     # --- state ----------------------------------------------------------------------------
 
     @property
+    def connects(self) -> int:
+        """Successful connections so far: more than one means it reconnected."""
+        return self._connects
+
+    @property
     def is_connected(self) -> bool:
         """True while the websocket is up and its resync has been delivered."""
         return self._connected.is_set()

@@ -71,6 +71,9 @@ class Reconciler:
         self.task: asyncio.Task[None] | None = None
         self._recheck: asyncio.Task[None] | None = None
         self._again = False
+        self.adopted = 0  # channels taken over since start
+        self.waits = 0  # adoption attempts that had to wait (database or ARI unavailable)
+        self.passes = 0  # adoption passes completed (lost calls looked at)
 
     def on_resync(self, channels: list[Channel], reconnected: bool) -> None:
         """The ARI client's resync handler: quick bookkeeping here, the REST work in a task."""
@@ -125,6 +128,7 @@ class Reconciler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.waits += 1
                 log.warning("cannot adopt calls yet (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -137,6 +141,7 @@ class Reconciler:
                 log.info("adopting channel %s (%s)", channel.id,
                          "resuming its flow" if record else "no record of it: recovered")
                 self.owner.start_channel(channel, stasis_args_of(channel), record, recovered=record is None)
+                self.adopted += 1
         deferred = 0
         now = datetime.now(UTC)
         for record in records:
@@ -148,4 +153,5 @@ class Reconciler:
             log.info("call %s ended while no controller watched it", record.id)
             self.writer.add_event(record.id, "ended_unobserved", now, None, {"owner": record.owner})
             self.writer.update_call(record.id, ended_at=now, disposition="ended_unobserved")
+        self.passes += 1
         return deferred

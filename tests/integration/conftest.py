@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from .tcp_proxy import TcpProxy
 FLOWS = Path(__file__).parent / "flows"
 
 # Numbers the test flows answer on; 999 stays unrouted.
-ROUTES = {"100": "demo", "200": "itest", "201": "itest-long"}
+ROUTES = {"100": "demo", "200": "itest", "201": "itest-long", "202": "itest-wait"}
 
 
 @dataclass
@@ -48,17 +49,17 @@ class AsteriskUnderTest:
         return process.cli(self.settings, command)
 
 
-@pytest.fixture(scope="session")
-def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnderTest]:
-    state = tmp_path_factory.mktemp("state")
+@contextmanager
+def running_asterisk(state: Path, rtp_start: int) -> Iterator[AsteriskUnderTest]:
+    """An Asterisk of its own: state directory (so its own id), ports and RTP range."""
     # Ports of their own, so a `make run` on the same machine does not collide with the tests.
     env = {
         "IVRPOWERS_STATE_DIR": str(state),
         "IVRPOWERS_HTTP_PORT": str(free_tcp_port()),
         "IVRPOWERS_AMI_PORT": str(free_tcp_port()),
         "IVRPOWERS_SIP_PORT": str(free_udp_port()),
-        "IVRPOWERS_RTP_START": "26000",
-        "IVRPOWERS_RTP_END": "26999",
+        "IVRPOWERS_RTP_START": str(rtp_start),
+        "IVRPOWERS_RTP_END": str(rtp_start + 999),
     }
     # The same settings twice: as arguments for this process, as environment for the controller's.
     settings = load_settings(**{k.removeprefix("IVRPOWERS_").lower(): v for k, v in env.items()})
@@ -67,6 +68,12 @@ def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnder
         yield AsteriskUnderTest(settings, env)
     finally:
         process.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnderTest]:
+    with running_asterisk(tmp_path_factory.mktemp("state"), 26000) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +137,32 @@ class ControllerUnderTest:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    async def wait_health(self, ready: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+        """Poll /health until `ready(report)`: how tests wait for counters (backlog, reconnects...)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            report = await asyncio.to_thread(self.health)
+            if report and ready(report):
+                return report
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"health never got there within {timeout}s: {self.health()}\n{self.log_tail()}")
+
+    async def wait_event(self, caller: str, type_: str, node: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        """The CDR (maybe unfinished) of `caller`'s call once its timeline has that event."""
+        db = Database(self.db_url)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for record in await CdrRepository(db).latest(50):
+                    if record.caller_number == caller and any(
+                        e.type == type_ and (node is None or e.node == node) for e in record.events
+                    ):
+                        return call_to_dict(record)
+                await asyncio.sleep(0.05)
+        finally:
+            await db.close()
+        raise AssertionError(f"no {type_} event for caller {caller} within {timeout}s\n{self.log_tail()}")
 
     async def wait_cdr(self, caller: str, timeout: float = 40.0) -> dict[str, Any]:
         """The finished CDR of the call placed with caller number `caller`."""
