@@ -32,10 +32,10 @@ class Call(Protocol):
     async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
         """Play `media` (ARI media URIs such as `sound:hello-world`, `digits:123`, `number:42`) in order.
 
-        With `barge_in`, a DTMF digit stops the playback and is returned; it is *not* consumed from
-        the digit buffer semantics point of view: the interpreter owns it from then on. Without
-        `barge_in`, digits pressed while playing stay buffered for the next `read_digit`.
-        Returns None when the media played to the end.
+        With `barge_in`, a digit already buffered skips the prompt and is returned, and the first
+        digit pressed during it stops it and is returned. Without `barge_in`, the prompt plays to
+        the end and digits pressed meanwhile stay buffered for the next read. Returns None when the
+        media played to the end. (`flows.digits.CallMedia` implements these rules for every call.)
         """
 
     async def read_digit(self, timeout: float) -> str | None:
