@@ -77,6 +77,7 @@ class Spool:
         self._to_sync = asyncio.Event()
         self._sync_progress = asyncio.Event()
         self._sync_task: asyncio.Task[None] | None = None
+        self._round: asyncio.Future[bool] | None = None  # the sync thread's current round
 
     # -- counts -----------------------------------------------------------------------------------
     @property
@@ -124,6 +125,8 @@ class Spool:
             self._sync_task.cancel()
             await asyncio.gather(self._sync_task, return_exceptions=True)
             self._sync_task = None
+        if self._round is not None:
+            await asyncio.gather(self._round, return_exceptions=True)
         fds, unlink, sync_dir = self._take_sync_work()
         await asyncio.to_thread(self._sync_files, fds, unlink, sync_dir)
         self._synced = self._total
@@ -259,8 +262,10 @@ class Spool:
             self._to_sync.clear()
             target = self._total
             fds, unlink, sync_dir = self._take_sync_work()
+            self._round = asyncio.ensure_future(asyncio.to_thread(self._sync_files, fds, unlink, sync_dir))
             try:
-                if await asyncio.to_thread(self._sync_files, fds, unlink, sync_dir):
+                # Shielded: cancelling this task must not leave the thread running after close().
+                if await asyncio.shield(self._round):
                     self._synced = max(self._synced, target)
             except Exception:  # this task must not die: flush-for-durability waits on it
                 self.stats.sync_errors += 1
