@@ -353,3 +353,19 @@ async def test_a_replayed_start_fills_in_a_recovered_call(db: Database, tmp_path
     n = await repo.get("n")
     assert n is not None and n.started_at == T0 + timedelta(seconds=5) and n.caller_number == ""
     assert writer.set_aside == 0
+
+
+async def test_updates_of_a_stored_call_keep_their_types_and_the_last_value_wins(db: Database, tmp_path: Path) -> None:
+    repo = CdrRepository(db)
+    await repo.start(id="t", asterisk_id="ast1", channel_id="chan-t", started_at=T0)
+    channels = [{"id": "chan-t", "role": "caller", "joined_at": T0.isoformat()}]
+    await repo.apply_batch([
+        {"op": "update", "call_id": "t", "answered_at": T0 + timedelta(seconds=1), "channels": channels},
+        {"op": "update", "call_id": "t", "disposition": "transferred"},
+        {"op": "update", "call_id": "t", "disposition": "completed", "hangup_cause": 16},
+    ])
+    t = await repo.get("t")
+    assert t is not None and t.answered_at == T0 + timedelta(seconds=1) and t.answered_at.tzinfo is not None
+    assert (t.channels, t.disposition, t.hangup_cause) == (channels, "completed", 16)
+    with pytest.raises(ValueError, match="unknown CDR fields"):
+        await repo.update("t", no_such_column=1)
