@@ -14,7 +14,9 @@ from ivrpowers.calls.controller import CallController
 from ivrpowers.calls.identity import new_controller_id
 from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.routing import Router
+from ivrpowers.calls.services import AiohttpHttp, SystemClock
 from ivrpowers.config import Settings
+from ivrpowers.flows.services import Services
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.controllers import ControllerRepository
 from ivrpowers.store.db import Database
@@ -39,7 +41,10 @@ class Controller:
         router = Router(RouteRepository(self.db), FlowRepository(self.db))
         self.id = new_controller_id()
         self.liveness = Liveness(ControllerRepository(self.db), self.id, settings.asterisk_id)
-        self.calls = CallController(self.client, settings, router, self.cdrs, self.writer, self.liveness)
+        # What flows may use: one HTTP keep-alive pool for every call, the clock in the configured zone.
+        self.http = AiohttpHttp()
+        services = Services(clock=SystemClock(settings.timezone), http=self.http)
+        self.calls = CallController(self.client, settings, router, self.cdrs, self.writer, self.liveness, services)
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
 
@@ -50,10 +55,9 @@ class Controller:
         if not ari:
             problems.append(self.client.problem or "ARI events connection down")
         if self.writer.failures:
-            problems.append(f"database: {self.writer.failures} CDR writes failed in a row")
-        writer = self.writer.health() if hasattr(self.writer, "health") else {}
-        if isinstance(writer, dict) and writer.get("problem"):
-            problems.append(f"CDR writer: {writer['problem']}")
+            problems.append(f"database: the last {self.writer.failures} CDR write attempts failed")
+        if problem := self.writer.health()["problem"]:
+            problems.append(f"CDR writer: {problem}")
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,
@@ -97,6 +101,7 @@ class Controller:
         if self._runner:
             await self._runner.cleanup()
         await self.liveness.stop()
+        await self.http.close()
         await self.writer.close()
         await self.db.close()
 

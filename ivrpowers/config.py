@@ -44,6 +44,7 @@ class Settings(BaseModel):
     ami_secret: str | None = None
     ari_app: str = APP_NAME
     unknown_number_media: list[str] = ["sound:invalid"]
+    timezone: str = "UTC"  # IANA name: the flows' clock (business hours) when a flow sets none
     # IVRPOWERS_ASTERISK_ID (or `asterisk_id` in the file) fixes the id; unset: generated once.
     asterisk_id_override: str | None = Field(default=None, pattern=ASTERISK_ID_PATTERN)
 

@@ -28,6 +28,7 @@ from ivrpowers.calls.roles import INBOUND, LEG, StasisArgs, parse_stasis_args
 from ivrpowers.calls.routing import Router
 from ivrpowers.calls.session import CallContext, Session
 from ivrpowers.config import Settings
+from ivrpowers.flows.services import Services
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.models import CallRecord
 from ivrpowers.store.writer import CdrWriter
@@ -40,14 +41,15 @@ _HANDLED_KEPT = 50_000
 
 class CallController:
     def __init__(self, client: AriClient, settings: Settings, router: Router, cdrs: CdrRepository,
-                 writer: CdrWriter, liveness: Liveness) -> None:
+                 writer: CdrWriter, liveness: Liveness, services: Services | None = None) -> None:
         self.client = client
         self.settings = settings
         self.writer = writer
         self.asterisk_id = liveness.asterisk_id
         self.events = EventRouter(client, self._on_stasis_start)
         self.ctx = CallContext(client=client, settings=settings, router=router, writer=writer,
-                               events=self.events, controller_id=liveness.id, asterisk_id=liveness.asterisk_id)
+                               events=self.events, controller_id=liveness.id, asterisk_id=liveness.asterisk_id,
+                               services=services or Services())
         self.reconciler = Reconciler(client, settings.ari_app, self, cdrs, writer, liveness)
         self.sessions: dict[str, Session] = {}  # by call id
         self._by_channel: dict[str, Session] = {}
@@ -92,7 +94,9 @@ class CallController:
     def _on_stasis_start(self, event: StasisStart) -> None:
         self.start_channel(event.channel, list(event.args), None, recovered=False)
 
-    def start_channel(self, channel: Channel, args: list[str], adopted: CallRecord | None, *, recovered: bool) -> None:
+    def start_channel(
+        self, channel: Channel, args: list[str], adopted: CallRecord | None, *, recovered: bool
+    ) -> None:
         if self._closing or self.driven(channel.id):
             return
         parsed = parse_stasis_args(args)
@@ -104,7 +108,9 @@ class CallController:
             log.warning("channel %s entered with unknown role %r (args %s): hung up", channel.id, parsed.role, args)
             self._spawn_other(self._hang_up(channel.id, "normal"))
 
-    def _start_session(self, channel: Channel, args: StasisArgs, adopted: CallRecord | None, *, recovered: bool) -> None:
+    def _start_session(
+        self, channel: Channel, args: StasisArgs, adopted: CallRecord | None, *, recovered: bool
+    ) -> None:
         call_id = adopted.id if adopted else call_id_for(self.asterisk_id, channel.id)
         session = Session(self.ctx, call_id, channel, args, adopted)
         self.sessions[call_id] = session

@@ -22,6 +22,8 @@ from ivrpowers.calls.routing import Router, RoutingError
 from ivrpowers.config import Settings
 from ivrpowers.flows import run_flow
 from ivrpowers.flows.call import CallerHungUp
+from ivrpowers.flows.services import Services
+from ivrpowers.flows.state import resume_state
 from ivrpowers.store.models import CallRecord
 from ivrpowers.store.writer import CdrWriter
 
@@ -44,6 +46,7 @@ class CallContext:
     events: EventRouter
     controller_id: str
     asterisk_id: str
+    services: Services
 
 
 @dataclass
@@ -146,11 +149,16 @@ class Session:
 
     async def _drive(self) -> str:
         call, journal, adopted = self.call, self.journal, self.adopted
-        start_at = None
+        state = None
         if adopted is not None:
-            start_at = next((e.node for e in reversed(adopted.events) if e.type == "node_entered"), None)
-            journal.last_node = start_at
-            journal.write("adopted", start_at, {"by": self.ctx.controller_id})
+            ended = [e.detail or {} for e in adopted.events if e.type == "flow_ended"]
+            state = resume_state(adopted.events)
+            journal.last_node = state.node if state else None
+            journal.write("adopted", journal.last_node, {"by": self.ctx.controller_id})
+            if ended and state is None:
+                # Its flow had already ended: don't run it again.
+                await self._subscribe()
+                return "handed_off" if ended[-1].get("reason") == "handed_off" else "completed"
         subscribed = asyncio.ensure_future(self._subscribe())
         try:
             if adopted is not None and adopted.flow_name and adopted.flow_version:
@@ -171,8 +179,8 @@ class Session:
             raise
         await subscribed
         log.info("call %s from %r to %s: flow %s v%d%s", self.call_id, call.caller_number, call.dialed,
-                 flow.name, version, f", resumed at {start_at}" if adopted else "")
+                 flow.name, version, f", resumed at {state.node}" if state else "")
         if adopted is None or not adopted.flow_name:
             self.ctx.writer.update_call(self.call_id, flow_name=flow.name, flow_version=version)
-        result = await run_flow(flow, call, journal, start_at=start_at)
+        result = await run_flow(flow, call, journal, services=self.ctx.services, state=state)
         return DISPOSITIONS.get(result.outcome, "failed")

@@ -437,4 +437,4 @@ def _mistake_is_at_context(exc: MarkedYAMLError) -> bool:
         return False
     if exc.context_mark.line >= exc.problem_mark.line:
         return False
-    return exc.context.startswith(("while scanning", "while parsing a flow"))
+    return bool(exc.context.startswith(("while scanning", "while parsing a flow")))

@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,7 +148,9 @@ class ControllerUnderTest:
             await asyncio.sleep(0.05)
         raise AssertionError(f"health never got there within {timeout}s: {self.health()}\n{self.log_tail()}")
 
-    async def wait_event(self, caller: str, type_: str, node: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    async def wait_event(
+        self, caller: str, type_: str, node: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
         """The CDR (maybe unfinished) of `caller`'s call once its timeline has that event."""
         db = Database(self.db_url)
         try:

@@ -50,9 +50,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 from xml.sax.saxutils import quoteattr
 
 __all__ = [
@@ -257,7 +257,7 @@ class DtmfRtpStream:
         chunks = [_PCAP_GLOBAL_HEADER]
         for when, frame in frames:
             sec = int(when)
-            usec = int(round((when - sec) * 1_000_000))
+            usec = round((when - sec) * 1_000_000)
             if usec >= 1_000_000:
                 sec, usec = sec + 1, usec - 1_000_000
             chunks.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)))
@@ -953,7 +953,7 @@ async def run_call_async(
         returncode: int | None
         try:
             returncode = await asyncio.wait_for(proc.wait(), timeout + _GRACE)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             returncode = None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
 import json
+import subprocess
 from typing import Any
 
 import pytest
@@ -193,9 +193,10 @@ async def test_call_survives_a_controller_crash(controller: ControllerUnderTest,
 async def test_media_and_signalling_listen_on_loopback_only(controller: ControllerUnderTest, asterisk) -> None:
     number = caller()
     placing = asyncio.create_task(run_call_async(
-        SippCall(dialed="201", caller_number=number, steps=[Pause(2.5), Hangup()]), target=asterisk.sip_target, timeout=30
+        SippCall(dialed="201", caller_number=number, steps=[Pause(2.5), Hangup()]),
+        target=asterisk.sip_target, timeout=30,
     ))
-    await controller.wait_event(number, "node_entered", "long")  # mid-call: the RTP socket exists now
+    await controller.wait_event(number, "node_entered", "long")  # mid-call: its RTP socket exists
     sockets = subprocess.run(["ss", "-Hlntup"], capture_output=True, text=True, check=True).stdout
     result = await placing
     assert result.ok, result.describe()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,7 @@ class FakeAsterisk:
         self.sockets: set[web.WebSocketResponse] = set()
         self.requests: list[tuple[str, str]] = []
         self.down = False  # REST answers 503 and the websocket refuses: Asterisk unreachable
+        self._tasks: set[asyncio.Future[None]] = set()
         app = web.Application()
         app.router.add_get("/ari/events", self._events)
         app.router.add_route("*", "/ari/{tail:.*}", self._rest)
@@ -101,7 +103,7 @@ class FakeAsterisk:
     def _finish_playback(self, channel: FakeChannel, playback_id: str) -> None:
         channel.playbacks.pop(playback_id, None)
         playback = {"id": playback_id, "media_uri": "sound:x", "target_uri": f"channel:{channel.id}", "state": "done"}
-        asyncio.ensure_future(self.send("PlaybackFinished", playback=playback))
+        self._later(self.send("PlaybackFinished", playback=playback))
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if self.down:
@@ -150,7 +152,7 @@ class FakeAsterisk:
             if request.method == "GET" and not action:
                 return web.json_response(channel.json())
             if request.method == "DELETE" and not action:
-                asyncio.ensure_future(self._gone(channel, 16))
+                self._later(self._gone(channel, 16))
                 return web.Response(status=204)
             if action in ("answer", "progress", "ring"):
                 channel.state = "Up" if action == "answer" else channel.state
@@ -164,6 +166,11 @@ class FakeAsterisk:
                 return web.json_response({"id": playback_id, "target_uri": f"channel:{channel.id}",
                                           "media_uri": "sound:x", "state": "queued"}, status=201)
         return web.json_response({"message": f"fake Asterisk has no {request.method} {request.path}"}, status=501)
+
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     def _404() -> web.Response:

@@ -45,6 +45,25 @@ nodes:
 """
 
 
+RETRY_FLOW = """\
+name: retry
+start: answer
+nodes:
+  answer: {type: answer, next: menu}
+  menu:
+    type: menu
+    prompt: [sound:hello-world]
+    options: {"1": thanks}
+    timeout: 30
+    retries: 1
+    on_invalid: invalid
+    on_timeout: invalid
+  thanks: {type: play, media: [sound:demo-thanks], next: bye}
+  invalid: {type: play, media: [sound:invalid], next: bye}
+  bye: {type: hangup}
+"""
+
+
 @dataclass
 class Node:
     """One controller: its ARI client, writer and liveness on the shared database."""
@@ -84,6 +103,8 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         await conn.run_sync(Base.metadata.create_all)
     await FlowRepository(database).import_source("menu", MENU_FLOW, publish=True)
     await RouteRepository(database).set("100", "menu")
+    await FlowRepository(database).import_source("retry", RETRY_FLOW, publish=True)
+    await RouteRepository(database).set("101", "retry")
     yield database
     await database.close()
 
@@ -159,7 +180,8 @@ async def test_an_inbound_caller_runs_the_routed_flow_and_its_record_says_who_an
     await asterisk.press(channel, "1")
     call_id = call_id_for("ast-test", channel.id)
     rec = await ended(db, call_id)
-    assert (rec.disposition, rec.asterisk_id, rec.channel_id, rec.owner) == ("completed", "ast-test", channel.id, "ctl-a")
+    assert (rec.disposition, rec.asterisk_id, rec.owner) == ("completed", "ast-test", "ctl-a")
+    assert rec.channel_id == channel.id
     assert (rec.role, rec.source, rec.dialed, rec.flow_name) == ("inbound", "trunk", "100", "menu")
     assert rec.channels == [{"id": channel.id, "role": "inbound"}]
     assert "menu_selected" in types(rec) and channel.id not in asterisk.channels
@@ -229,6 +251,25 @@ async def test_a_new_controller_adopts_a_live_call_and_takes_ownership(
     assert (rec.disposition, rec.owner, rec.recovered) == ("completed", "ctl-new", False)
     assert types(rec).count("adopted") == 1 and "menu_selected" in types(rec)
     await second.stop()
+
+
+async def test_an_adopted_menu_keeps_the_attempts_already_used(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    first = await start_node("ctl-1")
+    channel = await asterisk.call("inbound", "dialed=101", "source=trunk")
+    call_id = call_id_for("ast-test", channel.id)
+    await playing(asterisk, channel)
+    await asterisk.press(channel, "9")  # invalid: the menu's second and last attempt starts
+    await until(lambda: len(channel.played) == 2)
+    await first.stop()
+    second = await start_node("ctl-2")
+    await until(lambda: call_id in second.controller.sessions)
+    await until(lambda: len(channel.played) == 3)
+    await asterisk.press(channel, "9")  # invalid again: no third attempt after the restart
+    rec = await ended(db, call_id)
+    assert ["sound:invalid"] in channel.played
+    assert [e.detail["attempt"] for e in rec.events if e.type == "menu_invalid"] == [1, 2]
+    assert rec.disposition == "completed"
 
 
 async def test_a_channel_with_no_record_is_adopted_as_recovered(

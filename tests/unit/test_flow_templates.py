@@ -49,4 +49,4 @@ def test_template_names() -> None:
 
 
 def test_builtin_names() -> None:
-    assert TEMPLATE_NAMES == {"caller.number", "caller.name", "dialed", "flow.name"}
+    assert {"caller.number", "caller.name", "dialed", "flow.name"} == TEMPLATE_NAMES
