@@ -186,18 +186,7 @@ class Spool:
     async def wait_synced(self, timeout: float | None) -> bool:
         """Wait until every record appended before this call survives a power loss; False on timeout."""
         target = self._total
-
-        async def reached() -> None:
-            while self._synced < target:
-                self._sync_progress.clear()
-                await self._sync_progress.wait()
-
-        try:
-            async with asyncio.timeout(timeout):
-                await reached()
-            return True
-        except TimeoutError:
-            return False
+        return await wait_for_count(self._sync_progress, lambda: self._synced, target, timeout)
 
     # -- internals --------------------------------------------------------------------------------
     def _segment_path(self, seq: int) -> Path:
@@ -342,6 +331,19 @@ class Spool:
         except ValueError:
             # Garbage left by a power loss, say: the writer sets it aside, it is not silently dropped.
             return {"op": "unreadable", "line": text}
+
+
+async def wait_for_count(progress: asyncio.Event, count: Callable[[], int], target: int,
+                         timeout: float | None) -> bool:
+    """Wait until `count()` reaches `target`, re-checking whenever `progress` is set; False on timeout."""
+    try:
+        async with asyncio.timeout(timeout):
+            while count() < target:
+                progress.clear()
+                await progress.wait()
+        return True
+    except TimeoutError:
+        return False
 
 
 def _open_append(path: Path) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from ivrpowers.store.cdrs import OPS, CdrRepository
-from ivrpowers.store.spool import Record, Spool
+from ivrpowers.store.spool import Record, Spool, wait_for_count
 
 log = logging.getLogger("ivrpowers.cdr")
 
@@ -127,19 +127,7 @@ class CdrWriter:
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every write queued before this call is done (not later ones); False on timeout."""
-        target = self._spool.total
-
-        async def reached() -> None:
-            while self._spool.done_count < target:
-                self._progress.clear()
-                await self._progress.wait()
-
-        try:
-            async with asyncio.timeout(timeout):
-                await reached()
-            return True
-        except TimeoutError:
-            return False
+        return await wait_for_count(self._progress, lambda: self._spool.done_count, self._spool.total, timeout)
 
     async def sync(self, timeout: float | None = None) -> bool:
         """Wait until every write made before this call survives an OS crash (fsynced); False on timeout."""
