@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import capture, media
+from bench.calls import percentile, summarize, table
 
 SIP, CALLER_SIP, CALLER_RTP = 5060, 40000, 40010
 
@@ -97,3 +98,27 @@ def test_the_marker_is_recognisable_and_the_caller_sends_one_digit(tmp_path: Pat
     seqs = [struct.unpack("!H", rtp[2:4])[0] for _, rtp in packets]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert packets[-1][0] < media.CALLER_AUDIO_SECONDS
+
+
+def test_figures_are_medians_over_repetitions_and_failures_add_up() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert percentile([0.0, 10.0], 0.99) == pytest.approx(9.9)
+
+    def run(setup_p50: float, failed: int) -> dict[str, object]:
+        ms = {"p50": setup_p50, "p99": setup_p50 * 2}
+        return {
+            "concurrency": 50,
+            "target": "B",
+            "failed": failed,
+            "setup_ms": ms,
+            "answer_to_audio_ms": ms,
+            "dtmf_ms": {"p50": None, "p99": None},
+            "cpu_ms_per_call": {"asterisk": 50.0, "app": 5.0},
+        }
+
+    (row,) = summarize([run(3.0, 0), run(9.0, 2), run(4.0, 1)])
+    assert row["setup_ms"] == {"p50": 4.0, "p99": 8.0}
+    assert row["dtmf_ms"] == {"p50": None, "p99": None}
+    assert row["failed"] == 3 and row["repetitions"] == 3
+    assert "| 50 (5/s) | - / 4.00 |" in table([row], ["A", "B"])
