@@ -25,7 +25,7 @@ import platform
 import resource
 import shutil
 import signal
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,29 +36,19 @@ from typing import Any
 
 from bench import capture, load, targets
 from bench.media import write_caller_pcap
-
-TARGETS = {"A": "dialplan", "B": "raw ARI app", "C": "ivrpowers"}
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def _ms(values: list[float]) -> dict[str, float | None]:
-    p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-    return {"p50": None if p50 is None else round(p50 * 1000, 3), "p99": None if p99 is None else round(p99 * 1000, 3)}
+from bench.report import TARGETS, ms, summarize, table
 
 
 def measure_point(
-    bench: targets.Bench, target: str, point: load.LoadPoint, pcap: Path, work: Path, asterisk_idle: float
+    bench: targets.Bench,
+    target: str,
+    point: load.LoadPoint,
+    pcap: Path,
+    work: Path,
+    asterisk_idle: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Run one load point against one target and reduce it to figures."""
+    """Run one load point against one target and reduce it to figures (and a py-spy profile of C)."""
     s = bench.settings
     sip_cap = capture.sip_capture(work / "sip.pcap", s.sip_port)
     caps = [sip_cap]
@@ -70,7 +60,13 @@ def measure_point(
         ast0 = targets.cpu_seconds(bench.asterisk_pid)
         app0 = targets.cpu_seconds(app_pid) if app_pid else 0.0
         machine0, sipp0 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        outcome = load.run_load(bench.sip_target, targets.NUMBERS[target], point, pcap, work / "sipp")
+        spy = profiler(app_pid, profile) if profile and target == "C" and app_pid else None
+        try:
+            outcome = load.run_load(bench.sip_target, targets.NUMBERS[target], point, pcap, work / "sipp")
+        finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile when interrupted
+                spy.wait(60)
         ast1 = targets.cpu_seconds(bench.asterisk_pid)
         app1 = targets.cpu_seconds(app_pid) if app_pid else 0.0
         machine1, sipp1 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -104,7 +100,7 @@ def measure_point(
         "target": target, "ivr": TARGETS[target], "concurrency": point.concurrency, "calls": point.calls,
         "steady_calls": len(steady), "measured_calls": len(good), "failed": failed, "failure_reasons": reasons,
         "sipp": {"returncode": outcome.returncode, "successful": outcome.successful, "failed": outcome.failed},
-        "setup_ms": _ms(setup), "answer_to_audio_ms": _ms(audio), "dtmf_ms": _ms(dtmf),
+        "setup_ms": ms(setup), "answer_to_audio_ms": ms(audio), "dtmf_ms": ms(dtmf),
         "cpu_ms_per_call": {
             "asterisk": round(ast_cpu * 1000 / point.calls, 2),
             "app": round((app1 - app0) * 1000 / point.calls, 2) if app_pid else None,
@@ -115,63 +111,6 @@ def measure_point(
         "machine": machine_share(machine0, machine1),
         "seconds": round(elapsed, 1), "capture": captured,
     }  # fmt: skip
-
-
-def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (load, target): the median over repetitions of each figure, failed calls summed."""
-    out = []
-    keys = sorted({(r["concurrency"], r["target"]) for r in runs})
-    for concurrency, target in keys:
-        reps = [r for r in runs if r["concurrency"] == concurrency and r["target"] == target]
-
-        def med(path: tuple[str, str], reps: list[dict[str, Any]] = reps) -> float | None:
-            values = [r[path[0]][path[1]] for r in reps if r[path[0]][path[1]] is not None]
-            return round(statistics.median(values), 3) if values else None
-
-        row: dict[str, Any] = {
-            "concurrency": concurrency,
-            "target": target,
-            "ivr": TARGETS[target],
-            "repetitions": len(reps),
-            "failed": sum(r["failed"] for r in reps),
-        }
-        for metric in ("setup_ms", "answer_to_audio_ms", "dtmf_ms"):
-            row[metric] = {q: med((metric, q)) for q in ("p50", "p99")}
-        row["cpu_ms_per_call"] = {w: med(("cpu_ms_per_call", w)) for w in ("asterisk", "app")}
-        out.append(row)
-    return out
-
-
-def table(summary: list[dict[str, Any]], names: list[str]) -> str:
-    def cell(row_of: dict[str, dict[str, Any]], get: Any) -> str:
-        return " / ".join(_fmt(get(row_of[t])) if t in row_of else "-" for t in names)
-
-    head = " / ".join(names)
-    lines = [
-        f"| load | setup p50 {head} | setup p99 {head} | answer_to_audio p50 {head} | dtmf p50 {head} | "
-        f"dtmf p99 {head} | Asterisk CPU ms/call {head} | app CPU ms/call {head} | failed {head} |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for concurrency in sorted({r["concurrency"] for r in summary}):
-        row_of = {r["target"]: r for r in summary if r["concurrency"] == concurrency}
-        lines.append("| " + " | ".join([
-            "1 at a time" if concurrency == 1 else f"{concurrency} ({concurrency / 10:g}/s)",
-            cell(row_of, lambda r: r["setup_ms"]["p50"]),
-            cell(row_of, lambda r: r["setup_ms"]["p99"]),
-            cell(row_of, lambda r: r["answer_to_audio_ms"]["p50"]),
-            cell(row_of, lambda r: r["dtmf_ms"]["p50"]),
-            cell(row_of, lambda r: r["dtmf_ms"]["p99"]),
-            cell(row_of, lambda r: r["cpu_ms_per_call"]["asterisk"]),
-            cell(row_of, lambda r: r["cpu_ms_per_call"]["app"]),
-            cell(row_of, lambda r: r["failed"]),
-        ]) + " |")  # fmt: skip
-    return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def check_tools() -> None:
@@ -203,6 +142,22 @@ def machine_share(before: list[int], after: list[int]) -> dict[str, float]:
     }
 
 
+def py_spy() -> str | None:
+    return shutil.which("py-spy") or next(
+        (str(p) for p in [Path(sys.executable).parent / "py-spy"] if p.exists()), None
+    )
+
+
+def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """Sample the controller while the calls run. It costs CPU: a profiled run tells where, not how fast."""
+    spy = py_spy()
+    if spy is None:
+        raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [spy, "record", "--nonblocking", "-p", str(pid), "-r", "100", "-f", "speedscope", "-o", str(out)]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def warm_up(bench: targets.Bench, names: list[str], pcap: Path, work: Path) -> None:
     """One call to each target at once, not measured: the first call pays for cold caches and lazy imports.
 
@@ -226,6 +181,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--single-calls", type=int, default=5, help="calls placed one at a time at load 1")
     p.add_argument("--out", type=Path, default=Path("bench-results/calls.json"))
     p.add_argument("--keep", action="store_true", help="keep the work directory (captures, logs)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="record a py-spy profile of ivrpowers at each load point (bench-results/profile-C-<load>-<rep>.json, "
+        "speedscope format); the sampling costs CPU, so the figures of a profiled run are not comparable",
+    )
     args = p.parse_args(argv)
     args.load_list = [int(x) for x in args.loads.split(",") if x]
     args.target_list = [t for t in args.targets.split(",") if t]
@@ -239,6 +200,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     check_tools()
+    if args.profile and py_spy() is None:
+        sys.exit("--profile needs py-spy: .venv/bin/pip install py-spy")
     # A plain SIGTERM would skip the cleanup below: make it an exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="ivrpowers-bench-calls-"))
@@ -264,7 +227,10 @@ def main(argv: list[str] | None = None) -> None:
                         file=sys.stderr,
                         flush=True,
                     )
-                    result = measure_point(bench, target, point, pcap, work / f"r{rep}-{concurrency}-{target}", idle)
+                    profile = args.out.parent / f"profile-C-{concurrency}-{rep + 1}.json" if args.profile else None
+                    result = measure_point(
+                        bench, target, point, pcap, work / f"r{rep}-{concurrency}-{target}", idle, profile
+                    )
                     result["rep"] = rep
                     runs.append(result)
                     print(
@@ -285,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "method": "on-wire loopback capture; see bench/calls.py",
+        "profiled": args.profile,
         "options": {"loads": args.load_list, "reps": args.reps, "seconds": args.seconds,
                     "single_calls": args.single_calls, "targets": args.target_list},
         "idle_cpu_ms_per_s": {name: round(rate * 1000, 2) for name, rate in idles.items()},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import capture, media
-from bench.calls import percentile, summarize, table
+from bench.report import percentile, summarize, table
 
 SIP, CALLER_SIP, CALLER_RTP = 5060, 40000, 40010
 

@@ -1,0 +1,80 @@
+"""Reduce the bench's measurements: percentiles, medians over repetitions, the printed table."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+TARGETS = {"A": "dialplan", "B": "raw ARI app", "C": "ivrpowers"}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def ms(values: list[float]) -> dict[str, float | None]:
+    p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+    return {"p50": None if p50 is None else round(p50 * 1000, 3), "p99": None if p99 is None else round(p99 * 1000, 3)}
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (load, target): the median over repetitions of each figure, failed calls summed."""
+    out = []
+    keys = sorted({(r["concurrency"], r["target"]) for r in runs})
+    for concurrency, target in keys:
+        reps = [r for r in runs if r["concurrency"] == concurrency and r["target"] == target]
+
+        def med(path: tuple[str, str], reps: list[dict[str, Any]] = reps) -> float | None:
+            values = [r[path[0]][path[1]] for r in reps if r[path[0]][path[1]] is not None]
+            return round(statistics.median(values), 3) if values else None
+
+        row: dict[str, Any] = {
+            "concurrency": concurrency,
+            "target": target,
+            "ivr": TARGETS[target],
+            "repetitions": len(reps),
+            "failed": sum(r["failed"] for r in reps),
+        }
+        for metric in ("setup_ms", "answer_to_audio_ms", "dtmf_ms"):
+            row[metric] = {q: med((metric, q)) for q in ("p50", "p99")}
+        row["cpu_ms_per_call"] = {w: med(("cpu_ms_per_call", w)) for w in ("asterisk", "app")}
+        out.append(row)
+    return out
+
+
+def table(summary: list[dict[str, Any]], names: list[str]) -> str:
+    def cell(row_of: dict[str, dict[str, Any]], get: Any) -> str:
+        return " / ".join(_fmt(get(row_of[t])) if t in row_of else "-" for t in names)
+
+    head = " / ".join(names)
+    lines = [
+        f"| load | setup p50 {head} | setup p99 {head} | answer_to_audio p50 {head} | dtmf p50 {head} | "
+        f"dtmf p99 {head} | Asterisk CPU ms/call {head} | app CPU ms/call {head} | failed {head} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for concurrency in sorted({r["concurrency"] for r in summary}):
+        row_of = {r["target"]: r for r in summary if r["concurrency"] == concurrency}
+        lines.append("| " + " | ".join([
+            "1 at a time" if concurrency == 1 else f"{concurrency} ({concurrency / 10:g}/s)",
+            cell(row_of, lambda r: r["setup_ms"]["p50"]),
+            cell(row_of, lambda r: r["setup_ms"]["p99"]),
+            cell(row_of, lambda r: r["answer_to_audio_ms"]["p50"]),
+            cell(row_of, lambda r: r["dtmf_ms"]["p50"]),
+            cell(row_of, lambda r: r["dtmf_ms"]["p99"]),
+            cell(row_of, lambda r: r["cpu_ms_per_call"]["asterisk"]),
+            cell(row_of, lambda r: r["cpu_ms_per_call"]["app"]),
+            cell(row_of, lambda r: r["failed"]),
+        ]) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
