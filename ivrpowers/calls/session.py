@@ -60,6 +60,7 @@ class Session:
     task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
+        self._watchers: set[asyncio.Task[None]] = set()
         self.journal = CallJournal(self.ctx.writer, self.call_id)
         self.call = AriCall(self.ctx.client, self.channel, self.args.dialed or self.channel.dialplan.exten,
                             on_answer=self._answered)
@@ -85,7 +86,21 @@ class Session:
         self.ctx.events.attach(channel.id, leg)
         self.journal.write("leg_joined", self.journal.last_node, {"channel": channel.id})
         self.ctx.writer.update_call(self.call_id, channels=self.channels())
+        watcher = asyncio.create_task(self._leg_ends(channel.id, leg), name=f"leg-{channel.id}")
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
         return leg
+
+    async def _leg_ends(self, channel_id: str, leg: AriCall) -> None:
+        try:
+            # As for the caller: ChannelDestroyed comes after StasisEnd only to a subscribed app.
+            await self.ctx.client.subscribe_app(f"channel:{channel_id}")
+        except AriNotFound:
+            leg.feed_destroyed(None, None, None)
+        except AriError as exc:
+            log.warning("call %s: leg %s not subscribed (%s)", self.call_id, channel_id, exc)
+        await leg.destroyed.wait()
+        self.drop_leg(channel_id)
 
     def drop_leg(self, channel_id: str) -> None:
         leg = self.legs.pop(channel_id, None)
@@ -117,6 +132,8 @@ class Session:
             await self._close(disposition)
         finally:
             self.ctx.events.detach(self.channel.id, call)
+            for watcher in list(self._watchers):
+                watcher.cancel()
             for leg_id in list(self.legs):
                 self.drop_leg(leg_id)
 
