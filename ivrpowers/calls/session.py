@@ -61,6 +61,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self._watchers: set[asyncio.Task[None]] = set()
+        self._subscribed: asyncio.Future[None] | None = None
         self.journal = CallJournal(self.ctx.writer, self.call_id)
         self.call = AriCall(self.ctx.client, self.channel, self.args.dialed or self.channel.dialplan.exten,
                             on_answer=self._answered)
@@ -122,6 +123,8 @@ class Session:
             except Exception:
                 log.exception("call %s failed", self.call_id)
                 journal.write("error", journal.last_node, {"message": "controller error, see logs"})
+            if self._subscribed is not None:  # it must be in place before the end we wait for
+                await asyncio.gather(self._subscribed, return_exceptions=True)
             if disposition == "handed_off":
                 await call.destroyed.wait()  # the interaction goes on without the flow
             elif not call.gone:
@@ -134,6 +137,8 @@ class Session:
             self.ctx.events.detach(self.channel.id, call)
             for watcher in list(self._watchers):
                 watcher.cancel()
+            if self._subscribed is not None:
+                self._subscribed.cancel()  # a no-op once done
             for leg_id in list(self.legs):
                 self.drop_leg(leg_id)
 
@@ -176,25 +181,20 @@ class Session:
                 # Its flow had already ended: don't run it again.
                 await self._subscribe()
                 return "handed_off" if ended[-1].get("reason") == "handed_off" else "completed"
-        subscribed = asyncio.ensure_future(self._subscribe())
+        # Not on the way to the answer: only the end of the call needs it (see `_subscribe`).
+        self._subscribed = asyncio.ensure_future(self._subscribe())
         try:
             if adopted is not None and adopted.flow_name and adopted.flow_version:
                 flow, version = await self.ctx.router.flow_version(adopted.flow_name, adopted.flow_version)
             else:
                 flow, version = await self.ctx.router.resolve(call.dialed)
         except RoutingError as exc:
-            await subscribed
             log.info("call %s from %r to %s: unrouted (%s)", self.call_id, call.caller_number, call.dialed, exc)
             journal.write("unrouted", None, {"dialed": call.dialed, "reason": str(exc)})
             await call.progress()
             await call.play(self.ctx.settings.unknown_number_media, barge_in=False)
             await call.hangup("unallocated")
             return "unrouted"
-        except BaseException:
-            subscribed.cancel()
-            await asyncio.gather(subscribed, return_exceptions=True)
-            raise
-        await subscribed
         log.info("call %s from %r to %s: flow %s v%d%s", self.call_id, call.caller_number, call.dialed,
                  flow.name, version, f", resumed at {state.node}" if state else "")
         if adopted is None or not adopted.flow_name:

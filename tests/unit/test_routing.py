@@ -27,7 +27,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 async def test_route_to_the_published_version_and_clear_reasons_otherwise(db: Database) -> None:
     flows, routes = FlowRepository(db), RouteRepository(db)
-    router = Router(routes, flows)
+    router = Router(routes, flows, ttl=0)
     with pytest.raises(RoutingError, match="no route for number '100'"):
         await router.resolve("100")
     await flows.import_source("sales", FLOW.format(name="sales"))
@@ -40,3 +40,16 @@ async def test_route_to_the_published_version_and_clear_reasons_otherwise(db: Da
     await flows.import_source("sales", FLOW.format(name="sales") + "# v2\n", publish=True)
     assert (await router.resolve("100"))[1] == 2  # a new publication takes the next call
     assert (await router.resolve("100"))[0] is (await router.resolve("100"))[0]  # parsed once
+
+
+async def test_a_numbers_route_is_kept_for_ttl_seconds(db: Database) -> None:
+    flows, routes = FlowRepository(db), RouteRepository(db)
+    await flows.import_source("sales", FLOW.format(name="sales"), publish=True)
+    await flows.import_source("support", FLOW.format(name="support"), publish=True)
+    await routes.set("100", "sales")
+    router = Router(routes, flows, ttl=3600)
+    assert (await router.resolve("100"))[0].name == "sales"
+    await routes.set("100", "support")
+    assert (await router.resolve("100"))[0].name == "sales"  # still within the ttl
+    router.ttl = 0
+    assert (await router.resolve("100"))[0].name == "support"
