@@ -4,26 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+import sqlalchemy
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    # The controller and the CLI share the file: WAL lets readers run beside the writer, and
+    # busy_timeout makes a writer wait for the lock instead of failing at once.
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=15000")
+        cur.close()
 
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        # The controller and the CLI share the file: WAL lets readers run beside the writer, and
-        # busy_timeout makes a writer wait for the lock instead of failing at once.
         engine = create_async_engine(url, connect_args={"timeout": 15})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=15000")
-            cur.close()
-
+        _sqlite_pragmas(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def create_thread_engine(url: str) -> Engine | None:
+    """For SQLite, a plain (blocking) engine on the same file, for work done in a worker thread.
+
+    aiosqlite sends each statement to its own thread and back; a batch of statements run in one
+    `asyncio.to_thread` call costs one such round trip instead of one per statement.
+    """
+    if not url.startswith("sqlite"):
+        return None
+    engine = sqlalchemy.create_engine(url.replace("+aiosqlite", "+pysqlite", 1),
+                                      connect_args={"timeout": 15, "check_same_thread": False})
+    _sqlite_pragmas(engine)
+    return engine
 
 
 class Database:
@@ -31,9 +48,12 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sync_engine = create_thread_engine(url)
 
     def session(self) -> AsyncSession:
         return self.sessions()
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
