@@ -290,6 +290,8 @@ class AriClient(AriRest):
         if not isinstance(data, Mapping):
             log.warning("ARI sent a non-object message, ignored: %.200s", text)
             return
+        if data.get("type") != "ApplicationReplaced" and not self._dispatcher.wants(data.get("type")):
+            return  # a dozen events a call nobody handles (ChannelVarset...): validating them costs CPU
         event = parse_event(data)
         if isinstance(event, ApplicationReplaced):
             # Asterisk sends nothing more on this socket: sitting on it would look healthy and be deaf.

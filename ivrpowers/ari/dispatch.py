@@ -103,6 +103,12 @@ class Dispatcher:
         bucket.append(sub)
         return sub
 
+    def wants(self, event_type: object) -> bool:
+        """Would an event of this type reach any handler? (If not, it need not even be parsed.)"""
+        return bool(self._by_type.get(ALL_EVENTS)) or (
+            isinstance(event_type, str) and bool(self._by_type.get(event_type))
+        )
+
     def on_resync(self, handler: ResyncHandler) -> Subscription:
         sub = Subscription(RESYNC, handler, None, next(self._seq), self._resync)
         self._resync.append(sub)

@@ -75,3 +75,16 @@ async def test_handlers_may_subscribe_during_dispatch_without_seeing_the_current
     assert late == []
     await d.dispatch(ev("StasisStart", channel=CHANNEL))
     assert late == ["StasisStart"]
+
+
+def test_wants_says_whether_any_handler_would_see_a_type() -> None:
+    from ivrpowers.ari.dispatch import Dispatcher
+
+    dispatcher = Dispatcher()
+    assert not dispatcher.wants("ChannelVarset")
+    sub = dispatcher.subscribe("StasisStart", lambda ev: None)
+    assert dispatcher.wants("StasisStart") and not dispatcher.wants("ChannelVarset") and not dispatcher.wants(None)
+    sub.cancel()
+    assert not dispatcher.wants("StasisStart")
+    dispatcher.subscribe("*", lambda ev: None)
+    assert dispatcher.wants("ChannelVarset")
