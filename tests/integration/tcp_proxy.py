@@ -27,8 +27,17 @@ class TcpProxy:
         return self
 
     def stop(self) -> None:
+        # Connections' tasks end before the loop does: a task left pending is torn down later by
+        # the garbage collector, on a closed loop.
+        asyncio.run_coroutine_threadsafe(self._cancel_connections(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+    async def _cancel_connections(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def cut(self, refuse_for: float = 0.0) -> None:
         def do_cut() -> None:
