@@ -1,6 +1,6 @@
 """IVR flows: YAML files describing what a call does, and the interpreter that runs them.
 
-    flow = load_flow_file("flows/demo.yaml")      # FlowError with every problem, by line
+    flow = load_flow_file(resources.demo_flow())  # FlowError with every problem, by line
     result = await run_flow(flow, call, journal)  # drives a Call, writes to a Journal
     state = resume_state(timeline)                # an adopted call's run, from its journal
     result = await run_flow(flow, call, journal, services=Services(clock=...), state=state)
