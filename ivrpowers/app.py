@@ -62,7 +62,7 @@ class Controller:
             "status": "degraded" if problems else "ok",
             "problems": problems,
             "controller_id": self.id,
-            "asterisk_id": self.settings.asterisk_id,
+            "asterisk_id": self.liveness.asterisk_id,
             "ari_connected": ari,
             "ari_connects": self.client.connects,
             "ari_replaced": self.client.replacements,

@@ -55,7 +55,6 @@ def render_config(settings: Settings, *, chrooted: bool) -> Path:
         "ASTERISK_ID": settings.asterisk_id,
         "DIRECTORIES": _directories(settings, chrooted),
     }
-    ensure_state_dir(settings.state_dir)
     state = asterisk_state(settings)
     out = state / "etc"
     out.mkdir(mode=0o700, parents=True, exist_ok=True)

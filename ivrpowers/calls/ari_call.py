@@ -163,6 +163,19 @@ class AriCall:
         self._media.feed_gone()
         self.destroyed.set()
 
+    async def watch(self) -> None:
+        """Subscribe the app to this channel; CallerHungUp if it is already gone.
+
+        Without it the app stops hearing of the channel at StasisEnd, and ChannelDestroyed, the one
+        event that carries the hangup cause, never arrives. A channel gone before the subscription
+        sent its ChannelDestroyed to no one: it is marked destroyed here instead of waited for.
+        """
+        try:
+            await self.client.subscribe_app(f"channel:{self.channel_id}")
+        except AriNotFound as exc:
+            self.feed_destroyed(None, None, None)
+            raise CallerHungUp() from exc
+
     async def resync(self) -> None:
         """After an events outage: learn what was missed (hangup, end of the current prompt)."""
         try:

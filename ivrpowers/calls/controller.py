@@ -48,11 +48,9 @@ class CallController:
         self.asterisk_id = liveness.asterisk_id
         self.events = EventRouter(client, self._on_stasis_start)
         self.ctx = CallContext(client=client, settings=settings, router=router, writer=writer,
-                               events=self.events, controller_id=liveness.id, asterisk_id=liveness.asterisk_id,
-                               services=services or Services())
+                               events=self.events, controller_id=liveness.id, services=services or Services())
         self.reconciler = Reconciler(client, settings.ari_app, self, cdrs, writer, liveness)
         self.sessions: dict[str, Session] = {}  # by call id
-        self._by_channel: dict[str, Session] = {}
         self._handled: OrderedDict[str, None] = OrderedDict()
         self._other: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -85,7 +83,7 @@ class CallController:
         return calls
 
     def driven(self, channel_id: str) -> bool:
-        return channel_id in self.events.owners or channel_id in self._by_channel
+        return channel_id in self.events.owners
 
     def handled(self, call_id: str) -> bool:
         return call_id in self._handled
@@ -114,7 +112,6 @@ class CallController:
         call_id = adopted.id if adopted else call_id_for(self.asterisk_id, channel.id)
         session = Session(self.ctx, call_id, channel, args, adopted)
         self.sessions[call_id] = session
-        self._by_channel[channel.id] = session
         self.events.attach(channel.id, session.call)
         self._handled[call_id] = None
         if len(self._handled) > _HANDLED_KEPT:
@@ -136,7 +133,6 @@ class CallController:
             await session.run()
         finally:
             self.sessions.pop(session.call_id, None)
-            self._by_channel.pop(session.channel_id, None)
 
     def _join(self, channel: Channel, args: StasisArgs) -> None:
         session = self.sessions.get(args.interaction or "")

@@ -123,7 +123,8 @@ class Reconciler:
                 if self.writer.backlog:
                     log.info("adoption waits for %d pending CDR writes", self.writer.backlog)
                 await self.writer.flush()  # replayed writes may hold these calls' CDRs: let them land
-                records = [r for r in await self.cdrs.unfinished() if r.asterisk_id == self.owner.asterisk_id]
+                # Another Asterisk's calls are not ours to adopt or close: we cannot see its channels.
+                records = await self.cdrs.unfinished(self.owner.asterisk_id)
                 channels = [c for c in await self.client.list_channels() if c.in_stasis_app(self.app)]
                 dead = await self.liveness.dead({r.owner for r in records})
                 break
@@ -149,7 +150,7 @@ class Reconciler:
         for record in records:
             if record.channel_id in present or self.owner.driven(record.channel_id) or self.owner.handled(record.id):
                 continue  # a session here ran it: its own end is on its way through the writer
-            if record.owner is not None and record.owner not in dead and record.owner != self.liveness.id:
+            if record.owner not in dead and record.owner != self.liveness.id:  # dead: stopped, stale or None
                 deferred += 1
                 continue
             log.info("call %s ended while no controller watched it", record.id)

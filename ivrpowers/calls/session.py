@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ivrpowers.ari import AriClient, AriError, AriNotFound, Channel
+from ivrpowers.ari import AriClient, AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.journal import CallJournal
@@ -45,7 +45,6 @@ class CallContext:
     writer: CdrWriter
     events: EventRouter
     controller_id: str
-    asterisk_id: str
     services: Services
 
 
@@ -94,10 +93,9 @@ class Session:
 
     async def _leg_ends(self, channel_id: str, leg: AriCall) -> None:
         try:
-            # As for the caller: ChannelDestroyed comes after StasisEnd only to a subscribed app.
-            await self.ctx.client.subscribe_app(f"channel:{channel_id}")
-        except AriNotFound:
-            leg.feed_destroyed(None, None, None)
+            await leg.watch()
+        except CallerHungUp:
+            pass  # gone already: marked destroyed
         except AriError as exc:
             log.warning("call %s: leg %s not subscribed (%s)", self.call_id, channel_id, exc)
         await leg.destroyed.wait()
@@ -158,17 +156,6 @@ class Session:
         log.info("call %s ended: %s, hung up by %s (cause %s %s)", self.call_id, disposition, by,
                  call.cause, call.cause_txt or "")
 
-    async def _subscribe(self) -> None:
-        # Without an explicit subscription the app stops hearing of the channel at StasisEnd, and
-        # ChannelDestroyed, the one event that carries the hangup cause, never arrives.
-        try:
-            await self.ctx.client.subscribe_app(f"channel:{self.channel.id}")
-        except AriNotFound as exc:
-            # Gone during setup: the caller's hangup, not our error. Its ChannelDestroyed was sent
-            # before we subscribed, so it will never come: don't wait for it.
-            self.call.feed_destroyed(None, None, None)
-            raise CallerHungUp() from exc
-
     async def _drive(self) -> str:
         call, journal, adopted = self.call, self.journal, self.adopted
         state = None
@@ -179,10 +166,10 @@ class Session:
             journal.write("adopted", journal.last_node, {"by": self.ctx.controller_id})
             if ended and state is None:
                 # Its flow had already ended: don't run it again.
-                await self._subscribe()
+                await call.watch()
                 return "handed_off" if ended[-1].get("reason") == "handed_off" else "completed"
-        # Not on the way to the answer: only the end of the call needs it (see `_subscribe`).
-        self._subscribed = asyncio.ensure_future(self._subscribe())
+        # Not on the way to the answer: only the end of the call needs it (see `AriCall.watch`).
+        self._subscribed = asyncio.ensure_future(call.watch())
         try:
             if adopted is not None and adopted.flow_name and adopted.flow_version:
                 flow, version = await self.ctx.router.flow_version(adopted.flow_name, adopted.flow_version)

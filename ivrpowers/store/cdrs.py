@@ -91,12 +91,13 @@ class CdrRepository:
             )
             return list(rows.all())
 
-    async def unfinished(self) -> list[CallRecord]:
-        """Calls with no end: candidates for adoption after a restart, or for closing as lost."""
+    async def unfinished(self, asterisk_id: str | None = None) -> list[CallRecord]:
+        """Calls with no end (on one Asterisk, if given): to adopt after a restart, or to close as lost."""
+        query = select(CallRecord).where(CallRecord.ended_at.is_(None))
+        if asterisk_id is not None:
+            query = query.where(CallRecord.asterisk_id == asterisk_id)
         async with self.db.session() as session:
-            rows = await session.scalars(
-                select(CallRecord).where(CallRecord.ended_at.is_(None)).options(selectinload(CallRecord.events))
-            )
+            rows = await session.scalars(query.options(selectinload(CallRecord.events)))
             return list(rows.all())
 
 
