@@ -25,6 +25,7 @@ from ivrpowers.asterisk import process
 from ivrpowers.config import PROJECT_ROOT, Settings, load_settings
 from ivrpowers.store.cdrs import CdrRepository, call_to_dict
 from ivrpowers.store.db import Database
+from ivrpowers.store.models import CallRecord
 
 from .postgres import Cluster
 from .sipp import free_tcp_port, free_udp_port
@@ -148,37 +149,35 @@ class ControllerUnderTest:
             await asyncio.sleep(0.05)
         raise AssertionError(f"health never got there within {timeout}s: {self.health()}\n{self.log_tail()}")
 
-    async def wait_event(
-        self, caller: str, type_: str, node: str | None = None, timeout: float = 30.0
+    async def wait_record(
+        self, match: Callable[[CallRecord], bool], what: str, timeout: float = 40.0, recent: int = 200
     ) -> dict[str, Any]:
-        """The CDR (maybe unfinished) of `caller`'s call once its timeline has that event."""
+        """Poll the `recent` newest CDRs until one satisfies `match`; `what` names it in the failure."""
         db = Database(self.db_url)
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                for record in await CdrRepository(db).latest(50):
-                    if record.caller_number == caller and any(
-                        e.type == type_ and (node is None or e.node == node) for e in record.events
-                    ):
+                for record in await CdrRepository(db).latest(recent):
+                    if match(record):
                         return call_to_dict(record)
                 await asyncio.sleep(0.05)
         finally:
             await db.close()
-        raise AssertionError(f"no {type_} event for caller {caller} within {timeout}s\n{self.log_tail()}")
+        raise AssertionError(f"no {what} within {timeout}s\n{self.log_tail()}")
+
+    async def wait_event(
+        self, caller: str, type_: str, node: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The CDR (maybe unfinished) of `caller`'s call once its timeline has that event."""
+        return await self.wait_record(
+            lambda r: r.caller_number == caller
+            and any(e.type == type_ and (node is None or e.node == node) for e in r.events),
+            f"{type_} event for caller {caller}", timeout)
 
     async def wait_cdr(self, caller: str, timeout: float = 40.0) -> dict[str, Any]:
         """The finished CDR of the call placed with caller number `caller`."""
-        db = Database(self.db_url)
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                for record in await CdrRepository(db).latest(200):
-                    if record.caller_number == caller and record.ended_at is not None:
-                        return call_to_dict(record)
-                await asyncio.sleep(0.25)
-        finally:
-            await db.close()
-        raise AssertionError(f"no finished CDR for caller {caller} within {timeout}s\n{self.log_tail()}")
+        return await self.wait_record(lambda r: r.caller_number == caller and r.ended_at is not None,
+                                      f"finished CDR for caller {caller}", timeout)
 
 
 def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path) -> ControllerUnderTest:

@@ -6,7 +6,6 @@ SIPp sends from other loopback addresses (127.0.0.2, 127.0.0.3) to play a host t
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import shutil
 import stat
@@ -21,7 +20,7 @@ import pytest
 
 from ivrpowers.ami import AmiClient, AmiError
 from ivrpowers.resources import fail2ban_config
-from ivrpowers.store.cdrs import CdrRepository, call_to_dict
+from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.db import Database
 
 from .conftest import AsteriskUnderTest, ControllerUnderTest
@@ -157,17 +156,8 @@ def sipp(asterisk: AsteriskUnderTest, workdir: Path, scenario: str, *, local_ip:
 
 
 async def wait_cdr_dialed(controller: ControllerUnderTest, dialed: str, timeout: float = 30.0) -> dict[str, Any]:
-    db = Database(controller.db_url)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for record in await CdrRepository(db).latest(500):
-                if record.dialed == dialed and record.ended_at is not None:
-                    return call_to_dict(record)
-            await asyncio.sleep(0.2)
-    finally:
-        await db.close()
-    raise AssertionError(f"no finished CDR for a call to {dialed} within {timeout}s\n{controller.log_tail()}")
+    return await controller.wait_record(lambda r: r.dialed == dialed and r.ended_at is not None,
+                                        f"finished CDR for a call to {dialed}", timeout, recent=500)
 
 
 async def all_callers(controller: ControllerUnderTest) -> set[str]:

@@ -62,7 +62,8 @@ async def test_a_backlog_of_100000_writes_drains_in_linear_work_with_bounded_mem
     repo.writer = writer
     writer.start()
     queue(writer, N // 2)
-    await asyncio.sleep(0.05)  # an outage with a growing backlog...
+    while writer.failures == 0:  # an outage, seen by the writer, with a growing backlog...
+        await asyncio.sleep(0.01)
     queue(writer, N // 2, start=N // 2)
     assert writer.backlog == N and writer._spool.in_memory == 1000  # the rest only on disk
     assert writer.health()["problem"] is not None  # far past the alarm
