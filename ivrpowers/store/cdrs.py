@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from ivrpowers.store.db import Database
 from ivrpowers.store.models import CallEvent, CallRecord
@@ -59,8 +61,8 @@ class CdrRepository:
         if (engine := self.db.sync_engine) is not None:
             await asyncio.to_thread(_apply_in_thread, engine, ops)
             return
-        async with self.db.session() as session, session.begin():
-            await session.run_sync(_apply, ops)
+        async with self.db.engine.begin() as conn:
+            await conn.run_sync(_apply, ops)
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self.db.session() as session:
@@ -102,24 +104,21 @@ class CdrRepository:
 
 
 def _apply_in_thread(engine: Engine, ops: Sequence[Mapping[str, Any]]) -> None:
-    with Session(engine) as session, session.begin():
-        _apply(session, ops)
+    with engine.begin() as conn:
+        _apply(conn, ops)
 
 
-def _apply(session: Session, ops: Sequence[Mapping[str, Any]]) -> None:
+def _apply(conn: Connection, ops: Sequence[Mapping[str, Any]]) -> None:
     ids = {op["id"] if op["op"] == "start" else op["call_id"] for op in ops if op["op"] != "event"}
     recovered: dict[str, bool] = {}  # the calls already stored, and whether made up by an adopter
     if ids:
-        rows = session.execute(select(CallRecord.id, CallRecord.recovered).where(CallRecord.id.in_(ids)))
+        rows = conn.execute(select(_CALLS.c.id, _CALLS.c.recovered).where(_CALLS.c.id.in_(ids)))
         recovered = {row.id: row.recovered for row in rows}
-    uids = [op["uid"] for op in ops if op["op"] == "event" and op.get("uid")]
-    stored: set[str | None] = set()
-    if uids:
-        stored = set(session.scalars(select(CallEvent.uid).where(CallEvent.uid.in_(uids))))
     new: dict[str, dict[str, Any]] = {}  # call id -> its row, with later updates folded in
     changed: dict[str, dict[str, Any]] = {}  # stored call id -> its updates, the last one winning
     merges: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for op in ops:
         fields = {k: v for k, v in op.items() if k != "op"}
         match op["op"]:
@@ -144,25 +143,33 @@ def _apply(session: Session, ops: Sequence[Mapping[str, Any]]) -> None:
                     raise LookupError(f"no call {call_id}")
             case "event":
                 uid = fields.get("uid")
-                if uid is not None and uid in stored:
-                    continue
-                stored.add(uid)
+                if uid is not None:
+                    if uid in seen:
+                        continue
+                    seen.add(uid)
                 events.append({"uid": uid, "call_id": fields["call_id"], "type": fields["type"],
                                "at": fields["at"], "node": fields.get("node"),
                                "detail": dict(fields.get("detail") or {})})
             case other:
                 raise ValueError(f"unknown CDR operation {other!r}")
     for rows_ in _by_keys(list(new.values())):
-        session.execute(insert(_CALLS), rows_)
+        conn.execute(insert(_CALLS), rows_)
     for fields in merges:
-        if record := session.get(CallRecord, fields["id"]):
-            _merge_recovered(record, fields)
-    session.flush()
+        _merge_recovered(conn, fields)
     for rows_ in _by_keys([{"call_key": key, **values} for key, values in changed.items()]):
         values: dict[str, Any] = {k: bindparam(k) for k in rows_[0] if k != "call_key"}
-        session.execute(update(_CALLS).where(_CALLS.c.id == bindparam("call_key")).values(values), rows_)
+        conn.execute(update(_CALLS).where(_CALLS.c.id == bindparam("call_key")).values(values), rows_)
     if events:
-        session.execute(insert(_EVENTS), events)
+        # A replayed event (its uid already stored) is skipped by the database itself.
+        conn.execute(_insert_new_events(conn.dialect.name), events)
+
+
+def _insert_new_events(dialect: str) -> Insert:
+    if dialect == "postgresql":
+        return postgresql_insert(_EVENTS).on_conflict_do_nothing(index_elements=["uid"])
+    if dialect == "sqlite":
+        return sqlite_insert(_EVENTS).on_conflict_do_nothing(index_elements=["uid"])
+    raise ValueError(f"CDRs: unsupported database {dialect!r}")
 
 
 def _check_fields(fields: Mapping[str, Any]) -> None:
@@ -179,17 +186,23 @@ def _by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def _merge_recovered(record: CallRecord, fields: Mapping[str, Any]) -> None:
+def _merge_recovered(conn: Connection, fields: Mapping[str, Any]) -> None:
     """The owner's start, replayed late, completes a row an adopting controller had to make up.
 
     It stays `recovered`: operators must see that the call was not observed from its start.
     """
+    row = conn.execute(select(_CALLS).where(_CALLS.c.id == fields["id"])).mappings().first()
+    if row is None:
+        return
+    values: dict[str, Any] = {}
     started = fields.get("started_at")
-    if started is not None and started < record.started_at:
-        record.started_at = started
+    if started is not None and started < row["started_at"]:
+        values["started_at"] = started
     for key in _MERGED:
-        if getattr(record, key) in (None, "") and fields.get(key) not in (None, ""):
-            setattr(record, key, fields[key])
+        if row[key] in (None, "") and fields.get(key) not in (None, ""):
+            values[key] = fields[key]
+    if values:
+        conn.execute(update(_CALLS).where(_CALLS.c.id == fields["id"]).values(values))
 
 
 def call_to_dict(call: CallRecord) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class CdrWriter:
         self, repo: CdrRepository, spool: Path, *, retry_min: float = 0.2, retry_max: float = 5.0,
         batch_size: int = 200, max_tries: int = 5, max_queued: int = 50_000, alarm_backlog: int | None = None,
         alarm_after: float = 10.0, sync_interval: float = 0.05, segment_bytes: int = 8 << 20,
-        probe_timeout: float = 5.0, linger: float = 0.1,
+        probe_timeout: float = 5.0, interval: float = 0.25,
     ) -> None:
         self.repo = repo
         self.spool = spool
@@ -69,9 +69,11 @@ class CdrWriter:
         self.batch_size, self.max_tries = batch_size, max_tries
         self.alarm_backlog = alarm_backlog or max_queued
         self.alarm_after, self.probe_timeout = alarm_after, probe_timeout
-        # Group commit: after an idle spell, wait this long for the writes that follow a call's first
-        # one. A transaction costs far more than a row, and nothing reads a CDR within 100 ms.
-        self.linger = linger
+        # Group commit: at most one transaction per `interval` seconds unless a full batch waits. A
+        # transaction costs far more than a row (a commit is an fsync), and the spool already holds
+        # every write durably; the database only has to follow within a fraction of a second.
+        self.interval = interval
+        self._last_batch = -interval
         self._spool = Spool(spool, window=max_queued, encode=_encode, decode=_decode,
                             segment_bytes=segment_bytes, sync_interval=sync_interval)
         self._wake = asyncio.Event()
@@ -172,13 +174,16 @@ class CdrWriter:
                     await self._failed([], exc, delay)
                     delay = min(delay * 2, self.retry_max)
                     continue
-            batch = self._spool.head(self._limit)
-            if not batch:
+            if not self._spool.in_memory:
                 self._wake.clear()
                 await self._wake.wait()
-                if self.linger > 0:
-                    await asyncio.sleep(self.linger)
                 continue
+            wait = self._last_batch + self.interval - time.monotonic()
+            # A retry is already spaced by its backoff, and a full batch gains nothing by waiting.
+            if wait > 0 and not self.failures and self._spool.in_memory < self._limit:
+                await asyncio.sleep(wait)
+            self._last_batch = time.monotonic()
+            batch = self._spool.head(self._limit)
             if batch[0].get("op") not in OPS:
                 await self._set_aside(batch[0], ValueError(f"unknown CDR operation {batch[0].get('op')!r}"))
                 continue
