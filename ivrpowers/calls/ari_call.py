@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from ivrpowers.ari import AriClient, AriConnectionError, AriError, AriNotFound, Channel
+from ivrpowers.calls.causes import REASONS, cause_text
 from ivrpowers.flows.call import CallerHungUp
 from ivrpowers.flows.digits import CallMedia, wait_for_change
 
@@ -102,6 +103,8 @@ class AriCall:
         if self.gone:
             return
         self.hung_up_by_flow = True
+        if self.cause is None and (cause := REASONS.get(reason)):
+            self.cause, self.cause_txt = cause, cause_text(cause)
         try:
             await self._request(lambda: self.client.hangup(self.channel_id, reason=reason))
         except CallerHungUp:
@@ -152,29 +155,18 @@ class AriCall:
         self._media.feed_playback_finished(playback_id)
 
     def feed_hangup(self, cause: int | None = None, cause_txt: str | None = None) -> None:
-        if cause is not None and self.cause is None:
-            self.cause, self.cause_txt = cause, cause_txt
+        if cause and self.cause is None:
+            self.cause, self.cause_txt = cause, cause_txt or cause_text(cause)
         self._media.feed_gone()
 
     def feed_destroyed(self, cause: int | None, cause_txt: str | None, at: datetime | None) -> None:
-        if cause is not None:
-            self.cause, self.cause_txt = cause, cause_txt
-        self.ended_at = at or datetime.now(UTC)
+        """The channel left the app for good (StasisEnd) or was found gone; its final cause if known."""
+        if cause:
+            self.cause, self.cause_txt = cause, cause_txt or cause_text(cause)
+        if self.ended_at is None:
+            self.ended_at = at or datetime.now(UTC)
         self._media.feed_gone()
         self.destroyed.set()
-
-    async def watch(self) -> None:
-        """Subscribe the app to this channel; CallerHungUp if it is already gone.
-
-        Without it the app stops hearing of the channel at StasisEnd, and ChannelDestroyed, the one
-        event that carries the hangup cause, never arrives. A channel gone before the subscription
-        sent its ChannelDestroyed to no one: it is marked destroyed here instead of waited for.
-        """
-        try:
-            await self.client.subscribe_app(f"channel:{self.channel_id}")
-        except AriNotFound as exc:
-            self.feed_destroyed(None, None, None)
-            raise CallerHungUp() from exc
 
     async def resync(self) -> None:
         """After an events outage: learn what was missed (hangup, end of the current prompt)."""
@@ -200,8 +192,8 @@ class AriCall:
             try:
                 return await send()
             except AriNotFound as exc:
-                # The channel vanished between our last event and this request.
-                self._media.feed_gone()
+                # The channel vanished between our last event and this request: it is gone for good.
+                self.feed_destroyed(None, None, None)
                 raise CallerHungUp() from exc
             except AriConnectionError as exc:
                 if self.gone:

@@ -19,6 +19,7 @@ from ivrpowers.ari import (
     StasisStart,
     event_channel_id,
 )
+from ivrpowers.calls.causes import hangup_request_cause
 
 
 class ChannelOwner(Protocol):
@@ -65,11 +66,12 @@ class EventRouter:
 
     def _hangup_request(self, event: ChannelHangupRequest) -> None:
         if owner := self.owners.get(event.channel.id):
-            owner.feed_hangup(event.cause)
+            owner.feed_hangup(hangup_request_cause(event.cause, event.soft))
 
     def _stasis_end(self, event: StasisEnd) -> None:
+        # The app never sends a channel back to the dialplan: leaving Stasis is its end for us.
         if owner := self.owners.get(event.channel.id):
-            owner.feed_hangup()
+            owner.feed_destroyed(None, None, event.timestamp)
 
     def _destroyed(self, event: ChannelDestroyed) -> None:
         if owner := self.owners.get(event.channel.id):

@@ -29,7 +29,7 @@ from ivrpowers.store.writer import CdrWriter
 
 log = logging.getLogger("ivrpowers.calls")
 
-# How long to wait for ChannelDestroyed (it carries the hangup cause) once a call is over.
+# How long to wait for the channel to leave the app (StasisEnd) once its flow is over.
 DESTROY_GRACE = 5.0
 
 DISPOSITIONS = {"hangup_by_flow": "completed", "caller_hangup": "caller_hangup", "handed_off": "handed_off"}
@@ -60,7 +60,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self._watchers: set[asyncio.Task[None]] = set()
-        self._subscribed: asyncio.Future[None] | None = None
+        self._flow = "no flow"
         self.journal = CallJournal(self.ctx.writer, self.call_id)
         self.call = AriCall(self.ctx.client, self.channel, self.args.dialed or self.channel.dialplan.exten,
                             on_answer=self._answered)
@@ -92,12 +92,6 @@ class Session:
         return leg
 
     async def _leg_ends(self, channel_id: str, leg: AriCall) -> None:
-        try:
-            await leg.watch()
-        except CallerHungUp:
-            pass  # gone already: marked destroyed
-        except AriError as exc:
-            log.warning("call %s: leg %s not subscribed (%s)", self.call_id, channel_id, exc)
         await leg.destroyed.wait()
         self.drop_leg(channel_id)
 
@@ -121,8 +115,6 @@ class Session:
             except Exception:
                 log.exception("call %s failed", self.call_id)
                 journal.write("error", journal.last_node, {"message": "controller error, see logs"})
-            if self._subscribed is not None:  # it must be in place before the end we wait for
-                await asyncio.gather(self._subscribed, return_exceptions=True)
             if disposition == "handed_off":
                 await call.destroyed.wait()  # the interaction goes on without the flow
             elif not call.gone:
@@ -135,8 +127,6 @@ class Session:
             self.ctx.events.detach(self.channel.id, call)
             for watcher in list(self._watchers):
                 watcher.cancel()
-            if self._subscribed is not None:
-                self._subscribed.cancel()  # a no-op once done
             for leg_id in list(self.legs):
                 self.drop_leg(leg_id)
 
@@ -153,8 +143,9 @@ class Session:
             self.call_id, ended_at=call.ended_at or datetime.now(UTC), disposition=disposition,
             hangup_cause=call.cause, hangup_cause_text=call.cause_txt,
         )
-        log.info("call %s ended: %s, hung up by %s (cause %s %s)", self.call_id, disposition, by,
-                 call.cause, call.cause_txt or "")
+        # One line a call, at its end: a line at each start too costs more than the rest of the logging.
+        log.info("call %s from %r to %s (%s) ended: %s, hung up by %s (cause %s %s)", self.call_id,
+                 call.caller_number, call.dialed, self._flow, disposition, by, call.cause, call.cause_txt or "")
 
     async def _drive(self) -> str:
         call, journal, adopted = self.call, self.journal, self.adopted
@@ -164,12 +155,14 @@ class Session:
             state = resume_state(adopted.events)
             journal.last_node = state.node if state else None
             journal.write("adopted", journal.last_node, {"by": self.ctx.controller_id})
+            # Its StasisEnd may have come between the channel list and now, to no owner.
+            try:
+                await call.resync()
+            except AriError as exc:
+                log.warning("call %s: could not check its channel after adoption: %s", self.call_id, exc)
             if ended and state is None:
                 # Its flow had already ended: don't run it again.
-                await call.watch()
                 return "handed_off" if ended[-1].get("reason") == "handed_off" else "completed"
-        # Not on the way to the answer: only the end of the call needs it (see `AriCall.watch`).
-        self._subscribed = asyncio.ensure_future(call.watch())
         try:
             if adopted is not None and adopted.flow_name and adopted.flow_version:
                 flow, version = await self.ctx.router.flow_version(adopted.flow_name, adopted.flow_version)
@@ -182,8 +175,8 @@ class Session:
             await call.play(self.ctx.settings.unknown_number_media, barge_in=False)
             await call.hangup("unallocated")
             return "unrouted"
-        log.info("call %s from %r to %s: flow %s v%d%s", self.call_id, call.caller_number, call.dialed,
-                 flow.name, version, f", resumed at {state.node}" if state else "")
+        self._flow = f"flow {flow.name} v{version}" + (f", resumed at {state.node}" if state else "")
+        log.debug("call %s from %r to %s: %s", self.call_id, call.caller_number, call.dialed, self._flow)
         if adopted is None or not adopted.flow_name:
             self.ctx.writer.update_call(self.call_id, flow_name=flow.name, flow_version=version)
         result = await run_flow(flow, call, journal, services=self.ctx.services, state=state)

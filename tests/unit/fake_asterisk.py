@@ -1,10 +1,10 @@
 """A fake Asterisk for the controller's unit tests: ARI REST and events for the calls it makes.
 
 It behaves like Asterisk where the controller depends on it: a play request answers at once and its
-PlaybackFinished follows when the media would have ended (or at once when stopped); a hangup sends
-ChannelHangupRequest only for the caller's own hangup, then StasisEnd and ChannelDestroyed with the
-cause; requests about a channel that is gone answer 404; events for a channel reach the app once it
-subscribed to it (after StasisEnd, only then); GET /channels lists the channels in Stasis.
+PlaybackFinished follows when the media would have ended (or at once when stopped); a hangup, the
+caller's or a DELETE's, sends ChannelHangupRequest with the cause, then StasisEnd, and
+ChannelDestroyed only to an app that subscribed to the channel; requests about a channel that is
+gone answer 404; GET /channels lists the channels in Stasis.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class FakeChannel:
     caller: str
     state: str = "Ring"
     in_stasis: bool = True
+    subscribed: bool = False
     playbacks: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     played: list[list[str]] = field(default_factory=list)
 
@@ -77,9 +78,9 @@ class FakeAsterisk:
     async def press(self, channel: FakeChannel, digit: str) -> None:
         await self.send("ChannelDtmfReceived", channel=channel.json(), digit=digit, duration_ms=100)
 
-    async def caller_hangs_up(self, channel: FakeChannel) -> None:
-        await self.send("ChannelHangupRequest", channel=channel.json(), cause=16)
-        await self._gone(channel, 16)
+    async def caller_hangs_up(self, channel: FakeChannel, cause: int | None = None) -> None:
+        """A BYE: like Asterisk's, its hangup request has no cause unless the far end gave one."""
+        await self._gone(channel, cause)
 
     async def drop_websockets(self) -> None:
         for ws in list(self.sockets):
@@ -92,13 +93,19 @@ class FakeAsterisk:
         for ws in list(self.sockets):
             await ws.send_json(event)
 
-    async def _gone(self, channel: FakeChannel, cause: int) -> None:
+    async def _gone(self, channel: FakeChannel, cause: int | None, *, soft: bool = False) -> None:
         if self.channels.pop(channel.id, None) is None:
             return
         for handle in channel.playbacks.values():
             handle.cancel()
+        # A soft hangup request (ARI's DELETE) carries Asterisk's soft-hangup flag (32), not the cause.
+        if soft:
+            await self.send("ChannelHangupRequest", channel=channel.json(), cause=32, soft=True)
+        else:
+            await self.send("ChannelHangupRequest", channel=channel.json(), **({"cause": cause} if cause else {}))
         await self.send("StasisEnd", channel=channel.json())
-        await self.send("ChannelDestroyed", channel=channel.json(), cause=cause, cause_txt="Normal Clearing")
+        if channel.subscribed:
+            await self.send("ChannelDestroyed", channel=channel.json(), cause=cause or 16, cause_txt="Normal Clearing")
 
     def _finish_playback(self, channel: FakeChannel, playback_id: str) -> None:
         channel.playbacks.pop(playback_id, None)
@@ -132,8 +139,10 @@ class FakeAsterisk:
                 return web.json_response([c.json() for c in self.channels.values() if c.in_stasis])
             case "POST", ["applications", _, "subscription"]:
                 source = request.query.get("eventSource", "")
-                if source.startswith("channel:") and source[8:] not in self.channels:
-                    return web.json_response({"message": "Channel not found"}, status=404)
+                if source.startswith("channel:"):
+                    if (subscribed := self.channels.get(source[8:])) is None:
+                        return web.json_response({"message": "Channel not found"}, status=404)
+                    subscribed.subscribed = True
                 return web.json_response({"name": APP})
             case "GET", ["playbacks", playback_id]:
                 live = any(playback_id in c.playbacks for c in self.channels.values())
@@ -152,7 +161,7 @@ class FakeAsterisk:
             if request.method == "GET" and not action:
                 return web.json_response(channel.json())
             if request.method == "DELETE" and not action:
-                self._later(self._gone(channel, 16))
+                self._later(self._gone(channel, 16, soft=True))
                 return web.Response(status=204)
             if action in ("answer", "progress", "ring"):
                 channel.state = "Up" if action == "answer" else channel.state

@@ -185,6 +185,8 @@ async def test_an_inbound_caller_runs_the_routed_flow_and_its_record_says_who_an
     assert (rec.role, rec.source, rec.dialed, rec.flow_name) == ("inbound", "trunk", "100", "menu")
     assert rec.channels == [{"id": channel.id, "role": "inbound"}]
     assert "menu_selected" in types(rec) and channel.id not in asterisk.channels
+    # The flow's own hangup: the cause it asked for, not the soft-hangup flag in the request event.
+    assert (rec.hangup_cause, rec.hangup_cause_text) == (16, "Normal call clearing")
     await node.stop()
 
 
@@ -193,9 +195,10 @@ async def test_the_walking_skeletons_stasis_arguments_are_still_an_inbound_call(
     node = await start_node()
     channel = await asterisk.call("100")
     await playing(asterisk, channel)
-    await asterisk.caller_hangs_up(channel)
+    await asterisk.caller_hangs_up(channel, cause=17)
     rec = await ended(db, call_id_for("ast-test", channel.id))
     assert (rec.dialed, rec.flow_name, rec.disposition) == ("100", "menu", "caller_hangup")
+    assert (rec.hangup_cause, rec.hangup_cause_text) == (17, "User busy")
     await node.stop()
 
 
