@@ -13,9 +13,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeAlias
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
+from yarl import URL
 
 from .errors import AriConnectionError, AriError, error_for_status
 from .models import AsteriskInfo, Bridge, Channel, LiveRecording, Playback
@@ -35,6 +36,9 @@ def basic_auth_header(username: str, password: str) -> str:
     if ":" in username:
         raise ValueError('A ":" is not allowed in the username (RFC 7617)')
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 def encode_params(params: Params | None) -> list[tuple[str, str]]:
@@ -154,9 +158,14 @@ class AriRest:
         if not path.startswith("/"):
             path = "/" + path
         url = self.base_url + path
+        if pairs := encode_params(params):
+            url += "?" + urlencode(pairs, quote_via=quote)
+        body, headers = (None, None) if json is None else (jsonlib.dumps(json).encode(), _JSON)
         try:
+            # Built and quoted here, once: yarl re-parsing and re-quoting each call's URL costs
+            # more than the rest of the request's Python.
             async with self._http().request(
-                method, url, params=encode_params(params), json=json
+                method, URL(url, encoded=True), data=body, headers=headers
             ) as response:
                 status, reason = response.status, response.reason
                 body = await response.read()

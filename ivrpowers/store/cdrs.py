@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -10,7 +9,6 @@ from typing import Any, cast
 from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import selectinload
 
 from ivrpowers.store.db import Database
@@ -58,11 +56,7 @@ class CdrRepository:
         On SQLite the whole batch runs in one worker thread on a plain sqlite3 connection: through
         aiosqlite every statement is a round trip between threads, which cost more CPU than SQLite.
         """
-        if (engine := self.db.sync_engine) is not None:
-            await asyncio.to_thread(_apply_in_thread, engine, ops)
-            return
-        async with self.db.engine.begin() as conn:
-            await conn.run_sync(_apply, ops)
+        await self.db.run_sync(lambda conn: _apply(conn, ops))
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self.db.session() as session:
@@ -101,11 +95,6 @@ class CdrRepository:
         async with self.db.session() as session:
             rows = await session.scalars(query.options(selectinload(CallRecord.events)))
             return list(rows.all())
-
-
-def _apply_in_thread(engine: Engine, ops: Sequence[Mapping[str, Any]]) -> None:
-    with engine.begin() as conn:
-        _apply(conn, ops)
 
 
 def _apply(conn: Connection, ops: Sequence[Mapping[str, Any]]) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -43,6 +45,14 @@ def create_thread_engine(url: str) -> Engine | None:
     return engine
 
 
+T = TypeVar("T")
+
+
+def _in_transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return fn(conn)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -52,6 +62,17 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    async def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one transaction on a plain Connection: statements on the hot path of calls.
+
+        SQLite: the whole of `fn` in one worker thread (see `create_thread_engine`). PostgreSQL:
+        through asyncpg, on the event loop.
+        """
+        if self.sync_engine is not None:
+            return await asyncio.to_thread(_in_transaction, self.sync_engine, fn)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
 
     async def close(self) -> None:
         await self.engine.dispose()

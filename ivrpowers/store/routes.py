@@ -28,12 +28,12 @@ class RouteRepository:
         One query on the path of every new call, and without the flow's source: parsed versions
         are cached by the caller, so the text is fetched once per version, not once per call.
         """
-        async with self.db.session() as session:
-            row = (await session.execute(
-                select(Route.flow_name, FlowVersion.version)
-                .outerjoin(FlowVersion, and_(FlowVersion.name == Route.flow_name, FlowVersion.published.is_(True)))
-                .where(Route.number == number)
-            )).first()
+        query = (
+            select(Route.flow_name, FlowVersion.version)
+            .outerjoin(FlowVersion, and_(FlowVersion.name == Route.flow_name, FlowVersion.published.is_(True)))
+            .where(Route.number == number)
+        )
+        row = await self.db.run_sync(lambda conn: conn.execute(query).first())
         return None if row is None else (row[0], row[1])
 
     async def get(self, number: str) -> Route | None:

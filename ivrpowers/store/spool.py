@@ -58,7 +58,7 @@ class SpoolStats:
 class Spool:
     def __init__(
         self, path: Path, *, window: int, encode: Callable[[Record], str], decode: Callable[[str], Record],
-        segment_bytes: int = 8 << 20, sync_interval: float = 0.05,
+        segment_bytes: int = 8 << 20, sync_interval: float = 0.2,
     ) -> None:
         self.path = path
         self.window_max = max(1, window)

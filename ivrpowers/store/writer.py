@@ -59,7 +59,7 @@ class CdrWriter:
     def __init__(
         self, repo: CdrRepository, spool: Path, *, retry_min: float = 0.2, retry_max: float = 5.0,
         batch_size: int = 200, max_tries: int = 5, max_queued: int = 50_000, alarm_backlog: int | None = None,
-        alarm_after: float = 10.0, sync_interval: float = 0.05, segment_bytes: int = 8 << 20,
+        alarm_after: float = 10.0, sync_interval: float = 0.2, segment_bytes: int = 8 << 20,
         probe_timeout: float = 5.0, interval: float = 0.25,
     ) -> None:
         self.repo = repo
