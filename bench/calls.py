@@ -12,7 +12,8 @@ wire from a loopback capture with kernel timestamps (one clock for everything):
 - failed calls: SIPp's count, or calls whose trace on the wire misses a step, whichever is larger.
 
 Percentiles are over the calls placed at steady concurrency (placed after the first call's 10 s and
-ending before the last placements stop); medians over repetitions. Compare figures within one run only.
+ending before the last placements stop); medians over repetitions (and each app's least CPU per call,
+with the median steal time). Compare figures within one run only.
 Results: bench-results/calls.json (or --out) and a table on stdout.
 """
 
