@@ -48,7 +48,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # host: the least of the repetitions is the one closest to the code's own cost.
         apps = [r["cpu_ms_per_call"]["app"] for r in reps if r["cpu_ms_per_call"]["app"] is not None]
         row["app_cpu_ms_per_call_min"] = min(apps) if apps else None
-        row["steal_pct"] = med(("machine", "steal_pct"))
+        steals = [r["machine"]["steal_pct"] for r in reps if "machine" in r]
+        row["steal_pct"] = round(statistics.median(steals), 1) if steals else None
         out.append(row)
     return out
 

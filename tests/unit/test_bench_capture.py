@@ -105,20 +105,23 @@ def test_figures_are_medians_over_repetitions_and_failures_add_up() -> None:
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile([0.0, 10.0], 0.99) == pytest.approx(9.9)
 
-    def run(setup_p50: float, failed: int) -> dict[str, object]:
+    def run(setup_p50: float, failed: int, app_cpu: float = 5.0, steal: float = 1.0) -> dict[str, object]:
         ms = {"p50": setup_p50, "p99": setup_p50 * 2}
         return {
+            "machine": {"busy_pct": 40.0, "steal_pct": steal},
             "concurrency": 50,
             "target": "B",
             "failed": failed,
             "setup_ms": ms,
             "answer_to_audio_ms": ms,
             "dtmf_ms": {"p50": None, "p99": None},
-            "cpu_ms_per_call": {"asterisk": 50.0, "app": 5.0},
+            "cpu_ms_per_call": {"asterisk": 50.0, "app": app_cpu},
         }
 
-    (row,) = summarize([run(3.0, 0), run(9.0, 2), run(4.0, 1)])
+    (row,) = summarize([run(3.0, 0, 6.0, 20.0), run(9.0, 2, 4.5, 2.0), run(4.0, 1, 5.0, 3.0)])
     assert row["setup_ms"] == {"p50": 4.0, "p99": 8.0}
+    assert row["cpu_ms_per_call"]["app"] == 5.0 and row["app_cpu_ms_per_call_min"] == 4.5
+    assert row["steal_pct"] == 3.0
     assert row["dtmf_ms"] == {"p50": None, "p99": None}
     assert row["failed"] == 3 and row["repetitions"] == 3
     assert "| 50 (5/s) | - / 4.00 |" in table([row], ["A", "B"])
