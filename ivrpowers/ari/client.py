@@ -51,6 +51,7 @@ def events_url(base_url: str, app: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path + "/events", query, ""))
 
 
+HEARTBEAT = 20.0
 _ENDED = frozenset({aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED})
 
 
@@ -81,8 +82,10 @@ class AriClient(AriRest):
         reconnect_min: float = 0.5,
         reconnect_max: float = 10.0,
         request_timeout: float = 10.0,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         super().__init__(base_url, username, password, app, request_timeout=request_timeout)
+        self.heartbeat = heartbeat
         if not 0 < reconnect_min <= reconnect_max:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
         self.events_url = events_url(self.base_url, app)
@@ -245,6 +248,9 @@ class AriClient(AriRest):
                 self.events_url,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=1.0),
                 autoping=True,
+                # A ping every `heartbeat` s, given up when its pong is half that late: a vanished
+                # Asterisk host sends no FIN, and a silent socket would look healthy.
+                heartbeat=self.heartbeat,
                 compress=0,
                 max_msg_size=0,  # a resync after a long outage can bring large events
                 headers={"User-Agent": "ivrpowers"},

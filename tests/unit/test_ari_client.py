@@ -99,6 +99,7 @@ class FakeAri:
         self.ws_requests: list[tuple[dict[str, str], dict[str, str]]] = []
         self.ws_connected = asyncio.Event()
         self.ws_rejections: list[int] = []  # statuses to answer the next upgrades with
+        self.answer_pings = True  # False: a peer that is gone without a word
         app = web.Application()
         app.router.add_get("/ari/events", self._events)
         app.router.add_route("*", "/ari/{tail:.*}", self._rest)
@@ -135,7 +136,7 @@ class FakeAri:
         self.ws_requests.append((dict(request.headers), dict(request.query)))
         if self.ws_rejections:
             return web.Response(status=self.ws_rejections.pop(0))
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(autoping=self.answer_pings)
         await ws.prepare(request)
         self.sockets.add(ws)
         self.transports.append(request.transport)
@@ -574,6 +575,21 @@ async def test_reconnect_after_network_cut(
         await until(lambda: resyncs == [False, True])
     assert "lost (no close frame)" in caplog.text
     await client.wait_connected(2)
+
+
+async def test_a_peer_that_stops_answering_pings_is_given_up_and_reconnected(fake: FakeAri) -> None:
+    # No FIN, no close frame, no error: only the missing pong tells the peer is gone.
+    fake.answer_pings = False
+    client = AriClient(fake.base_url, USER, PASSWORD, APP, reconnect_min=0.02, reconnect_max=0.1, heartbeat=0.2)
+    resyncs: list[bool] = []
+    client.on_resync(lambda channels, reconnected: resyncs.append(reconnected))
+    try:
+        client.start()
+        await client.wait_connected(2)
+        await until(lambda: resyncs[:2] == [False, True])
+        assert client.connects >= 2
+    finally:
+        await client.close()
 
 
 async def test_resync_failure_retries_with_backoff(fake: FakeAri, client: AriClient) -> None:
