@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Insert, Table, Update, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
@@ -101,7 +102,7 @@ def _apply(conn: Connection, ops: Sequence[Mapping[str, Any]]) -> None:
     ids = {op["id"] if op["op"] == "start" else op["call_id"] for op in ops if op["op"] != "event"}
     recovered: dict[str, bool] = {}  # the calls already stored, and whether made up by an adopter
     if ids:
-        rows = conn.execute(select(_CALLS.c.id, _CALLS.c.recovered).where(_CALLS.c.id.in_(ids)))
+        rows = conn.execute(_KNOWN_CALLS, {"ids": list(ids)})
         recovered = {row.id: row.recovered for row in rows}
     new: dict[str, dict[str, Any]] = {}  # call id -> its row, with later updates folded in
     changed: dict[str, dict[str, Any]] = {}  # stored call id -> its updates, the last one winning
@@ -142,17 +143,29 @@ def _apply(conn: Connection, ops: Sequence[Mapping[str, Any]]) -> None:
             case other:
                 raise ValueError(f"unknown CDR operation {other!r}")
     for rows_ in _by_keys(list(new.values())):
-        conn.execute(insert(_CALLS), rows_)
+        conn.execute(_INSERT_CALL, rows_)
     for fields in merges:
         _merge_recovered(conn, fields)
     for rows_ in _by_keys([{"call_key": key, **values} for key, values in changed.items()]):
-        values: dict[str, Any] = {k: bindparam(k) for k in rows_[0] if k != "call_key"}
-        conn.execute(update(_CALLS).where(_CALLS.c.id == bindparam("call_key")).values(values), rows_)
+        conn.execute(_update_calls(frozenset(rows_[0]) - {"call_key"}), rows_)
     if events:
         # A replayed event (its uid already stored) is skipped by the database itself.
         conn.execute(_insert_new_events(conn.dialect.name), events)
 
 
+# Built once: constructing a statement costs SQLAlchemy more than executing it (coercions, cache key).
+_KNOWN_CALLS = select(_CALLS.c.id, _CALLS.c.recovered).where(_CALLS.c.id.in_(bindparam("ids", expanding=True)))
+_INSERT_CALL = insert(_CALLS)
+
+
+@functools.cache
+def _update_calls(columns: frozenset[str]) -> Update:
+    """UPDATE of these columns WHERE id = :call_key; one per set of columns a batch updates."""
+    values: dict[str, Any] = {k: bindparam(k) for k in sorted(columns)}
+    return update(_CALLS).where(_CALLS.c.id == bindparam("call_key")).values(values)
+
+
+@functools.cache
 def _insert_new_events(dialect: str) -> Insert:
     if dialect == "postgresql":
         return postgresql_insert(_EVENTS).on_conflict_do_nothing(index_elements=["uid"])
