@@ -55,9 +55,12 @@ HEARTBEAT = 20.0
 _ENDED = frozenset({aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED})
 
 
-def _close_reason(ws: aiohttp.ClientWebSocketResponse, closed_by_us: bool) -> str:
+def _close_reason(ws: aiohttp.ClientWebSocketResponse, message: aiohttp.WSMessage, closed_by_us: bool) -> str:
     if closed_by_us:
         return f"closed by us ({ws.close_code})"  # drop_events_connection()
+    if message.type is aiohttp.WSMsgType.CLOSE:  # Asterisk's close frame: its code and reason
+        why = f"{message.data} {message.extra or ''}".strip()
+        return f"closed by Asterisk ({why})"
     if ws.close_code is not None and ws.close_code != 1006:
         return f"closed by Asterisk ({ws.close_code})"
     return "lost (no close frame)"
@@ -276,13 +279,10 @@ class AriClient(AriRest):
                     kind = message.type
                     if kind is aiohttp.WSMsgType.TEXT or kind is aiohttp.WSMsgType.BINARY:
                         await self._on_message(message.data)
-                    elif kind is aiohttp.WSMsgType.CLOSE and not self._dropping:
-                        why = f"{message.data} {message.extra or ''}".strip()
-                        return up, f"closed by Asterisk ({why})"
                     elif kind is aiohttp.WSMsgType.ERROR:
                         return up, f"failed: {ws.exception() or 'websocket error'}"
                     elif kind in _ENDED:
-                        return up, _close_reason(ws, self._dropping)
+                        return up, _close_reason(ws, message, self._dropping)
                     if self._stopping.is_set():
                         return up, "closed by the client"
                     if self._replaced:
