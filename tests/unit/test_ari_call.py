@@ -16,6 +16,8 @@ from ivrpowers.flows import FlowResult, load_flow, run_flow
 from ivrpowers.flows.call import CallerHungUp
 from ivrpowers.flows.testing import ListJournal
 
+from .waiting import until
+
 
 class FakeAri:
     """Records requests; `on_play`/`on_stop` let a test act while a request is in flight.
@@ -98,12 +100,6 @@ def make_call(
     channel = Channel(id="chan-1", name="PJSIP/trunk-1", state=state, caller=CallerID(name="Ann", number=number))
     call = AriCall(ari, channel, "100", on_answer=answered.append, outage_wait=outage_wait)  # type: ignore[arg-type]
     return call, ari, answered
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Let the other tasks run until `condition` holds (the test's own timeout bounds it)."""
-    while not condition():
-        await asyncio.sleep(0)
 
 
 def played(ari: FakeAri) -> list[Any]:

@@ -35,6 +35,8 @@ from ivrpowers.ari import (
     StasisStart,
 )
 
+from . import waiting
+
 APP = "ivr"
 USER, PASSWORD = "asterisk", "s3cret:with-colon"
 EXPECTED_AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -184,11 +186,7 @@ async def client(fake: FakeAri) -> AsyncIterator[AriClient]:
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
+    await waiting.until(predicate, timeout)
 
 
 def free_port() -> int:

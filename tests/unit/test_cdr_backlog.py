@@ -21,6 +21,8 @@ from ivrpowers.store.migrate import upgrade
 from ivrpowers.store.models import CallEvent, CallRecord
 from ivrpowers.store.writer import CdrWriter
 
+from .waiting import until
+
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 N = 100_000
 
@@ -62,8 +64,7 @@ async def test_a_backlog_of_100000_writes_drains_in_linear_work_with_bounded_mem
     repo.writer = writer
     writer.start()
     queue(writer, N // 2)
-    while writer.failures == 0:  # an outage, seen by the writer, with a growing backlog...
-        await asyncio.sleep(0.01)
+    await until(lambda: writer.failures > 0)  # an outage, seen by the writer, with a growing backlog...
     queue(writer, N // 2, start=N // 2)
     assert writer.backlog == N and writer._spool.in_memory == 1000  # the rest only on disk
     assert writer.health()["problem"] is not None  # far past the alarm

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from ivrpowers.store.routes import RouteRepository
 from ivrpowers.store.writer import CdrWriter
 
 from .fake_asterisk import APP, FakeAsterisk, FakeChannel
+from .waiting import until
 
 MENU_FLOW = """\
 name: menu
@@ -82,18 +82,6 @@ class Node:
         await self.client.close()
         await self.liveness.stop()
         await self.writer.close()
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await _value(predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-async def _value(value: Any) -> Any:
-    return await value if asyncio.iscoroutine(value) else value
 
 
 @pytest.fixture
