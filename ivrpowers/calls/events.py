@@ -11,7 +11,6 @@ from typing import Protocol
 
 from ivrpowers.ari import (
     AriClient,
-    ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelHangupRequest,
     PlaybackFinished,
@@ -50,7 +49,6 @@ class EventRouter:
         self.client.subscribe(PlaybackFinished, self._playback_finished)
         self.client.subscribe(ChannelHangupRequest, self._hangup_request)
         self.client.subscribe(StasisEnd, self._stasis_end)
-        self.client.subscribe(ChannelDestroyed, self._destroyed)
 
     def _stasis_start(self, event: StasisStart) -> None:
         if event.channel.id not in self.owners:
@@ -72,7 +70,3 @@ class EventRouter:
         # The app never sends a channel back to the dialplan: leaving Stasis is its end for us.
         if owner := self.owners.get(event.channel.id):
             owner.feed_destroyed(None, None, event.timestamp)
-
-    def _destroyed(self, event: ChannelDestroyed) -> None:
-        if owner := self.owners.get(event.channel.id):
-            owner.feed_destroyed(event.cause, event.cause_txt, event.timestamp)
