@@ -53,9 +53,7 @@ class CdrRepository:
         and a `start` of an existing call changes nothing, except that a row created by an adopting
         controller (`recovered`) takes what it lacks from the dead owner's own start. Core statements,
         a few per batch whatever its size: the ORM's unit of work costs more than SQLite itself here.
-
-        On SQLite the whole batch runs in one worker thread on a plain sqlite3 connection: through
-        aiosqlite every statement is a round trip between threads, which cost more CPU than SQLite.
+        On SQLite the batch runs in one worker thread (`Database.run_sync`).
         """
         await self.db.run_sync(lambda conn: _apply(conn, ops))
 
