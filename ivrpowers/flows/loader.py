@@ -7,7 +7,7 @@ input, becomes a `Problem` pointing at the line to edit, and all of them are rep
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +18,15 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.nodes import Node as YamlNode
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.scalarbool import ScalarBoolean
 
 from .schema import MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
+from .yaml_values import Plain, Unusable, first_line
 
 __all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file"]
 
-# A flow is a few hundred values; these bounds only stop alias bombs ("billion laughs") and
-# pathological nesting from eating the controller's memory or stack.
-_MAX_VALUES = 100_000
+# A flow is a few hundred values: this bound only stops a huge file from eating memory (the
+# others, on values and nesting, are in `yaml_values`).
 _MAX_CHARS = 1024 * 1024
-_MAX_DEPTH = 64
 
 _NODE_TYPE_NAMES = ", ".join(sorted(NODE_TYPES))
 
@@ -87,11 +85,6 @@ def _load(text: str, filename: str) -> tuple[Flow | None, list[Problem]]:
         return None, [Problem(filename, 1, f"internal error while checking the flow (please report it): {exc!r}")]
 
 
-class _Unusable(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        self.line, self.message = line, message
-
-
 class _Checker:
     def __init__(self, text: str, filename: str) -> None:
         self.text = text
@@ -109,8 +102,8 @@ class _Checker:
         flow = None
         try:
             self.root = self.parse()
-            flow = self.validate(_Plain(self.report_at).convert(self.root))
-        except _Unusable as exc:
+            flow = self.validate(Plain(self.report_at).convert(self.root))
+        except Unusable as exc:
             self.problem(exc.line, exc.message)
         if self.problems:
             # Stable sort: problems on one line keep the order they were found in.
@@ -122,7 +115,7 @@ class _Checker:
 
     def parse(self) -> Any:
         if len(self.text) > _MAX_CHARS:
-            raise _Unusable(1, f"flow file is too large (over {_MAX_CHARS // 1024} KiB)")
+            raise Unusable(1, f"flow file is too large (over {_MAX_CHARS // 1024} KiB)")
         yaml = YAML(typ="rt")
         # ruamel stops at the first duplicate key; allowing them and finding them ourselves on the
         # node tree reports every duplicate along with everything else.
@@ -133,7 +126,7 @@ class _Checker:
         except ReaderError as exc:
             line = self.text[: exc.position].count("\n") + 1
             char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
-            raise _Unusable(line, f"YAML: character U+{char:04X} is not allowed in a YAML file") from None
+            raise Unusable(line, f"YAML: character U+{char:04X} is not allowed in a YAML file") from None
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             what = exc.problem or exc.context or "syntax error"
@@ -144,18 +137,18 @@ class _Checker:
                 mark = exc.context_mark
                 context = f" ({exc.context} started here; found on line {exc.problem_mark.line + 1})"
             line = self.clamp(mark.line + 1 if mark is not None else 1)
-            raise _Unusable(line, f"YAML: {what}{context}") from None
+            raise Unusable(line, f"YAML: {what}{context}") from None
         except RecursionError:
-            raise _Unusable(1, "flow is nested too deeply") from None
+            raise Unusable(1, "flow is nested too deeply") from None
         except YAMLError as exc:
-            raise _Unusable(1, f"YAML: {exc}") from None
+            raise Unusable(1, f"YAML: {exc}") from None
         except Exception as exc:  # ruamel's constructors raise plain errors for e.g. `!!int abc`
-            raise _Unusable(self.construct_failure_line(yaml), f"YAML: cannot read a value ({exc})") from None
+            raise Unusable(self.construct_failure_line(yaml), f"YAML: cannot read a value ({exc})") from None
         if data is None:
-            raise _Unusable(1, "empty flow file (expected name, start and nodes)")
+            raise Unusable(1, "empty flow file (expected name, start and nodes)")
         if not isinstance(data, CommentedMap):
             what = _kind(data)
-            raise _Unusable(_first_line(data), f"a flow must be a mapping with name, start and nodes, not {what}")
+            raise Unusable(first_line(data), f"a flow must be a mapping with name, start and nodes, not {what}")
         return data
 
     def construct_failure_line(self, yaml: YAML) -> int:
@@ -334,12 +327,7 @@ def _lc_line(position: Any, key: Any, container: Any) -> int:
         return int(position(key)[0]) + 1
     except (KeyError, TypeError, IndexError):
         # Keys pulled in by a `<<` merge have no position of their own.
-        return _first_line(container)
-
-
-def _first_line(value: Any) -> int:
-    lc = getattr(value, "lc", None)
-    return lc.line + 1 if lc is not None and lc.line is not None else 1
+        return first_line(container)
 
 
 def _type_name(model: Any) -> str:
@@ -373,62 +361,6 @@ def _kind(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     return f"a {type(value).__name__}"
-
-
-_STANDARD_TAGS = {None, "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"}
-
-
-class _Plain:
-    """ruamel's round-trip types -> plain dict/list/str/int/float/bool, so strict validation sees
-    exactly what the author wrote (ruamel floats are a float subclass, block strings a str subclass...)."""
-
-    def __init__(self, report: Callable[[Loc, str], None]) -> None:
-        self.report = report
-        self.budget = _MAX_VALUES
-        self.active: set[int] = set()
-
-    def convert(self, value: Any, loc: Loc = ()) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
-            raise _Unusable(1, "flow is too large (too many values, or aliases that expand too much)")
-        if len(loc) > _MAX_DEPTH:
-            raise _Unusable(_first_line(value), "flow is nested too deeply")
-        self.check_tag(value, loc)
-        if isinstance(value, TaggedScalar):
-            return str(value.value)
-        if isinstance(value, (dict, list)):
-            if id(value) in self.active:
-                raise _Unusable(_first_line(value), "an alias refers to the value that contains it")
-            self.active.add(id(value))
-            try:
-                if isinstance(value, dict):
-                    return {self.key(k, loc): self.convert(v, (*loc, k)) for k, v in value.items()}
-                return [self.convert(v, (*loc, i)) for i, v in enumerate(value)]
-            finally:
-                self.active.discard(id(value))
-        return self.scalar(value)
-
-    def check_tag(self, value: Any, loc: Loc) -> None:
-        tag = getattr(getattr(value, "tag", None), "value", None)
-        if tag not in _STANDARD_TAGS:
-            # Someone expecting `!include` or `!env` to do something must hear that it doesn't.
-            self.report(loc, f"YAML tag {tag} is not supported in flow files")
-
-    def key(self, key: Any, loc: Loc) -> Any:
-        if isinstance(key, TaggedScalar):
-            self.check_tag(key, (*loc, str(key.value)))
-            return str(key.value)
-        return self.scalar(key)
-
-    @staticmethod
-    def scalar(value: Any) -> Any:
-        if isinstance(value, ScalarBoolean):  # an anchored `true`: an int subclass, not a bool
-            return bool(value)
-        # bool before int: bool is an int subclass and must stay a bool.
-        for plain in (bool, int, float, str):
-            if isinstance(value, plain):
-                return plain(value)
-        return value  # None, timestamps, complex keys: validation rejects them
 
 
 def _mistake_is_at_context(exc: MarkedYAMLError) -> bool:
