@@ -65,6 +65,7 @@ class Controller:
             "asterisk_id": self.liveness.asterisk_id,
             "ari_connected": ari,
             "ari_connects": self.client.connects,
+            "ari_rest": "websocket" if self.client.rest_over_websocket else "http",
             "ari_replaced": self.client.replacements,
             "calls_adopted": self.calls.reconciler.adopted,
             "adoption_waits": self.calls.reconciler.waits,

@@ -32,7 +32,9 @@ import aiohttp
 from .dispatch import Dispatcher, E, EventHandler, ResyncHandler, Subscription
 from .errors import AriError
 from .events import ApplicationReplaced, parse_event
+from .http import Params
 from .rest import AriRest
+from .ws_rest import WsRequests
 
 log = logging.getLogger("ivrpowers.ari")
 
@@ -103,6 +105,9 @@ class AriClient(AriRest):
         self._start_task: asyncio.Task[None] | None = None
         self._connects = 0
         self._replaced = False
+        self._ws_rest = WsRequests(request_timeout)
+        self._probe: asyncio.Task[bool] | None = None
+        self._probe_logged = False
         # Why the events connection is not up (None while it is): for health reports.
         self.problem: str | None = "not connected yet"
         self.replacements = 0
@@ -135,6 +140,20 @@ class AriClient(AriRest):
         for a channel just listed: adoption must be idempotent.
         """
         return self._dispatcher.on_resync(handler)
+
+    async def request(self, method: str, path: str, *, params: Params | None = None, json: Any = None) -> Any:
+        """`AriHttp.request`, sent over the events websocket when Asterisk takes it there.
+
+        Not from inside the reader (an event handler, the resync): the answer would queue behind it.
+        """
+        if self._ws_rest.ready and asyncio.current_task() is not self._loop_task:
+            return await self._ws_rest.request(method, path, params=params, json=json)
+        return await super().request(method, path, params=params, json=json)
+
+    @property
+    def rest_over_websocket(self) -> bool:
+        """True while REST requests go over the events websocket rather than HTTP."""
+        return self._ws_rest.ready
 
     # --- state ----------------------------------------------------------------------------
 
@@ -272,6 +291,8 @@ class AriClient(AriRest):
                     self.app,
                 )
                 await self._dispatcher.resync(channels, reconnected)
+                self._ws_rest.attach(ws)
+                self._probe = asyncio.create_task(self._probe_ws_rest(), name="ari-ws-rest-probe")
                 self._connected.set()
                 self.problem = None
                 while True:
@@ -297,6 +318,22 @@ class AriClient(AriRest):
         finally:
             self._ws = None
             self._connected.clear()
+            self._ws_rest.detach("ARI events connection lost")
+            if self._probe is not None:
+                self._probe.cancel()
+                self._probe = None
+
+    async def _probe_ws_rest(self) -> bool:
+        if await self._ws_rest.probe(timeout=5.0):
+            if not self._probe_logged:
+                self._probe_logged = True
+                log.info("ARI REST requests go over the events websocket")
+            return True
+        if not self._probe_logged and self._ws is not None:
+            self._probe_logged = True
+            log.warning("Asterisk does not answer REST requests on the events websocket (it needs 22.4 or "
+                        "later): using HTTP")
+        return False
 
     async def _on_message(self, message: str | bytes) -> None:
         text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
@@ -307,6 +344,9 @@ class AriClient(AriRest):
             return
         if not isinstance(data, Mapping):
             log.warning("ARI sent a non-object message, ignored: %.200s", text)
+            return
+        if data.get("type") == "RESTResponse":
+            self._ws_rest.on_response(data)
             return
         if data.get("type") != "ApplicationReplaced" and not self._dispatcher.wants(data.get("type")):
             return  # a dozen events a call nobody handles (ChannelVarset...): validating them costs CPU

@@ -4,13 +4,15 @@ It behaves like Asterisk where the controller depends on it: a play request answ
 PlaybackFinished follows when the media would have ended (or at once when stopped); a hangup, the
 caller's or a DELETE's, sends ChannelHangupRequest with the cause, then StasisEnd, and
 ChannelDestroyed only to an app that subscribed to the channel; requests about a channel that is
-gone answer 404; GET /channels lists the channels in Stasis.
+gone answer 404; GET /channels lists the channels in Stasis. REST requests are answered over HTTP
+and, like Asterisk 22.4 and later, as RESTResponse events on the events websocket, one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from aiohttp.test_utils import TestServer
 
 APP = "ivrpowers"
 _ids = itertools.count(1)
+_NOT_FOUND = (404, {"message": "not found"})
 
 
 @dataclass
@@ -52,6 +55,9 @@ class FakeAsterisk:
         self.sockets: set[web.WebSocketResponse] = set()
         self.requests: list[tuple[str, str]] = []
         self.down = False  # REST answers 503 and the websocket refuses: Asterisk unreachable
+        self.ws_rest_silent = False  # True: like Asterisk < 22.4, REST requests on the websocket go unanswered
+        self.ws_requests = 0  # REST requests answered on the websocket
+        self.ws_received = 0  # messages received on the websocket, answered or not
         self._tasks: set[asyncio.Future[None]] = set()
         app = web.Application()
         app.router.add_get("/ari/events", self._events)
@@ -122,65 +128,87 @@ class FakeAsterisk:
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
                     break
+                if msg.type == WSMsgType.TEXT:
+                    self.ws_received += 1
+                    await self._ws_request(ws, json.loads(msg.data))
         finally:
             self.sockets.discard(ws)
         return ws
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
-        if self.down:
-            return web.json_response({"message": "unavailable"}, status=503)
         body = await request.json() if request.can_read_body else None
-        parts = request.path.removeprefix("/ari/").split("/")
-        self.requests.append((request.method, "/".join(parts)))
-        match request.method, parts:
+        status, answer = self._answer(request.method, request.path.removeprefix("/ari/"), dict(request.query), body)
+        return web.Response(status=204) if answer is None else web.json_response(answer, status=status)
+
+    async def _ws_request(self, ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
+        """Asterisk 22.4+: a REST request on the events websocket, answered there as a RESTResponse."""
+        if self.ws_rest_silent:
+            return  # an Asterisk older than 22.4 ignores what the client sends
+        uri = message.get("uri", "")
+        query = {q["name"]: q["value"] for q in message.get("query_strings", [])}
+        body = json.loads(message["message_body"]) if message.get("message_body") else None
+        status, answer = self._answer(message.get("method", ""), uri, query, body)
+        self.ws_requests += 1
+        await ws.send_json({"type": "RESTResponse", "request_id": message.get("request_id", ""),
+                            "transaction_id": message.get("transaction_id", ""), "status_code": status,
+                            "reason_phrase": "x", "uri": uri,
+                            **({} if answer is None else {"content_type": "application/json",
+                                                          "message_body": json.dumps(answer)})})
+
+    def _answer(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        """(status, JSON body or None for 204) of one REST request, whichever way it came."""
+        if self.down:
+            return 503, {"message": "unavailable"}
+        parts = path.split("/")
+        self.requests.append((method, "/".join(parts)))
+        match method, parts:
             case "GET", ["asterisk", "info"]:
-                return web.json_response({"system": {"version": "22.10.1", "entity_id": "x"}})
+                return 200, {"system": {"version": "22.10.1", "entity_id": "x"}}
+            case "GET", ["asterisk", "ping"]:
+                return 200, {"ping": "pong", "asterisk_id": "00:00:00:00:00:01"}
             case "GET", ["channels"]:
-                return web.json_response([c.json() for c in self.channels.values() if c.in_stasis])
+                return 200, [c.json() for c in self.channels.values() if c.in_stasis]
             case "POST", ["applications", _, "subscription"]:
-                source = request.query.get("eventSource", "")
+                source = query.get("eventSource", "")
                 if source.startswith("channel:"):
                     if (subscribed := self.channels.get(source[8:])) is None:
-                        return web.json_response({"message": "Channel not found"}, status=404)
+                        return 404, {"message": "Channel not found"}
                     subscribed.subscribed = True
-                return web.json_response({"name": APP})
+                return 200, {"name": APP}
             case "GET", ["playbacks", playback_id]:
                 live = any(playback_id in c.playbacks for c in self.channels.values())
-                return web.json_response({"id": playback_id, "state": "playing"}) if live else self._404()
+                return (200, {"id": playback_id, "state": "playing"}) if live else _NOT_FOUND
             case "DELETE", ["playbacks", playback_id]:
                 for channel in self.channels.values():
                     if channel.playbacks.pop(playback_id, None) is not None:
                         self._finish_playback(channel, playback_id)
-                        return web.Response(status=204)
-                return self._404()
+                        return 204, None
+                return _NOT_FOUND
         if len(parts) >= 2 and parts[0] == "channels":
             channel = self.channels.get(parts[1])
             if channel is None:
-                return self._404()
+                return _NOT_FOUND
             action = parts[2] if len(parts) > 2 else ""
-            if request.method == "GET" and not action:
-                return web.json_response(channel.json())
-            if request.method == "DELETE" and not action:
+            if method == "GET" and not action:
+                return 200, channel.json()
+            if method == "DELETE" and not action:
                 self._later(self._gone(channel, 16, soft=True))
-                return web.Response(status=204)
+                return 204, None
             if action in ("answer", "progress", "ring"):
                 channel.state = "Up" if action == "answer" else channel.state
-                return web.Response(status=204)
+                return 204, None
             if action == "play":
                 playback_id = parts[3] if len(parts) > 3 else f"pb-{next(_ids)}"
                 channel.played.append(list((body or {}).get("media", [])))
                 loop = asyncio.get_running_loop()
                 channel.playbacks[playback_id] = loop.call_later(
                     self.play_seconds, self._finish_playback, channel, playback_id)
-                return web.json_response({"id": playback_id, "target_uri": f"channel:{channel.id}",
-                                          "media_uri": "sound:x", "state": "queued"}, status=201)
-        return web.json_response({"message": f"fake Asterisk has no {request.method} {request.path}"}, status=501)
+                return 201, {"id": playback_id, "target_uri": f"channel:{channel.id}", "media_uri": "sound:x",
+                             "state": "queued"}
+        return 501, {"message": f"fake Asterisk has no {method} /ari/{path}"}
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    def _404() -> web.Response:
-        return web.json_response({"message": "not found"}, status=404)

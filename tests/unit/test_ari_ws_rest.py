@@ -1,0 +1,100 @@
+"""REST requests over the events websocket (Asterisk 22.4+), against the fake Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ivrpowers.ari import AriClient, AriConnectionError, AriNotFound, StasisStart
+
+from .fake_asterisk import APP, FakeAsterisk
+from .waiting import until
+
+
+@pytest.fixture
+async def asterisk() -> AsyncIterator[FakeAsterisk]:
+    fake = FakeAsterisk()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def client(asterisk: FakeAsterisk) -> AsyncIterator[AriClient]:
+    c = AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.02, reconnect_max=0.1, request_timeout=2)
+    c.start()
+    await c.wait_connected(5)
+    yield c
+    await c.close()
+
+
+async def test_requests_go_over_the_websocket_once_asterisk_answered_the_probe(
+    asterisk: FakeAsterisk, client: AriClient
+) -> None:
+    await until(lambda: client.rest_over_websocket)
+    channel = await asterisk.call()
+    before = asterisk.ws_requests
+    await client.answer(channel.id)
+    playback = await client.play(channel.id, ["sound:a", "sound:b"], playback_id="pb-1")
+    assert asterisk.ws_requests == before + 2
+    assert channel.state == "Up"
+    assert channel.played == [["sound:a", "sound:b"]]  # the JSON body arrives whole
+    assert playback.id == "pb-1"
+    await client.hangup(channel.id, reason="busy")
+    assert asterisk.requests[-1] == ("DELETE", f"channels/{channel.id}")
+
+
+async def test_errors_are_the_same_as_over_http(asterisk: FakeAsterisk, client: AriClient) -> None:
+    await until(lambda: client.rest_over_websocket)
+    with pytest.raises(AriNotFound) as raised:
+        await client.answer("no-such-channel")
+    assert raised.value.status == 404 and raised.value.message == "not found"
+    assert asterisk.ws_requests >= 2
+
+
+async def test_a_silent_asterisk_keeps_requests_on_http(asterisk: FakeAsterisk) -> None:
+    asterisk.ws_rest_silent = True  # an Asterisk before 22.4
+    async with AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.02) as c:
+        c.start()
+        await c.wait_connected(5)
+        channel = await asterisk.call()
+        await c.answer(channel.id)
+        assert channel.state == "Up"
+        assert not c.rest_over_websocket
+        assert asterisk.ws_requests == 0
+
+
+async def test_requests_waiting_when_the_socket_drops_fail_as_connection_errors(
+    asterisk: FakeAsterisk, client: AriClient
+) -> None:
+    await until(lambda: client.rest_over_websocket)
+    channel = await asterisk.call()
+    asterisk.ws_rest_silent = True  # this one is never answered
+    pending = asyncio.create_task(client.answer(channel.id))
+    await until(lambda: asterisk.ws_received > 1)
+    await asterisk.drop_websockets()
+    with pytest.raises(AriConnectionError):
+        await asyncio.wait_for(pending, 1.5)  # well before the 2 s request timeout
+    asterisk.ws_rest_silent = False
+    await client.wait_connected(5)
+    await until(lambda: client.rest_over_websocket)
+    await client.answer(channel.id)
+    assert channel.state == "Up"
+
+
+async def test_a_request_from_inside_an_event_handler_does_not_wait_for_the_reader(
+    asterisk: FakeAsterisk, client: AriClient
+) -> None:
+    await until(lambda: client.rest_over_websocket)
+    answered: list[str] = []
+
+    async def on_start(event: StasisStart) -> None:
+        await client.answer(event.channel.id)  # the reader is busy in this handler: HTTP it must be
+        answered.append(event.channel.id)
+
+    client.subscribe(StasisStart, on_start)
+    channel = await asterisk.call()
+    await until(lambda: answered == [channel.id])
+    assert channel.state == "Up"
