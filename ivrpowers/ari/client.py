@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import orjson
 
 from .dispatch import Dispatcher, E, EventHandler, ResyncHandler, Subscription
 from .errors import AriError
@@ -336,14 +336,13 @@ class AriClient(AriRest):
         return False
 
     async def _on_message(self, message: str | bytes) -> None:
-        text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
         try:
-            data: Any = json.loads(text)
+            data: Any = orjson.loads(message)
         except ValueError:
-            log.warning("ARI sent a non-JSON message, ignored: %.200s", text)
+            log.warning("ARI sent a non-JSON message, ignored: %.200r", message)
             return
         if not isinstance(data, Mapping):
-            log.warning("ARI sent a non-object message, ignored: %.200s", text)
+            log.warning("ARI sent a non-object message, ignored: %.200r", message)
             return
         if data.get("type") == "RESTResponse":
             self._ws_rest.on_response(data)

@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import base64
-import json as jsonlib
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeAlias
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from .errors import AriConnectionError, AriError, error_for_status
@@ -65,7 +65,7 @@ def _scalar(value: Scalar) -> str:
 def _error_message(body: bytes, reason: str | None) -> str:
     text = body.decode("utf-8", errors="replace").strip()
     try:
-        decoded = jsonlib.loads(text)
+        decoded = orjson.loads(text)
     except ValueError:
         decoded = None
     message = decoded.get("message") if isinstance(decoded, Mapping) else None
@@ -146,7 +146,7 @@ class AriHttp:
         url = self.base_url + path
         if pairs := encode_params(params):
             url += "?" + urlencode(pairs, quote_via=quote)
-        payload, headers = (None, None) if json is None else (jsonlib.dumps(json).encode(), _JSON)
+        payload, headers = (None, None) if json is None else (orjson.dumps(json), _JSON)
         try:
             # Built and quoted here, once: yarl re-parsing and re-quoting each call's URL costs
             # more than the rest of the request's Python.
@@ -164,6 +164,6 @@ class AriHttp:
         if status == 204 or not body.strip():
             return None
         try:
-            return jsonlib.loads(body)
+            return orjson.loads(body)
         except ValueError as exc:
             raise AriError(status, method, path, f"response is not JSON: {body[:200]!r}") from exc

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json as jsonlib
 from collections.abc import Mapping
 from typing import Any, Protocol
+
+import orjson
 
 from .errors import AriConnectionError, AriError, error_for_status
 from .http import Params, encode_params
@@ -73,7 +74,7 @@ class WsRequests:
         status = message.get("status_code")
         body = message.get("message_body")
         try:
-            decoded = jsonlib.loads(body) if isinstance(body, str) and body else None
+            decoded = orjson.loads(body) if isinstance(body, str) and body else None
         except ValueError:
             future.set_exception(AriError(status if isinstance(status, int) else None, method, path,
                                           f"response is not JSON: {str(body)[:200]!r}"))
@@ -96,11 +97,11 @@ class WsRequests:
             message["query_strings"] = [{"name": name, "value": value} for name, value in pairs]
         if json is not None:
             message["content_type"] = "application/json"
-            message["message_body"] = jsonlib.dumps(json)
+            message["message_body"] = orjson.dumps(json).decode()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = (future, method, path)
         try:
-            await ws.send_str(jsonlib.dumps(message))
+            await ws.send_str(orjson.dumps(message).decode())
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError as exc:

@@ -56,8 +56,10 @@ class SpoolStats:
 
 
 class Spool:
+    """`encode(record)` gives one line of bytes, its newline included; `decode` reads one back."""
+
     def __init__(
-        self, path: Path, *, window: int, encode: Callable[[Record], str], decode: Callable[[str], Record],
+        self, path: Path, *, window: int, encode: Callable[[Record], bytes], decode: Callable[[bytes], Record],
         segment_bytes: int = 8 << 20, sync_interval: float = 0.2,
     ) -> None:
         self.path = path
@@ -137,7 +139,7 @@ class Spool:
 
     # -- the queue --------------------------------------------------------------------------------
     def append(self, record: Record) -> None:
-        line = (self._encode(record) + "\n").encode()
+        line = self._encode(record)
         active = self._segments[-1]
         if active.size >= self.segment_bytes:
             active = self._rotate()
@@ -325,12 +327,11 @@ class Spool:
         return records, cursor, nbytes
 
     def _decode_line(self, line: bytes) -> Record:
-        text = line.decode("utf-8", errors="replace")
         try:
-            return self._decode(text)
+            return self._decode(line)
         except ValueError:
             # Garbage left by a power loss, say: the writer sets it aside, it is not silently dropped.
-            return {"op": "unreadable", "line": text}
+            return {"op": "unreadable", "line": line.decode("utf-8", errors="replace")}
 
 
 async def wait_for_count(progress: asyncio.Event, count: Callable[[], int], target: int,

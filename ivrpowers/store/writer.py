@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from ivrpowers.store.cdrs import OPS, CdrRepository
@@ -39,17 +39,13 @@ _DATETIME_FIELDS = {"started_at", "answered_at", "ended_at", "at"}
 _PERMANENT = (IntegrityError, DataError, LookupError, ValueError, TypeError)
 
 
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def _encode(record: Record) -> bytes:
+    """One spool line: datetimes as ISO 8601, the newline included."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
 
-_encode = json.JSONEncoder(default=_iso, separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _decode(line: str) -> Record:
-    op = json.loads(line)
+def _decode(line: bytes) -> Record:
+    op = orjson.loads(line)
     if not isinstance(op, dict):
         raise ValueError("not a CDR write")
     return {k: datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v else v for k, v in op.items()}
@@ -244,7 +240,7 @@ class CdrWriter:
 
     async def _set_aside(self, op: Record, exc: Exception) -> None:
         # Kept on disk for a human, and out of the way of every CDR behind it.
-        line = (_encode({**op, "error": f"{type(exc).__name__}: {exc}"}) + "\n").encode()
+        line = _encode({**op, "error": f"{type(exc).__name__}: {exc}"})
         await asyncio.to_thread(_append_private, self.rejected, line)
         self.set_aside += 1
         self._tries, self.failures, self._failing_since = 0, 0, None  # the failing write is out of the way

@@ -206,7 +206,7 @@ async def test_replaying_writes_that_already_landed_stores_nothing_twice(db: Dat
     replay += [{"op": "event", "uid": e.uid, "call_id": "g", "type": e.type, "at": e.at, "node": e.node,
                 "detail": e.detail} for e in g_events]
     replay.append({"op": "update", "call_id": "g", "ended_at": T0 + timedelta(seconds=3), "disposition": "completed"})
-    spool.write_text("".join(_encode(op) + "\n" for op in replay + replay))  # twice: one batch, same ids
+    spool.write_bytes(b"".join(_encode(op) for op in replay + replay))  # twice: one batch, same ids
     second = CdrWriter(CdrRepository(db), spool, retry_min=0.01)
     second.start()
     assert await second.flush(timeout=5)
@@ -249,9 +249,9 @@ async def test_a_torn_last_line_is_cut_before_any_append(db: Database, tmp_path:
 
 async def test_an_unreadable_line_is_set_aside_and_the_rest_replayed(db: Database, tmp_path: Path) -> None:
     spool = tmp_path / "spool.jsonl"
-    lines = [_encode({"op": "start", "id": "u", "channel_id": "chan-u", "started_at": T0}), "\x00\x00garbage",
+    lines = [_encode({"op": "start", "id": "u", "channel_id": "chan-u", "started_at": T0}), b"\x00\x00garbage\n",
              _encode({"op": "update", "call_id": "u", "disposition": "completed"})]
-    spool.write_text("\n".join(lines) + "\n")
+    spool.write_bytes(b"".join(lines))
     writer = CdrWriter(CdrRepository(db), spool, retry_min=0.01)
     writer.start()
     assert await writer.flush(timeout=5)
