@@ -33,8 +33,13 @@ class WsRequests:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._ws: TextSocket | None = None
-        self._pending: dict[str, tuple[asyncio.Future[Any], str, str]] = {}
+        # request id -> (future, method, path, deadline on the loop's clock)
+        self._pending: dict[str, tuple[asyncio.Future[Any], str, str, float]] = {}
         self._ids = itertools.count(1)
+        # One sweep timer for all requests, not one timeout each: a timer per request cost more
+        # than the rest of the request's Python. A late answer is noticed within `_sweep_every`.
+        self._sweep_every = min(0.5, timeout / 4)
+        self._sweeper: asyncio.TimerHandle | None = None
         self.ready = False  # the current socket answered a probe: requests may go over it
 
     def attach(self, ws: TextSocket) -> None:
@@ -46,7 +51,7 @@ class WsRequests:
         self._ws = None
         self.ready = False
         pending, self._pending = self._pending, {}
-        for future, method, path in pending.values():
+        for future, method, path, _ in pending.values():
             if not future.done():
                 future.set_exception(AriConnectionError(method, path, why))
 
@@ -68,7 +73,7 @@ class WsRequests:
         entry = self._pending.pop(str(message.get("request_id", "")), None)
         if entry is None:
             return
-        future, method, path = entry
+        future, method, path, _ = entry
         if future.done():
             return
         status = message.get("status_code")
@@ -98,15 +103,30 @@ class WsRequests:
         if json is not None:
             message["content_type"] = "application/json"
             message["message_body"] = orjson.dumps(json).decode()
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (future, method, path)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending[request_id] = (future, method, path, loop.time() + timeout)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._sweep_every, self._sweep)
         try:
             await ws.send_str(orjson.dumps(message).decode())
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError as exc:
-            raise AriConnectionError(method, path, f"no answer within {timeout:g}s") from exc
+            return await future
         except (ConnectionError, RuntimeError) as exc:  # aiohttp: the socket closed under the send
             raise AriConnectionError(method, path, str(exc) or type(exc).__name__) from exc
         finally:
             self._pending.pop(request_id, None)
+
+    def _sweep(self) -> None:
+        """Fail the requests past their deadline; come back while any are waiting."""
+        self._sweeper = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for request_id, (future, method, path, deadline) in list(self._pending.items()):
+            if deadline <= now:
+                del self._pending[request_id]
+                if not future.done():
+                    future.set_exception(AriConnectionError(method, path, "no answer in time"))
+        if self._pending:
+            self._sweeper = loop.call_later(self._sweep_every, self._sweep)

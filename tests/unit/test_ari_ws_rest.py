@@ -98,3 +98,18 @@ async def test_a_request_from_inside_an_event_handler_does_not_wait_for_the_read
     channel = await asterisk.call()
     await until(lambda: answered == [channel.id])
     assert channel.state == "Up"
+
+
+async def test_a_request_never_answered_fails_after_the_request_timeout(asterisk: FakeAsterisk) -> None:
+    async with AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.02, request_timeout=0.4) as c:
+        c.start()
+        await c.wait_connected(5)
+        await until(lambda: c.rest_over_websocket)
+        channel = await asterisk.call()
+        asterisk.ws_rest_silent = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(AriConnectionError):
+            await c.answer(channel.id)
+        assert loop.time() - started >= 0.4
+        assert c.is_connected  # a slow answer is the request's failure, not the connection's
