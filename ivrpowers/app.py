@@ -38,7 +38,7 @@ class Controller:
         self.cdrs = CdrRepository(self.db)
         self.writer = CdrWriter(self.cdrs, settings.state_dir / "cdr-spool.jsonl")
         self.client = AriClient(settings.ari_base_url, settings.ari_user, settings.ari_secret, settings.ari_app)
-        router = Router(RouteRepository(self.db), FlowRepository(self.db))
+        self.router = router = Router(RouteRepository(self.db), FlowRepository(self.db))
         self.id = new_controller_id()
         self.liveness = Liveness(ControllerRepository(self.db), self.id, settings.asterisk_id)
         # What flows may use: one HTTP keep-alive pool for every call, the clock in the configured zone.
@@ -104,6 +104,7 @@ class Controller:
         await self.liveness.stop()
         await self.http.close()
         await self.writer.close()
+        await self.router.settle()
         await self.db.close()
 
 

@@ -1,17 +1,24 @@
 """Dialed number -> the published version of the flow routed to it.
 
-A number's answer is kept `ttl` seconds (1 s by default): a new call must not wait on the database
-to learn what the previous call to the same number learnt a moment ago. So `route set` and
-`flow publish` take effect within that time, on every controller sharing the database.
+A number's answer is fresh for `ttl` seconds (1 s by default). After that the next call to it still
+takes the known answer at once while a refresh runs beside it: a call to a number already seen never
+waits on the database (a lookup queued behind a CDR batch was the slowest part of call setup), and
+during a database outage calls keep the routes they had. So `route set` and `flow publish` take
+effect within about `ttl` on every controller sharing the database; with `ttl=0` every call looks up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from ivrpowers.flows import Flow, FlowError, load_flow
 from ivrpowers.store.flows import FlowNotFound, FlowRepository
 from ivrpowers.store.routes import RouteRepository
+
+
+log = logging.getLogger("ivrpowers.calls")
 
 
 class RoutingError(LookupError):
@@ -25,17 +32,37 @@ class Router:
         self.ttl = ttl
         self._parsed: dict[tuple[str, int], Flow] = {}  # versions are immutable: parse each once
         self._numbers: dict[str, tuple[float, tuple[str, int | None] | None]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+
+    async def settle(self) -> None:
+        """Wait for the refreshes under way (tests, shutdown)."""
+        while self._refreshing:
+            await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
 
     async def _published_flow(self, dialed: str) -> tuple[str, int | None] | None:
-        now = time.monotonic()
         cached = self._numbers.get(dialed)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
+        if cached is None or self.ttl <= 0:
+            return await self._lookup(dialed)
+        if time.monotonic() - cached[0] >= self.ttl and dialed not in self._refreshing:
+            task = asyncio.create_task(self._refresh(dialed), name=f"route-refresh-{dialed}")
+            self._refreshing[dialed] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(dialed, None))
+        return cached[1]
+
+    async def _lookup(self, dialed: str) -> tuple[str, int | None] | None:
         found = await self.routes.published_flow(dialed)
+        now = time.monotonic()
         if len(self._numbers) > 10_000:  # numbers dialed by a scanner must not grow it forever
             self._numbers = {k: v for k, v in self._numbers.items() if now - v[0] < self.ttl}
         self._numbers[dialed] = (now, found)
         return found
+
+    async def _refresh(self, dialed: str) -> None:
+        try:
+            await self._lookup(dialed)
+        except Exception as exc:  # the database is away: calls keep the route they had
+            log.warning("cannot refresh the route of %s, keeping the last known (%s: %s)",
+                        dialed, type(exc).__name__, exc)
 
     async def resolve(self, dialed: str) -> tuple[Flow, int]:
         found = await self._published_flow(dialed)

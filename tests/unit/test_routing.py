@@ -53,3 +53,49 @@ async def test_a_numbers_route_is_kept_for_ttl_seconds(db: Database) -> None:
     assert (await router.resolve("100"))[0].name == "sales"  # still within the ttl
     router.ttl = 0
     assert (await router.resolve("100"))[0].name == "support"
+
+
+async def test_a_stale_route_is_served_at_once_while_it_is_refreshed(db: Database) -> None:
+    flows, routes = FlowRepository(db), RouteRepository(db)
+    await flows.import_source("sales", FLOW.format(name="sales"), publish=True)
+    await flows.import_source("support", FLOW.format(name="support"), publish=True)
+    await routes.set("100", "sales")
+    router = Router(routes, flows, ttl=3600)
+    assert (await router.resolve("100"))[0].name == "sales"
+    await routes.set("100", "support")
+    router.ttl = 1e-9  # everything known is stale from now on
+    lookups = 0
+    real = routes.published_flow
+
+    async def counted(number: str) -> tuple[str, int | None] | None:
+        nonlocal lookups
+        lookups += 1
+        return await real(number)
+
+    routes.published_flow = counted  # type: ignore[method-assign]
+    # The stale answer at once, for every call until the one refresh lands...
+    assert [(await router.resolve("100"))[0].name for _ in range(3)] == ["sales"] * 3
+    await router.settle()
+    assert lookups == 1
+    # ...then the new one.
+    assert (await router.resolve("100"))[0].name == "support"
+
+
+async def test_a_failing_refresh_keeps_the_last_known_route(db: Database) -> None:
+    flows, routes = FlowRepository(db), RouteRepository(db)
+    await flows.import_source("sales", FLOW.format(name="sales"), publish=True)
+    await routes.set("100", "sales")
+    router = Router(routes, flows, ttl=3600)
+    assert (await router.resolve("100"))[0].name == "sales"
+    router.ttl = 1e-9
+
+    async def down(number: str) -> tuple[str, int | None] | None:
+        raise ConnectionError("database unreachable")
+
+    routes.published_flow = down  # type: ignore[method-assign]
+    assert (await router.resolve("100"))[0].name == "sales"
+    await router.settle()
+    assert (await router.resolve("100"))[0].name == "sales"  # the outage does not unroute the number
+    await router.settle()
+    with pytest.raises(ConnectionError):  # a number never seen has nothing to fall back on
+        await router.resolve("200")
