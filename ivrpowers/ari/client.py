@@ -144,10 +144,14 @@ class AriClient(AriRest):
     async def request(self, method: str, path: str, *, params: Params | None = None, json: Any = None) -> Any:
         """`AriHttp.request`, sent over the events websocket when Asterisk takes it there.
 
-        Not from inside the reader (an event handler, the resync): the answer would queue behind it.
+        One at a time: Asterisk runs a websocket's requests in order, each waiting for the channel's
+        own thread, so a second one would queue behind the first; it goes over HTTP, where requests
+        run side by side. Not from inside the reader either (an event handler, the resync): the
+        answer would queue behind it.
         """
-        if self._ws_rest.ready and asyncio.current_task() is not self._loop_task:
-            return await self._ws_rest.request(method, path, params=params, json=json)
+        ws_rest = self._ws_rest
+        if ws_rest.ready and not ws_rest.in_flight and asyncio.current_task() is not self._loop_task:
+            return await ws_rest.request(method, path, params=params, json=json)
         return await super().request(method, path, params=params, json=json)
 
     @property

@@ -6,8 +6,10 @@ get, authenticated by the websocket's own upgrade. A request that way costs the 
 JSON frame each way instead of an HTTP exchange through aiohttp's client, which was the largest
 part of its CPU per call (`make bench-calls`).
 
-Asterisk reads and runs them one at a time per websocket, in order. Asterisk releases before those
-never answer: the client probes once per connection and keeps HTTP until a probe is answered.
+Asterisk reads and runs them one at a time per websocket, in order, and most wait for the channel's
+own thread: the client sends one at a time this way and the others over HTTP (`AriClient.request`).
+Asterisk releases before those never answer: the client probes once per connection and keeps HTTP
+until a probe is answered.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class WsRequests:
         self._sweep_every = min(0.5, timeout / 4)
         self._sweeper: asyncio.TimerHandle | None = None
         self.ready = False  # the current socket answered a probe: requests may go over it
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not answered yet."""
+        return len(self._pending)
 
     def attach(self, ws: TextSocket) -> None:
         self._ws = ws

@@ -113,3 +113,15 @@ async def test_a_request_never_answered_fails_after_the_request_timeout(asterisk
             await c.answer(channel.id)
         assert loop.time() - started >= 0.4
         assert c.is_connected  # a slow answer is the request's failure, not the connection's
+
+
+async def test_a_second_request_does_not_queue_behind_one_in_flight(asterisk: FakeAsterisk, client: AriClient) -> None:
+    await until(lambda: client.rest_over_websocket)
+    first, second = await asterisk.call(), await asterisk.call()
+    asterisk.ws_rest_silent = True  # the first request stays in flight on the websocket
+    sent = asterisk.ws_received
+    stuck = asyncio.create_task(client.answer(first.id))
+    await until(lambda: asterisk.ws_received == sent + 1)
+    await client.answer(second.id)  # over HTTP, beside it
+    assert second.state == "Up" and asterisk.ws_received == sent + 1
+    stuck.cancel()
