@@ -1,5 +1,7 @@
 """Settings: defaults, then `<state>/ivrpowers.toml`, then `IVRPOWERS_*` environment variables.
 
+The state directory itself is found by `find_state_dir`, the same way from any working directory.
+
 Secrets (ARI password, AMI secret, trunk/agent passwords) are generated on first use into
 `<state>/secrets.json`; the Asterisk configuration is rendered from them, so by default the
 controller's ARI and AMI credentials are exactly what Asterisk was configured with. The Asterisk's
@@ -27,7 +29,8 @@ ASTERISK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
 
 class Settings(BaseModel):
-    state_dir: Path = Field(default_factory=lambda: Path.cwd() / "state")
+    state_dir: Path = Field(default_factory=lambda: default_state_dir())
+    state_dir_found_by: str = "the default"  # what chose state_dir (for messages): see find_state_dir
     db_url: str | None = None  # None: SQLite file in the state directory
     bind_address: str = "127.0.0.1"
     http_port: int = 8088  # Asterisk HTTP: ARI and SIP over websocket
@@ -77,18 +80,55 @@ class Settings(BaseModel):
 _ALIASES = {"asterisk_id": "asterisk_id_override"}
 _PUBLIC = {field: name for name, field in _ALIASES.items()}
 # Environment variable -> settings field. Every setting can come from the environment.
-_ENV = {f"IVRPOWERS_{_PUBLIC.get(name, name).upper()}": name for name in Settings.model_fields}
+_ENV = {f"IVRPOWERS_{_PUBLIC.get(name, name).upper()}": name for name in Settings.model_fields
+        if name != "state_dir_found_by"}
 
 
 def _unalias(values: dict[str, object]) -> dict[str, object]:
     return {_ALIASES.get(key, key): value for key, value in values.items()}
 
 
+def user_config_file() -> Path:
+    """The user's config file, which may say where the state directory is (`state_dir = "..."`)."""
+    if given := os.environ.get("IVRPOWERS_USER_CONFIG"):
+        return Path(given)
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "ivrpowers" / "config.toml"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "ivrpowers"
+
+
+def find_state_dir(given: object = None) -> tuple[Path, str]:
+    """The state directory and how it was found, the same from any working directory.
+
+    In order: an explicit path (`--state-dir`), IVRPOWERS_STATE_DIR, `state_dir` in the user's config
+    file (`~/.config/ivrpowers/config.toml`), then the default `~/.local/state/ivrpowers`
+    (XDG_STATE_HOME and XDG_CONFIG_HOME move those two).
+    """
+    if given:
+        return Path(str(given)).expanduser().absolute(), "--state-dir"
+    if env := os.environ.get("IVRPOWERS_STATE_DIR"):
+        return Path(env).expanduser().absolute(), "IVRPOWERS_STATE_DIR"
+    config = user_config_file()
+    if config.is_file():
+        try:
+            with config.open("rb") as fh:
+                found = tomllib.load(fh).get("state_dir")
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{config}: {exc}") from exc
+        if isinstance(found, str) and found:
+            path = Path(found).expanduser()
+            return (path if path.is_absolute() else config.parent / path).absolute(), str(config)
+    return default_state_dir(), "the default"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the defaults, the config file, the environment, then `overrides` (which win)."""
     values: dict[str, object] = {}
-    given = overrides.get("state_dir")
-    state_dir = Path(str(given)) if given else Path(os.environ.get("IVRPOWERS_STATE_DIR") or Path.cwd() / "state")
+    state_dir, found_by = find_state_dir(overrides.get("state_dir"))
     config_file = Path(os.environ.get("IVRPOWERS_CONFIG") or state_dir / "ivrpowers.toml")
     if config_file.exists():
         with config_file.open("rb") as fh:
@@ -99,6 +139,7 @@ def load_settings(**overrides: object) -> Settings:
             values[field] = json.loads(raw) if field == "unknown_number_media" else raw
     values.update(_unalias({k: v for k, v in overrides.items() if v is not None}))
     values["state_dir"] = state_dir
+    values["state_dir_found_by"] = found_by
     return Settings.model_validate(values)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,14 @@ class AmiClient:
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect and log in; AmiError if Asterisk refuses the login or cannot be reached."""
+        # panoramisk retries a refused connection quietly until the timeout: ask once, fail at once.
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), min(timeout, 3.0))
+        except (OSError, TimeoutError) as exc:
+            errno = exc.errno if isinstance(exc, OSError) else None
+            why = os.strerror(errno).lower() if errno else "no answer"
+            raise AmiError(f"nothing answers on {self.host}:{self.port}: {why}") from exc
+        writer.close()
         manager = _Manager(
             loop=asyncio.get_running_loop(), host=self.host, port=self.port,
             username=self._username, secret=self._secret, ping_delay=10, reconnect_timeout=2,

@@ -16,10 +16,15 @@ def asterisk_state(settings: Settings) -> Path:
     return settings.state_dir.resolve() / "asterisk"
 
 
+# Where a chrooted Asterisk keeps astdb: a mount point of its own for <state>/asterisk/db.
+CHROOT_ASTDB_DIR = "/var/lib/asterisk-db"
+
+
 def _directories(settings: Settings, chrooted: bool) -> str:
     if chrooted:
-        # Inside the rootfs the packaged paths are right; the launcher bind-mounts the state dirs there.
-        return ""
+        # Inside the rootfs the packaged paths are right (the launcher bind-mounts the state dirs
+        # there), but for astdb's, whose packaged directory also holds the sounds.
+        return f"[directories]\nastdbdir => {CHROOT_ASTDB_DIR}"
     state = asterisk_state(settings)
     return "\n".join(
         [

@@ -23,31 +23,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivrpowers.asterisk.conf import asterisk_state, render_config
+from ivrpowers.asterisk.conf import CHROOT_ASTDB_DIR, asterisk_state, render_config
 from ivrpowers.asterisk.rootfs import find_installation
 from ivrpowers.config import Settings
 
 log = logging.getLogger("ivrpowers.asterisk")
 
 # The overlay keeps the rootfs read-only in effect: Asterisk's writes land in a tmpfs that vanishes
-# with the mount namespace.
+# with the mount namespace. What Asterisk keeps at run time and must outlive a restart is bound from
+# the state directory instead: its configuration, logs, spool (voicemail, call files) and recordings,
+# and its database (astdb: phones' registrations, device states), which asterisk.conf's astdbdir
+# puts in a directory of its own (CHROOT_ASTDB_DIR) because /var/lib/asterisk also holds the sounds.
 _CHROOT_SCRIPT = r"""
 mount -t tmpfs tmpfs "$STATE/ovl"
 mkdir "$STATE/ovl/upper" "$STATE/ovl/work" "$STATE/ovl/merged"
 M=$STATE/ovl/merged
 mount -t overlay overlay -o "lowerdir=$ROOT,upperdir=$STATE/ovl/upper,workdir=$STATE/ovl/work" "$M"
-mkdir -p "$M/run/asterisk" "$M/var/spool/asterisk/recording" "$M/var/log/asterisk"
+mkdir -p "$M/run/asterisk" "$M/var/spool/asterisk" "$M/var/log/asterisk" "$M@ASTDB_DIR@"
 mount --bind "$STATE/etc" "$M/etc/asterisk"
 mount --bind "$STATE/run" "$M/run/asterisk"
 mount --bind "$STATE/log" "$M/var/log/asterisk"
+mount --bind "$STATE/spool" "$M/var/spool/asterisk"
+mount --bind "$STATE/db" "$M@ASTDB_DIR@"
+mkdir -p "$M/var/spool/asterisk/recording"
 mount --bind "$STATE/recording" "$M/var/spool/asterisk/recording"
 mount -t proc proc "$M/proc"
 echo "nameserver 127.0.0.1" > "$M/etc/resolv.conf"
 exec chroot "$M" /usr/sbin/asterisk -f -n -C /etc/asterisk/asterisk.conf
-"""
+""".replace("@ASTDB_DIR@", CHROOT_ASTDB_DIR)
 
 
 class AsteriskError(RuntimeError):
+    """Asterisk could not do what was asked; the message is one line."""
+
+
+class AsteriskNotRunning(AsteriskError):
     pass
 
 
@@ -151,8 +161,11 @@ def start(settings: Settings, *, attached: bool = False, timeout: float = 30.0) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = (state / "log" / "console.log").read_text(errors="replace")[-2000:]
-            raise AsteriskError(f"Asterisk exited with status {proc.returncode}:\n{tail}")
+            console_log = state / "log" / "console.log"
+            lines = [line for line in console_log.read_text(errors="replace").splitlines() if line.strip()]
+            last = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "")
+            raise AsteriskError(f"Asterisk exited with status {proc.returncode}: {last.strip()[:300]} "
+                                f"(the whole story: {console_log})")
         if info := _ari_info(settings):
             version = info.get("system", {}).get("version", "?")
             log.info("Asterisk %s ready: ARI on %s (pid %d)", version, settings.ari_base_url, proc.pid)
@@ -175,7 +188,7 @@ def cli(settings: Settings, command: str, timeout: float = 10.0) -> str:
     """Run an Asterisk CLI command through the remote console and return its output."""
     pid = _read_pid(settings)
     if pid is None:
-        raise AsteriskError("Asterisk is not running (`ivrpowers asterisk start`)")
+        raise AsteriskNotRunning("Asterisk is not running (`ivrpowers asterisk start`)")
     inst = find_installation(build=False)
     if inst.chrooted:
         argv = ["nsenter", "-t", str(_asterisk_pid(pid)), "-m", "-r", "-w",
@@ -185,6 +198,10 @@ def cli(settings: Settings, command: str, timeout: float = 10.0) -> str:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if out.returncode != 0:
         raise AsteriskError(f"`{command}` failed: {out.stderr.strip() or out.stdout.strip()}")
+    # asterisk -rx exits 0 whatever the command did: its refusals are recognised by their first line.
+    first = next((line.strip() for line in out.stdout.splitlines() if line.strip()), "")
+    if first.startswith(("No such command", "Usage: ")):
+        raise AsteriskError(f"Asterisk refused `{command}`: {first}")
     return out.stdout
 
 

@@ -12,12 +12,17 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("ivrpowers.asterisk")
 
 PACKAGES = "asterisk,asterisk-core-sounds-en-gsm,asterisk-moh-opsound-gsm"
+
+
+class RootfsError(RuntimeError):
+    """The Asterisk rootfs could not be built; the message is one line."""
 
 
 def cache_dir() -> Path:
@@ -57,7 +62,7 @@ def find_installation(*, build: bool = True) -> Installation:
     rootfs = cache_dir() / "asterisk-sid-rootfs"
     if not (rootfs / "usr/sbin/asterisk").exists():
         if not build:
-            raise RuntimeError(f"no asterisk on PATH and no rootfs at {rootfs}: run `ivrpowers asterisk build`")
+            raise RootfsError(f"no asterisk on PATH and no rootfs at {rootfs}: run `ivrpowers asterisk build`")
         build_rootfs(rootfs)
     return Installation(binary=Path("/usr/sbin/asterisk"), rootfs=rootfs)
 
@@ -85,13 +90,16 @@ def build_rootfs(rootfs: Path) -> None:
         if (rootfs / "usr/sbin/asterisk").exists():
             return
         if not shutil.which("mmdebstrap"):
-            raise RuntimeError("mmdebstrap is missing: run `make deps` (apt-get install mmdebstrap)")
+            raise RootfsError("mmdebstrap is missing: run `make deps` (apt-get install mmdebstrap)")
         tmp = rootfs.with_name(rootfs.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         log.info("building the Asterisk rootfs (Debian sid) in %s, about a minute", rootfs)
-        subprocess.run(
+        # On a terminal mmdebstrap shows its progress; piped, it stays quiet unless it fails.
+        interactive = sys.stderr.isatty()
+        built = subprocess.run(
             [
                 "mmdebstrap", "--variant=essential", f"--include={PACKAGES}",
+                *([] if interactive else ["--quiet"]),
                 "--aptopt=Acquire::Check-Valid-Until \"false\"",  # the mirror is a frozen snapshot
                 "--aptopt=Acquire::Retries \"3\"",
                 "--dpkgopt=path-exclude=/usr/share/doc/*",
@@ -99,8 +107,14 @@ def build_rootfs(rootfs: Path) -> None:
                 "--dpkgopt=path-exclude=/usr/share/locale/*",
                 "sid", str(tmp), _host_mirror(),
             ],
-            check=True,
+            check=False, stdout=None if interactive else subprocess.PIPE,
+            stderr=None if interactive else subprocess.PIPE, text=True,
         )
+        if built.returncode != 0:
+            said = [line for line in (built.stderr or "").splitlines() if line.strip()]
+            why = next((line for line in reversed(said) if line.startswith("E:")), said[-1] if said else "")
+            raise RootfsError(f"building the Asterisk rootfs failed (mmdebstrap exit {built.returncode})"
+                              + (f": {why.strip()}" if why else ""))
         # Debian's package lacks the recording spool: without it ARI recording answers 500.
         for sub in ("var/spool/asterisk/recording", "run/asterisk"):
             (tmp / sub).mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from ivrpowers.flows import Flow, FlowError, load_flow
 from ivrpowers.store.flows import FlowNotFound, FlowRepository
 from ivrpowers.store.routes import RouteRepository
 
-
 log = logging.getLogger("ivrpowers.calls")
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import click
 
-from ivrpowers.cli.common import settings_from, with_db
-from ivrpowers.store.cdrs import CdrRepository, call_to_dict
+from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
+from ivrpowers.cli.errors import Invalid, NotFound
+from ivrpowers.store.cdrs import (
+    MAX_LIMIT,
+    MIN_PREFIX,
+    AmbiguousCall,
+    CdrRepository,
+    NoSuchCall,
+    PrefixTooShort,
+    call_to_dict,
+)
+from ivrpowers.store.db import Database
 
 
 @click.group()
@@ -16,18 +26,19 @@ def cdr() -> None:
 
 
 @cdr.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Full records, events included, as a JSON list.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, MAX_LIMIT),
+              help=f"How many calls, 1 to {MAX_LIMIT}.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool, limit: int) -> None:
-    """The latest calls, newest first."""
+    """The latest calls, newest first (--json: full records, timelines included)."""
 
-    async def work(db):  # type: ignore[no-untyped-def]
+    async def work(db: Database) -> list[dict[str, Any]]:
         return [call_to_dict(c) for c in await CdrRepository(db).latest(limit)]
 
     calls = with_db(settings_from(ctx), work)
     if as_json:
-        click.echo(json.dumps(calls, indent=2))
+        emit_json(calls)
         return
     click.echo(f"{'ID':<36}  {'STARTED (UTC)':<19}  {'CALLER':<14} {'DIALED':<8} {'FLOW':<14} {'DISPOSITION':<16} SECS")
     for c in calls:
@@ -38,22 +49,22 @@ def list_(ctx: click.Context, as_json: bool, limit: int) -> None:
                    f"{c['disposition'] or 'in progress':<16} {secs}")
 
 
-@cdr.command()
+@cdr.command(help=f"One call with its timeline: CALL_ID, or the start of it ({MIN_PREFIX} characters or more).")
 @click.argument("call_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def show(ctx: click.Context, call_id: str, as_json: bool) -> None:
-    """One call with its timeline (CALL_ID or a unique prefix of it)."""
-
-    async def work(db):  # type: ignore[no-untyped-def]
-        found = await CdrRepository(db).find(call_id)
-        return call_to_dict(found) if found else None
+    async def work(db: Database) -> dict[str, Any]:
+        try:
+            return call_to_dict(await CdrRepository(db).find(call_id))
+        except (PrefixTooShort, AmbiguousCall) as exc:
+            raise Invalid(str(exc)) from exc
+        except NoSuchCall as exc:
+            raise NotFound(str(exc), "see `ivrpowers cdr list`") from exc
 
     call = with_db(settings_from(ctx), work)
-    if call is None:
-        raise click.ClickException(f"no call {call_id}")
     if as_json:
-        click.echo(json.dumps(call, indent=2))
+        emit_json(call)
         return
     for key in ("id", "caller", "caller_name", "dialed", "flow", "flow_version", "started_at", "answered_at",
                 "ended_at", "disposition", "hangup_cause", "hangup_cause_text"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
 
+from ivrpowers.cli.errors import Unavailable
 from ivrpowers.config import Settings
 from ivrpowers.store.db import Database
 
@@ -27,8 +29,26 @@ def setup_logging(verbose: int) -> None:
     logging.getLogger("alembic").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
+def require_installation(settings: Settings) -> None:
+    """Refuse, in one line with the fix, to work on a state directory that holds no installation."""
+    if settings.db_url is None and not (settings.state_dir / "ivrpowers.db").exists():
+        how = settings.state_dir_found_by
+        named = "the default state directory" if how == "the default" else f"the state directory {how} names"
+        raise Unavailable(
+            f"no ivrpowers installation in {settings.state_dir}, {named}",
+            "set one up there with `make run` or `ivrpowers db upgrade`, or name yours with --state-dir or "
+            "IVRPOWERS_STATE_DIR",
+        )
+
+
 def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` on the installation's database, after checking there is one and its schema is current."""
+    from ivrpowers.store.migrate import check_schema
+
+    require_installation(settings)
+
     async def main() -> T:
+        await check_schema(settings.database_url)
         db = Database(settings.database_url)
         try:
             return await work(db)
@@ -36,3 +56,12 @@ def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
             await db.close()
 
     return asyncio.run(main())
+
+
+def json_option(f: Callable[..., T]) -> Callable[..., T]:
+    """`--json`: the command prints its data as JSON (the shapes are in the README), nothing else on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)
+
+
+def emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))

@@ -55,11 +55,13 @@ ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "d
 
   Or register a softphone (UDP) and dial {DEMO_NUMBER}:
     server {host}:{settings.sip_port}   user agent1   password {secrets['agent_password']}
+  (its calls show the number 1001: that is what the demo reads back)
 
   Then read the call records:
     ivrpowers cdr list          (or: cdr list --json, cdr show ID)
 
-  Health: http://{host}:{settings.web_port}/health      Ctrl-C stops everything.
+  Health: http://{host}:{settings.web_port}/health      The API: http://{host}:{settings.web_port}/
+  State (secrets, logs, database): {settings.state_dir}      Ctrl-C stops everything.
 """,
         err=False,
     )

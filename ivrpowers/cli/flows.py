@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ivrpowers.cli.common import settings_from, with_db
-from ivrpowers.store.flows import FlowNotFound, FlowRepository
+from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
+from ivrpowers.cli.errors import CliError
+from ivrpowers.store.db import Database
+from ivrpowers.store.flows import FlowRepository
+from ivrpowers.store.models import FlowVersion
 
 
 @click.group()
@@ -20,37 +24,44 @@ def _read(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{path}: cannot read: {exc}") from exc
+        raise CliError(f"{path}: cannot read: {exc}") from exc
+
+
+def _version(v: FlowVersion) -> dict[str, Any]:
+    return {"name": v.name, "version": v.version, "published": v.published}
 
 
 @flow.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(files: tuple[str, ...]) -> None:
-    """Check flow files; print FILE:LINE: problem for each problem found (exit 1 if any)."""
-    from ivrpowers.flows import check_flow
+@json_option
+def validate(files: tuple[str, ...], as_json: bool) -> None:
+    """Check flow files: FILE:LINE: problem on stderr for each problem (exit 1 if any)."""
+    from ivrpowers.flows import Problem, check_flow
 
-    failed = False
+    results = []
     for path in files:
         try:
             problems = check_flow(Path(path).read_text(encoding="utf-8"), path)
         except (OSError, UnicodeDecodeError) as exc:
-            click.echo(f"{path}:1: cannot read: {exc}", err=True)
-            failed = True
-            continue
+            problems = [Problem(path, 1, f"cannot read: {exc}")]
+        results.append({"file": path, "ok": not problems,
+                        "problems": [{"file": p.file, "line": p.line, "message": p.message} for p in problems]})
         for problem in problems:
             click.echo(str(problem), err=True)
-        failed = failed or bool(problems)
-        if not problems:
+        if not problems and not as_json:
             click.echo(f"{path}: ok")
-    sys.exit(1 if failed else 0)
+    if as_json:
+        emit_json(results)
+    sys.exit(0 if all(r["ok"] for r in results) else 1)
 
 
 @flow.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--publish", is_flag=True, help="Make this version the one live calls run.")
+@json_option
 @click.pass_context
-def import_(ctx: click.Context, file: str, publish: bool) -> None:
-    """Store FILE as a new version of its flow (after validating it)."""
+def import_(ctx: click.Context, file: str, publish: bool, as_json: bool) -> None:
+    """Store FILE as a new version of its flow, after validating it; an unchanged file makes none."""
     from ivrpowers.flows import FlowError, load_flow
 
     source = _read(file)
@@ -59,42 +70,66 @@ def import_(ctx: click.Context, file: str, publish: bool) -> None:
     except FlowError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        raise click.ClickException(f"{file} not imported: {len(exc.problems)} problem(s)") from exc
+        raise CliError(f"{file} not imported: {len(exc.problems)} problem(s)", "fix them and import again") from exc
 
-    async def work(db):  # type: ignore[no-untyped-def]
-        return await FlowRepository(db).import_source(parsed.name, source, publish=publish)
+    async def work(db: Database) -> tuple[FlowVersion, bool, int | None, int | None]:
+        flows = FlowRepository(db)
+        before = await flows.published(parsed.name)
+        version, created = await flows.import_source(parsed.name, source, publish=publish)
+        after = await flows.published(parsed.name)
+        return version, created, before.version if before else None, after.version if after else None
 
-    version, created = with_db(settings_from(ctx), work)
-    state = "published" if version.published else "not published"
-    click.echo(f"{version.name} v{version.version} {'imported' if created else 'unchanged'} ({state})")
+    version, created, live_before, live = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json({**_version(version), "created": created, "live_version": live, "previous_live_version": live_before})
+        return
+    name, v = version.name, version.version
+    what = f"{name} v{v} imported" if created else f"{name} unchanged: same as v{v}, no new version"
+    if live is None:
+        click.echo(f"{what}; no version is live (publish one: `ivrpowers flow publish {name}`)")
+    elif publish and live_before != live:
+        click.echo(f"{what}; v{live} is live now" + (f" (was v{live_before})" if live_before else ""))
+    elif live == v:
+        click.echo(f"{what}; v{live} is live (it already was)")
+    else:
+        click.echo(f"{what}; v{live} is still the live one (`ivrpowers flow publish {name} --version {v}` to change)")
 
 
 @flow.command()
 @click.argument("name")
-@click.option("--version", type=int, help="Default: the latest version.")
+@click.option("--version", type=click.IntRange(min=1), help="Default: the latest version.")
+@json_option
 @click.pass_context
-def publish(ctx: click.Context, name: str, version: int | None) -> None:
+def publish(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
     """Make a version of NAME the one live calls run."""
 
-    async def work(db):  # type: ignore[no-untyped-def]
-        return await FlowRepository(db).publish(name, version)
+    async def work(db: Database) -> tuple[FlowVersion, int | None]:
+        flows = FlowRepository(db)
+        before = await flows.published(name)
+        return await flows.publish(name, version), before.version if before else None
 
-    try:
-        published = with_db(settings_from(ctx), work)
-    except FlowNotFound as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"{published.name} v{published.version} published")
+    published, live_before = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json({**_version(published), "live_version": published.version, "previous_live_version": live_before})
+        return
+    was = "it already was" if live_before == published.version else f"was v{live_before}" if live_before else "none was"
+    click.echo(f"{published.name} v{published.version} is live now ({was})")
 
 
 @flow.command(name="list")
+@json_option
 @click.pass_context
-def list_(ctx: click.Context) -> None:
+def list_(ctx: click.Context, as_json: bool) -> None:
     """List flows with their latest and published versions."""
 
-    async def work(db):  # type: ignore[no-untyped-def]
+    async def work(db: Database) -> list[Any]:
         return await FlowRepository(db).summaries()
 
     rows = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json([{"name": r.name, "latest_version": r.latest_version, "published_version": r.published_version,
+                    "versions": r.versions} for r in rows])
+        return
     click.echo(f"{'NAME':<24} {'LATEST':>6} {'PUBLISHED':>9} {'VERSIONS':>8}")
     for row in rows:
         published = f"v{row.published_version}" if row.published_version else "-"
@@ -103,17 +138,18 @@ def list_(ctx: click.Context) -> None:
 
 @flow.command()
 @click.argument("name")
-@click.option("--version", type=int, help="Default: the latest version.")
+@click.option("--version", type=click.IntRange(min=1), help="Default: the latest version.")
+@json_option
 @click.pass_context
-def show(ctx: click.Context, name: str, version: int | None) -> None:
+def show(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
     """Print a flow's YAML source as stored."""
 
-    async def work(db):  # type: ignore[no-untyped-def]
+    async def work(db: Database) -> FlowVersion:
         return await FlowRepository(db).get(name, version)
 
-    try:
-        stored = with_db(settings_from(ctx), work)
-    except FlowNotFound as exc:
-        raise click.ClickException(str(exc)) from exc
+    stored = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json({**_version(stored), "source": stored.source})
+        return
     click.echo(f"# {stored.name} v{stored.version}{' (published)' if stored.published else ''}", err=True)
     click.echo(stored.source, nl=not stored.source.endswith("\n"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -13,25 +14,37 @@ from ivrpowers.cli.asterisk import asterisk
 from ivrpowers.cli.cdr import cdr
 from ivrpowers.cli.common import settings_from, setup_logging
 from ivrpowers.cli.db import db
+from ivrpowers.cli.errors import Invalid, one_line, report
 from ivrpowers.cli.flows import flow
 from ivrpowers.cli.routes import route
 from ivrpowers.config import load_settings
-from ivrpowers.store.migrate import SchemaOutdated
 
 log = logging.getLogger("ivrpowers")
 
 
 @click.group()
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="IVRPOWERS_STATE_DIR",
-              help="Where generated secrets, rendered config, logs and the SQLite file live (default ./state).")
+@click.option("--state-dir", type=click.Path(path_type=Path),
+              help="Where secrets, rendered config, logs and the SQLite file live. Default: IVRPOWERS_STATE_DIR, "
+                   "else state_dir in ~/.config/ivrpowers/config.toml, else ~/.local/state/ivrpowers.")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.option("--debug", is_flag=True, envvar="IVRPOWERS_DEBUG", help="Print the traceback of an error.")
 @click.pass_context
-def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
-    """ivrpowers: contact-center engine on Asterisk."""
+def cli(ctx: click.Context, state_dir: Path | None, verbose: int, debug: bool) -> None:
+    """ivrpowers: contact-center engine on Asterisk.
+
+    Exit codes: 0 done, 1 refused or problems found, 2 usage, 3 not found, 4 unavailable (no
+    installation, database or Asterisk down). Errors are one line on stderr.
+    """
+    global _debug
+    _debug = _debug or debug
     # Everything written from here on (database, spool, logs, rendered config) is the owner's alone.
     os.umask(0o077)
     setup_logging(verbose)
-    ctx.obj = {"settings": load_settings(state_dir=state_dir.resolve() if state_dir else None)}
+    try:
+        settings = load_settings(state_dir=state_dir)
+    except ValueError as exc:
+        raise Invalid(one_line(str(exc))) from exc
+    ctx.obj = {"settings": settings}
 
 
 @cli.command()
@@ -62,8 +75,6 @@ def run(ctx: click.Context, start_asterisk: bool, demo: bool) -> None:
         # uvloop: the controller's event loop is most of its CPU per call; measured with `make bench-calls`.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(app.serve(settings))
-    except SchemaOutdated as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         if started:
             process.stop(settings)
@@ -76,5 +87,22 @@ cli.add_command(route)
 cli.add_command(cdr)
 
 
+_debug = False
+
+
 def main() -> None:
-    cli(auto_envvar_prefix="IVRPOWERS_CLI")
+    global _debug
+    _debug = os.environ.get("IVRPOWERS_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:]
+    try:
+        code = cli.main(auto_envvar_prefix="IVRPOWERS_CLI", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        code = 130
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        code = 130
+    except Exception as exc:
+        code = report(exc, debug=_debug)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -21,6 +22,31 @@ _EVENTS = cast(Table, CallEvent.__table__)
 _COLUMNS = frozenset(_CALLS.columns.keys())
 # What a dead owner's replayed start fills in on a row an adopting controller created without it.
 _MERGED = ("caller_number", "caller_name", "dialed", "flow_name", "flow_version")
+
+
+# Call ids are UUIDs; a control character or a long string cannot be one, and is not worth a query
+# (a NUL byte would make PostgreSQL raise instead of answering "no such call").
+CALL_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+MIN_PREFIX = 4  # shortest start of an id that `find` looks up
+MAX_LIMIT = 1000  # most calls one listing returns (CLI and API alike)
+
+
+class CallLookupError(LookupError):
+    pass
+
+
+class NoSuchCall(CallLookupError):
+    pass
+
+
+class PrefixTooShort(CallLookupError):
+    pass
+
+
+class AmbiguousCall(CallLookupError):
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        super().__init__(f"{message}: did you mean {', '.join(candidates)}?")
+        self.candidates = candidates
 
 
 class CdrRepository:
@@ -63,18 +89,26 @@ class CdrRepository:
                 select(CallRecord).where(CallRecord.id == call_id).options(selectinload(CallRecord.events))
             )
 
-    async def find(self, id_or_prefix: str) -> CallRecord | None:
-        """A call by id, or by an unambiguous prefix of it (what operators copy from `cdr list`)."""
+    async def find(self, id_or_prefix: str) -> CallRecord:
+        """A call by id, or by an unambiguous prefix of at least MIN_PREFIX characters of it (what
+        operators copy from `cdr list`). Raises a `CallLookupError` saying why none is returned."""
+        if not CALL_ID.match(id_or_prefix):
+            raise NoSuchCall(f"no call {id_or_prefix[:80]!r}")
         if found := await self.get(id_or_prefix):
             return found
-        if len(id_or_prefix) < 4:
-            return None
+        if len(id_or_prefix) < MIN_PREFIX:
+            raise PrefixTooShort(f"no call {id_or_prefix!r}; to find one by the start of its id, give at least "
+                                 f"{MIN_PREFIX} characters")
         async with self.db.session() as session:
             rows = (await session.scalars(
                 select(CallRecord).where(CallRecord.id.startswith(id_or_prefix, autoescape=True))
-                .options(selectinload(CallRecord.events)).limit(2)
+                .order_by(CallRecord.started_at.desc()).options(selectinload(CallRecord.events)).limit(6)
             )).all()
-        return rows[0] if len(rows) == 1 else None
+        if not rows:
+            raise NoSuchCall(f"no call {id_or_prefix!r}")
+        if len(rows) > 1:
+            raise AmbiguousCall(f"{id_or_prefix!r} is the start of several calls", [r.id for r in rows[:5]])
+        return rows[0]
 
     async def latest(self, limit: int = 20) -> list[CallRecord]:
         async with self.db.session() as session:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import and_, delete, select
 
 from ivrpowers.store.db import Database
 from ivrpowers.store.models import FlowVersion, Route, utcnow
+
+# What a caller can dial: digits, * and #, with an optional leading + (E.164), at most 32 of them.
+NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+
+
+class InvalidNumber(ValueError):
+    pass
+
+
+def check_number(number: str) -> str:
+    """`number` if a caller can dial it, else InvalidNumber saying what is allowed."""
+    if not NUMBER.match(number):
+        raise InvalidNumber(f"{number!r} is not a number a caller can dial: use digits, * and #, with an optional "
+                            "leading + (at most 32)")
+    return number
 
 
 class RouteRepository:
@@ -13,6 +30,7 @@ class RouteRepository:
         self.db = db
 
     async def set(self, number: str, flow_name: str) -> Route:
+        check_number(number)
         async with self.db.session() as session, session.begin():
             route = await session.get(Route, number)
             if route is None:

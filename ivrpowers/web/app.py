@@ -7,20 +7,25 @@ no traceback (those are kept for the app's own bugs).
 from __future__ import annotations
 
 import hmac
+import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ivrpowers.store.cdrs import CdrRepository, call_to_dict
+from ivrpowers.store.cdrs import (
+    MAX_LIMIT,
+    AmbiguousCall,
+    CdrRepository,
+    NoSuchCall,
+    PrefixTooShort,
+    call_to_dict,
+)
+from ivrpowers.web.index import INDEX_HTML
 
-OPEN_PATHS = {"/health"}
-# Call ids are UUIDs; anything else cannot be one, and is not worth a database query (a NUL byte
-# would make PostgreSQL raise instead of answering "no such call").
-_CALL_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+OPEN_PATHS = {"/", "/health"}
 
 log = logging.getLogger("ivrpowers.web")
 
@@ -47,7 +52,8 @@ class _RequestLog(logging.LoggerAdapter[logging.Logger]):
 
 
 def _json_error(error: type[web.HTTPException], message: str, **kwargs: Any) -> web.HTTPException:
-    return error(text=f'{{"error": "{message}"}}', content_type="application/json", **kwargs)
+    extra = kwargs.pop("extra", {})
+    return error(text=json.dumps({"error": message, **extra}), content_type="application/json", **kwargs)
 
 
 def _bearer_matches(given: str, token: str) -> bool:
@@ -82,20 +88,29 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str) -> 
         report = health.health()
         return web.json_response(report, status=200 if report.get("status") == "ok" else 503)
 
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=INDEX_HTML, content_type="text/html")
+
     async def list_calls(request: web.Request) -> web.Response:
-        try:
-            limit = max(1, min(int(request.query.get("limit", "20")), 1000))
-        except ValueError:
-            raise _json_error(web.HTTPBadRequest, "limit must be a number") from None
+        raw = request.query.get("limit", "20")
+        limit = int(raw) if raw.isdigit() else 0
+        if not 1 <= limit <= MAX_LIMIT:
+            raise _json_error(web.HTTPBadRequest, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         return web.json_response([call_to_dict(c) for c in await cdrs.latest(limit)])
 
     async def get_call(request: web.Request) -> web.Response:
-        call_id = request.match_info["call_id"]
-        call = await cdrs.get(call_id) if _CALL_ID.match(call_id) else None
-        if call is None:
-            raise _json_error(web.HTTPNotFound, "no such call")
+        # The same lookup as `ivrpowers cdr show`: an id, or the start of one; the same errors.
+        try:
+            call = await cdrs.find(request.match_info["call_id"])
+        except NoSuchCall as exc:
+            raise _json_error(web.HTTPNotFound, str(exc)) from None
+        except PrefixTooShort as exc:
+            raise _json_error(web.HTTPBadRequest, str(exc)) from None
+        except AmbiguousCall as exc:
+            raise _json_error(web.HTTPConflict, str(exc), extra={"candidates": exc.candidates}) from None
         return web.json_response(call_to_dict(call))
 
+    app.router.add_get("/", index)
     app.router.add_get("/health", get_health)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{call_id}", get_call)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ivrpowers.ami import AmiClient, AmiError
+from ivrpowers.asterisk import process
 
 from .conftest import AsteriskUnderTest
 from .sipp import free_udp_port
@@ -98,6 +100,7 @@ async def test_agent_phone_registers_with_its_generated_password(asterisk: Aster
         [sys.executable, "-m", "ivrpowers", "asterisk", "contacts"],
         env={**os.environ, **asterisk.env}, capture_output=True, text=True, check=True,
     ).stdout
+    assert listed.splitlines()[0].split()[:3] == ["ENDPOINT", "STATUS", "EXPIRES"], listed  # a header
     assert "agent1" in listed and f":{port}" in listed, listed
 
     ok, _, log = register(asterisk, tmp_path, "agent1", password, expires=0, port=port)  # unregister
@@ -112,3 +115,61 @@ async def test_wrong_password_and_unknown_users_do_not_register(asterisk: Asteri
     ok, _, log = register(asterisk, tmp_path, "mallory", "x", first=403, final=None)
     assert ok, log
     assert not [c for c in await contacts(asterisk) if c.endpoint in ("agent1", "mallory", "trunk")]
+
+
+ANSWER_OPTIONS = """<?xml version="1.0" encoding="UTF-8"?>
+<scenario name="a phone answering Asterisk's qualify">
+  <recv request="OPTIONS"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]opt[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:agent1@[local_ip]:[local_port]>
+Content-Length: 0
+]]></send>
+</scenario>
+"""
+
+
+def test_a_registered_phone_stays_reachable_across_an_asterisk_restart(tmp_path: Path) -> None:
+    from .conftest import running_asterisk
+
+    with running_asterisk(tmp_path / "state", 31000) as own:
+        password = own.settings.secrets()["agent_password"]
+        ok, port, log = register(own, tmp_path, "agent1", password, expires=600)
+        assert ok, log
+        process.stop(own.settings)
+        process.start(own.settings, attached=True)
+        # No new REGISTER: Asterisk must still know where agent1 is, and send to it (its qualify).
+        scenario = tmp_path / "answer-options.xml"
+        scenario.write_text(ANSWER_OPTIONS)
+        phone = subprocess.run(
+            ["sipp", "-sf", str(scenario), "-i", own.settings.bind_address, "-p", str(port), "-m", "1",
+             "-timeout", "60", "-nostdin", "-trace_msg", "-message_file", str(tmp_path / "options.log")],
+            capture_output=True, text=True, timeout=90,
+        )
+        assert phone.returncode == 0, (tmp_path / "options.log").read_text(errors="replace")[-2000:]
+        listed = subprocess.run(
+            [sys.executable, "-m", "ivrpowers", "asterisk", "contacts", "--json"],
+            env={**os.environ, **own.env}, capture_output=True, text=True, check=True,
+        ).stdout
+        mine = [c for c in json.loads(listed) if c["endpoint"] == "agent1"]
+        assert len(mine) == 1 and f":{port}" in mine[0]["uri"], listed
+        assert set(mine[0]) == {"endpoint", "status", "expires_in", "uri", "user_agent"}
+
+
+def test_asterisk_cli_fails_on_a_command_asterisk_refuses(asterisk: AsteriskUnderTest) -> None:
+    env = {**os.environ, **asterisk.env}
+    ran = subprocess.run([sys.executable, "-m", "ivrpowers", "asterisk", "cli", "core", "show", "nonsense"],
+                         env=env, capture_output=True, text=True)
+    assert ran.returncode == 1 and ran.stderr.startswith("error: Asterisk refused"), ran.stderr
+    assert ran.stderr.count("\n") == 1
+    ran = subprocess.run([sys.executable, "-m", "ivrpowers", "asterisk", "cli", "core", "show", "version"],
+                         env=env, capture_output=True, text=True)
+    assert ran.returncode == 0 and "Asterisk 22" in ran.stdout
+    status = subprocess.run([sys.executable, "-m", "ivrpowers", "asterisk", "status", "--json"],
+                            env=env, capture_output=True, text=True, check=True)
+    assert json.loads(status.stdout)["running"] is True and json.loads(status.stdout)["ari_ready"] is True

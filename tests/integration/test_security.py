@@ -198,7 +198,7 @@ async def test_caller_ids_are_believed_from_the_trunk_only(
     trunk_cdr = await wait_cdr_dialed(controller, from_trunk)
     assert trunk_cdr["caller"] == "7770001"
     phone_cdr = await wait_cdr_dialed(controller, from_phone)
-    assert phone_cdr["caller"] == "agent1" and phone_cdr["caller_name"] == "Agent One"
+    assert phone_cdr["caller"] == "1001" and phone_cdr["caller_name"] == "Agent One"
     assert not {"6660002", "6660003"} & await all_callers(controller)
     # Calls carry their Asterisk's id: its systemname prefixes the channel ids Asterisk makes.
     for cdr in (trunk_cdr, phone_cdr):

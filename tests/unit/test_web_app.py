@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.cdrs import AmbiguousCall, CdrRepository, NoSuchCall, PrefixTooShort
 from ivrpowers.store.db import Database
 from ivrpowers.store.migrate import upgrade
 from ivrpowers.web.app import create_app
@@ -79,11 +79,37 @@ async def test_a_call_is_found_by_a_unique_prefix_of_its_id(tmp_path: Path) -> N
     for call_id in ("abcd1111", "abcd2222", "ef_%9999"):
         await repo.start(id=call_id, channel_id=f"ch-{call_id}", started_at=now)
     assert (await repo.find("abcd1")).id == "abcd1111"
-    assert await repo.find("abcd") is None  # ambiguous
-    assert await repo.find("ab") is None  # too short to mean anything
+    with pytest.raises(AmbiguousCall) as ambiguous:
+        await repo.find("abcd")
+    assert sorted(ambiguous.value.candidates) == ["abcd1111", "abcd2222"]
+    with pytest.raises(PrefixTooShort):
+        await repo.find("ab")
     assert (await repo.find("ef_%")).id == "ef_%9999"
-    assert await repo.find("ef__") is None  # LIKE wildcards are escaped
+    with pytest.raises(NoSuchCall):
+        await repo.find("ef__")  # LIKE wildcards are escaped
+    with pytest.raises(NoSuchCall):
+        await repo.find("a\x00b")  # not even asked of the database
     await db.close()
+
+
+async def test_the_api_takes_the_same_ids_limits_and_errors_as_the_cli(client) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    resp = await client.get("/api/calls/call", headers=auth)  # the start of call-1
+    assert resp.status == 200 and (await resp.json())["id"] == "call-1"
+    resp = await client.get("/api/calls/ca", headers=auth)
+    assert resp.status == 400 and "at least 4" in (await resp.json())["error"]
+    for limit in ("0", "-1", "1001", "x", ""):
+        resp = await client.get(f"/api/calls?limit={limit}", headers=auth)
+        assert resp.status == 400 and "1 to 1000" in (await resp.json())["error"], limit
+    assert (await client.get("/api/calls?limit=1000", headers=auth)).status == 200
+
+
+async def test_the_root_page_is_open_and_documents_the_api(client) -> None:
+    resp = await client.get("/")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    page = await resp.text()
+    assert "/api/calls" in page and "Bearer" in page and "/health" in page
+    assert TOKEN not in page
 
 
 async def raw_request(client, data: bytes) -> int:  # type: ignore[no-untyped-def]
