@@ -14,14 +14,6 @@ from .waiting import until
 
 
 @pytest.fixture
-async def asterisk() -> AsyncIterator[FakeAsterisk]:
-    fake = FakeAsterisk()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def client(asterisk: FakeAsterisk) -> AsyncIterator[AriClient]:
     c = AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.02, reconnect_max=0.1, request_timeout=2)
     c.start()

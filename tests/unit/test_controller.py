@@ -98,14 +98,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def asterisk() -> AsyncIterator[FakeAsterisk]:
-    fake = FakeAsterisk()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def start_node(db: Database, asterisk: FakeAsterisk, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     nodes: list[Node] = []
     count = iter(range(100))

@@ -42,7 +42,8 @@ async def test_route_to_the_published_version_and_clear_reasons_otherwise(db: Da
     assert (await router.resolve("100"))[0] is (await router.resolve("100"))[0]  # parsed once
 
 
-async def test_a_numbers_route_is_kept_for_ttl_seconds(db: Database) -> None:
+async def sales_then_support(db: Database) -> tuple[Router, RouteRepository]:
+    """A router that has learnt 100 -> sales, and the route changed to support since."""
     flows, routes = FlowRepository(db), RouteRepository(db)
     await flows.import_source("sales", FLOW.format(name="sales"), publish=True)
     await flows.import_source("support", FLOW.format(name="support"), publish=True)
@@ -50,19 +51,18 @@ async def test_a_numbers_route_is_kept_for_ttl_seconds(db: Database) -> None:
     router = Router(routes, flows, ttl=3600)
     assert (await router.resolve("100"))[0].name == "sales"
     await routes.set("100", "support")
+    return router, routes
+
+
+async def test_a_numbers_route_is_kept_for_ttl_seconds(db: Database) -> None:
+    router, _ = await sales_then_support(db)
     assert (await router.resolve("100"))[0].name == "sales"  # still within the ttl
     router.ttl = 0
     assert (await router.resolve("100"))[0].name == "support"
 
 
 async def test_a_stale_route_is_served_at_once_while_it_is_refreshed(db: Database) -> None:
-    flows, routes = FlowRepository(db), RouteRepository(db)
-    await flows.import_source("sales", FLOW.format(name="sales"), publish=True)
-    await flows.import_source("support", FLOW.format(name="support"), publish=True)
-    await routes.set("100", "sales")
-    router = Router(routes, flows, ttl=3600)
-    assert (await router.resolve("100"))[0].name == "sales"
-    await routes.set("100", "support")
+    router, routes = await sales_then_support(db)
     router.ttl = 1e-9  # everything known is stale from now on
     lookups = 0
     real = routes.published_flow
