@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from ivrpowers.ami import AmiClient, AmiError
-from ivrpowers.asterisk import process
 
 from .conftest import AsteriskUnderTest
 from .sipp import free_udp_port
@@ -141,8 +140,20 @@ def test_a_registered_phone_stays_reachable_across_an_asterisk_restart(tmp_path:
         password = own.settings.secrets()["agent_password"]
         ok, port, log = register(own, tmp_path, "agent1", password, expires=600)
         assert ok, log
-        process.stop(own.settings)
-        process.start(own.settings, attached=True)
+        env = {**os.environ, **own.env}
+
+        def ivrpowers(*args: str) -> object:
+            ran = subprocess.run([sys.executable, "-m", "ivrpowers", *args, "--json"], env=env,
+                                 capture_output=True, text=True, timeout=120)
+            assert ran.returncode == 0, ran.stderr
+            return json.loads(ran.stdout)
+
+        assert ivrpowers("asterisk", "stop") == {"was_running": True}
+        started = ivrpowers("asterisk", "start")
+        assert isinstance(started, dict) and started["running"] and started["ari_ready"], started
+        assert set(started) == {"running", "pid", "version", "ari_ready"}
+        built = ivrpowers("asterisk", "build")
+        assert isinstance(built, dict) and set(built) == {"version", "path", "chrooted"}
         # No new REGISTER: Asterisk must still know where agent1 is, and send to it (its qualify).
         scenario = tmp_path / "answer-options.xml"
         scenario.write_text(ANSWER_OPTIONS)
@@ -152,11 +163,9 @@ def test_a_registered_phone_stays_reachable_across_an_asterisk_restart(tmp_path:
             capture_output=True, text=True, timeout=90,
         )
         assert phone.returncode == 0, (tmp_path / "options.log").read_text(errors="replace")[-2000:]
-        listed = subprocess.run(
-            [sys.executable, "-m", "ivrpowers", "asterisk", "contacts", "--json"],
-            env={**os.environ, **own.env}, capture_output=True, text=True, check=True,
-        ).stdout
-        mine = [c for c in json.loads(listed) if c["endpoint"] == "agent1"]
+        listed = ivrpowers("asterisk", "contacts")
+        assert isinstance(listed, list)
+        mine = [c for c in listed if c["endpoint"] == "agent1"]
         assert len(mine) == 1 and f":{port}" in mine[0]["uri"], listed
         assert set(mine[0]) == {"endpoint", "status", "expires_in", "uri", "user_agent"}
 
