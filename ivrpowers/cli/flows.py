@@ -56,7 +56,7 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
 
 @flow.command(name="import")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--publish", is_flag=True, help="Make this version the one live calls run.")
 @json_option
 @click.pass_context

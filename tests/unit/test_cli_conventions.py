@@ -205,11 +205,20 @@ def test_an_ambiguous_start_names_the_candidates(run: Run, state: Path) -> None:
     assert ran.code == 2 and "did you mean" in ran.err and "abcd1111" in ran.err and "abcd2222" in ran.err
 
 
-def test_usage_errors_are_one_line_with_where_to_look(run: Run, state: Path) -> None:
-    for args in (["nosuch"], ["route", "set"], ["cdr", "list", "--bogus"], ["flow", "publish", "x", "--version", "0"]):
+def test_usage_errors_are_one_line_with_where_to_look(run: Run, state: Path, tmp_path: Path) -> None:
+    for args in (["nosuch"], ["route", "set"], ["cdr", "list", "--bogus"], ["flow", "publish", "x", "--version", "0"],
+                 ["flow", "import", str(tmp_path / "missing.yaml")]):
         ran = run(*args)
         assert ran.code == 2, args
         assert ran.err.count("\n") == 1 and ran.err.startswith("error: ") and "--help" in ran.err, ran.err
+
+
+def test_missing_flows_and_versions_are_not_found(run: Run, state: Path, tmp_path: Path) -> None:
+    assert run("flow", "import", flow_file(tmp_path, "sales")).code == 0
+    for args in (["flow", "show", "nosuch"], ["flow", "publish", "nosuch"],
+                 ["flow", "show", "sales", "--version", "9"]):
+        ran = run(*args)
+        assert ran.code == 3 and len(ran.error_lines) == 1 and "flow list" in ran.err, (args, ran.err)
 
 
 def test_an_unforeseen_error_is_one_line_and_the_traceback_needs_debug(
