@@ -8,7 +8,7 @@ wire from a loopback capture with kernel timestamps (one clock for everything):
 - setup: INVITE -> 200 OK;
 - answer_to_audio: 200 OK -> the IVR's first RTP packet;
 - dtmf: the caller's first RFC 4733 End packet -> the first RTP packet of the marker prompt;
-- CPU ms per call: utime+stime of Asterisk (minus its idle burn) and of the target's app process;
+- CPU ms per call: utime+stime of Asterisk (minus its idle burn) and of the target's app process and its children;
 - failed calls: SIPp's count, or calls whose trace on the wire misses a step, whichever is larger.
 
 Percentiles are over the calls placed at steady concurrency (placed after the first call's 10 s and
@@ -59,7 +59,7 @@ def measure_point(
         app_pid = bench.app_pid(target)
         t0 = time.monotonic()
         ast0 = targets.cpu_seconds(bench.asterisk_pid)
-        app0 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+        app0 = targets.tree_cpu_seconds(app_pid) if app_pid else 0.0
         machine0, sipp0 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
         spy = profiler(app_pid, profile) if profile and target == "C" and app_pid else None
         try:
@@ -69,7 +69,7 @@ def measure_point(
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile when interrupted
                 spy.wait(60)
         ast1 = targets.cpu_seconds(bench.asterisk_pid)
-        app1 = targets.cpu_seconds(app_pid) if app_pid else 0.0
+        app1 = targets.tree_cpu_seconds(app_pid) if app_pid else 0.0
         machine1, sipp1 = machine_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
         elapsed = time.monotonic() - t0
     finally:

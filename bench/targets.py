@@ -45,6 +45,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of all its descendants, the living and the reaped: an app's whole cost
+    (ivrpowers applies its CDR batches in a child process)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    total = cpu_seconds(pid) + reaped
+    for child in _descendants(pid):
+        try:
+            total += cpu_seconds(child)
+        except FileNotFoundError:  # gone between the listing and the read
+            pass
+    return total
+
+
 def _descendants(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():

@@ -1,4 +1,5 @@
 """`python -m ivrpowers`: the same as the `ivrpowers` command."""
 from ivrpowers.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a multiprocessing child imports this module
+    main()
