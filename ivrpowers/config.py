@@ -52,8 +52,13 @@ class Settings(BaseModel):
     asterisk_id_override: str | None = Field(default=None, pattern=ASTERISK_ID_PATTERN)
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The embedded database's file, or None when `db_url` names another database."""
+        return None if self.db_url else self.state_dir / "ivrpowers.db"
+
+    @property
     def database_url(self) -> str:
-        return self.db_url or f"sqlite+aiosqlite:///{self.state_dir / 'ivrpowers.db'}"
+        return self.db_url or f"sqlite+aiosqlite:///{self.sqlite_path}"
 
     @property
     def ari_base_url(self) -> str:

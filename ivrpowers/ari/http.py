@@ -62,8 +62,9 @@ def _scalar(value: Scalar) -> str:
     return str(value)
 
 
-def _error_message(body: bytes, reason: str | None) -> str:
-    text = body.decode("utf-8", errors="replace").strip()
+def error_message(body: bytes | str, reason: str | None) -> str:
+    """What an ARI error answer says: its JSON `message`, else its text, else the reason phrase."""
+    text = (body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body).strip()
     try:
         decoded = orjson.loads(text)
     except ValueError:
@@ -160,7 +161,7 @@ class AriHttp:
         except aiohttp.ClientError as exc:
             raise AriConnectionError(method, path, str(exc) or type(exc).__name__) from exc
         if status >= 400:
-            raise error_for_status(status, method, path, _error_message(body, reason))
+            raise error_for_status(status, method, path, error_message(body, reason))
         if status == 204 or not body.strip():
             return None
         try:

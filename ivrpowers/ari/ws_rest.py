@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from .errors import AriConnectionError, AriError, error_for_status
-from .http import Params, encode_params
+from .http import Params, encode_params, error_message
 
 
 class TextSocket(Protocol):
@@ -66,7 +66,7 @@ class WsRequests:
         """Whether this Asterisk answers REST requests on the websocket; sets `ready` if so."""
         try:
             await self._send("GET", "/asterisk/ping", None, None, timeout)
-        except (AriError, TimeoutError):
+        except AriError:
             return False
         self.ready = self._ws is not None
         return self.ready
@@ -84,19 +84,18 @@ class WsRequests:
         if future.done():
             return
         status = message.get("status_code")
+        status = status if isinstance(status, int) else 500
         body = message.get("message_body")
-        try:
-            decoded = orjson.loads(body) if isinstance(body, str) and body else None
-        except ValueError:
-            future.set_exception(AriError(status if isinstance(status, int) else None, method, path,
-                                          f"response is not JSON: {str(body)[:200]!r}"))
+        body = body if isinstance(body, str) else ""
+        # The same rules as an HTTP answer (`AriHttp.request`).
+        if status >= 400:
+            reason = message.get("reason_phrase")
+            future.set_exception(error_for_status(status, method, path, error_message(body, str(reason or ""))))
             return
-        if not isinstance(status, int) or status >= 400:
-            text = decoded.get("message") if isinstance(decoded, Mapping) else None
-            reason = text if isinstance(text, str) else str(message.get("reason_phrase") or "")
-            future.set_exception(error_for_status(status if isinstance(status, int) else 500, method, path, reason))
-        else:
-            future.set_result(decoded)
+        try:
+            future.set_result(orjson.loads(body) if body.strip() else None)
+        except ValueError:
+            future.set_exception(AriError(status, method, path, f"response is not JSON: {body[:200]!r}"))
 
     async def _send(self, method: str, path: str, params: Params | None, json: Any, timeout: float) -> Any:
         ws = self._ws

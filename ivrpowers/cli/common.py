@@ -31,7 +31,7 @@ def setup_logging(verbose: int) -> None:
 
 def require_installation(settings: Settings) -> None:
     """Refuse, in one line with the fix, to work on a state directory that holds no installation."""
-    if settings.db_url is None and not (settings.state_dir / "ivrpowers.db").exists():
+    if (sqlite := settings.sqlite_path) is not None and not sqlite.exists():
         how = settings.state_dir_found_by
         named = "the default state directory" if how == "the default" else f"the state directory {how} names"
         raise Unavailable(

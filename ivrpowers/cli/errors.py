@@ -69,7 +69,7 @@ def translate(exc: BaseException) -> CliError | None:
     if isinstance(exc, CliError):
         return exc
     if isinstance(exc, SchemaOutdated):
-        return Unavailable(str(exc).split(": run")[0], "run `ivrpowers db upgrade`")
+        return Unavailable(exc.problem, exc.FIX)
     if isinstance(exc, FlowNotFound):
         return NotFound(str(exc), "see `ivrpowers flow list`")
     if isinstance(exc, OperationalError):

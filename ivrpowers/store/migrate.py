@@ -21,7 +21,13 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 class SchemaOutdated(RuntimeError):
-    pass
+    """`problem` is what is wrong with the schema; `str()` adds the fix."""
+
+    FIX = "run `ivrpowers db upgrade`"
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}: {self.FIX}")
+        self.problem = problem
 
 
 async def check_schema(url: str) -> None:
@@ -44,5 +50,4 @@ async def check_schema(url: str) -> None:
         await engine.dispose()
     if current != heads:
         have = ", ".join(sorted(current)) or "empty"
-        raise SchemaOutdated(f"database schema is {have}, this version needs {', '.join(sorted(heads))}: "
-                             "run `ivrpowers db upgrade`")
+        raise SchemaOutdated(f"database schema is {have}, this version needs {', '.join(sorted(heads))}")
