@@ -66,6 +66,7 @@ class Controller:
             "ari_connected": ari,
             "ari_connects": self.client.connects,
             "ari_rest": "websocket" if self.client.rest_over_websocket else "http",
+            "ari_rest_lanes": self.client.rest_lanes_ready,
             "ari_replaced": self.client.replacements,
             "calls_adopted": self.calls.reconciler.adopted,
             "adoption_waits": self.calls.reconciler.waits,

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -34,6 +35,7 @@ from .errors import AriError
 from .events import ApplicationReplaced, parse_event
 from .http import Params
 from .rest import AriRest
+from .rest_lanes import RestLanes
 from .ws_rest import WsRequests
 
 log = logging.getLogger("ivrpowers.ari")
@@ -88,6 +90,7 @@ class AriClient(AriRest):
         reconnect_max: float = 10.0,
         request_timeout: float = 10.0,
         heartbeat: float = HEARTBEAT,
+        rest_lanes: int = 5,
     ) -> None:
         super().__init__(base_url, username, password, app, request_timeout=request_timeout)
         self.heartbeat = heartbeat
@@ -106,6 +109,8 @@ class AriClient(AriRest):
         self._connects = 0
         self._replaced = False
         self._ws_rest = WsRequests(request_timeout)
+        self._lanes = RestLanes(self._lane_socket, app, rest_lanes, timeout=request_timeout,
+                                reconnect_min=reconnect_min, reconnect_max=reconnect_max)
         self._probe: asyncio.Task[bool] | None = None
         self._probe_logged = False
         # Why the events connection is not up (None while it is): for health reports.
@@ -144,20 +149,27 @@ class AriClient(AriRest):
     async def request(self, method: str, path: str, *, params: Params | None = None, json: Any = None) -> Any:
         """`AriHttp.request`, sent over the events websocket when Asterisk takes it there.
 
-        One at a time: Asterisk runs a websocket's requests in order, each waiting for the channel's
-        own thread, so a second one would queue behind the first; it goes over HTTP, where requests
-        run side by side. Not from inside the reader either (an event handler, the resync): the
-        answer would queue behind it.
+        One at a time per socket: Asterisk runs a websocket's requests in order, each waiting for the
+        channel's own thread, so a second one would queue behind the first; it goes over an idle REST
+        lane (`rest_lanes.py`), else over HTTP, where requests run side by side. Not over the events
+        socket from inside its reader (an event handler, the resync): the answer would queue behind it.
         """
         ws_rest = self._ws_rest
         if ws_rest.ready and not ws_rest.in_flight and asyncio.current_task() is not self._loop_task:
             return await ws_rest.request(method, path, params=params, json=json)
+        if lane := self._lanes.idle():
+            return await lane.request(method, path, params=params, json=json)
         return await super().request(method, path, params=params, json=json)
 
     @property
     def rest_over_websocket(self) -> bool:
         """True while REST requests go over the events websocket rather than HTTP."""
         return self._ws_rest.ready
+
+    @property
+    def rest_lanes_ready(self) -> int:
+        """REST-only websockets connected and answering (`rest_lanes.py`)."""
+        return self._lanes.ready
 
     # --- state ----------------------------------------------------------------------------
 
@@ -197,6 +209,7 @@ class AriClient(AriRest):
         if self._loop_task is not None and not self._loop_task.done():
             raise RuntimeError("AriClient.run() is already running")
         self._loop_task = asyncio.create_task(self._loop(), name=f"ari-events-{self.app}")
+        self._lanes.start()
         try:
             await self._loop_task
         except asyncio.CancelledError:
@@ -238,6 +251,7 @@ class AriClient(AriRest):
                 await asyncio.wait({loop_task})
             if start_task is not None and not start_task.done():
                 await asyncio.wait({start_task})
+        await self._lanes.close()
         await super().close()
 
     # --- internals ------------------------------------------------------------------------
@@ -326,6 +340,12 @@ class AriClient(AriRest):
             if self._probe is not None:
                 self._probe.cancel()
                 self._probe = None
+
+    def _lane_socket(self, app: str) -> AbstractAsyncContextManager[aiohttp.ClientWebSocketResponse]:
+        return self._http().ws_connect(
+            events_url(self.base_url, app), timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=1.0),
+            autoping=True, heartbeat=self.heartbeat, compress=0, headers={"User-Agent": "ivrpowers"},
+        )
 
     async def _probe_ws_rest(self) -> bool:
         if await self._ws_rest.probe(timeout=5.0):

@@ -10,9 +10,9 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Insert, Table, Update, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
+from ivrpowers.store import sqlite_rows
 from ivrpowers.store.db import Database
 from ivrpowers.store.models import CallEvent, CallRecord
 
@@ -77,9 +77,10 @@ class CdrRepository:
 
         Idempotent, so a replay after a crash is harmless: an event whose `uid` is stored is skipped,
         and a `start` of an existing call changes nothing, except that a row created by an adopting
-        controller (`recovered`) takes what it lacks from the dead owner's own start. Core statements,
-        a few per batch whatever its size: the ORM's unit of work costs more than SQLite itself here.
-        On SQLite the batch runs in one worker thread (`Database.run_sync`).
+        controller (`recovered`) takes what it lacks from the dead owner's own start. A few statements
+        per batch whatever its size (the ORM's unit of work costs more than SQLite itself here): Core
+        on PostgreSQL; on SQLite, driver SQL (`store/sqlite_rows.py`) in one worker thread
+        (`Database.run_sync`).
         """
         await self.db.run_sync(lambda conn: _apply(conn, ops))
 
@@ -131,17 +132,27 @@ class CdrRepository:
 
 
 def _apply(conn: Connection, ops: Sequence[Mapping[str, Any]]) -> None:
-    ids = {op["id"] if op["op"] == "start" else op["call_id"] for op in ops if op["op"] != "event"}
+    on_sqlite = conn.dialect.name == "sqlite"
+    ids = list({op["id"] if op["op"] == "start" else op["call_id"] for op in ops if op["op"] != "event"})
     recovered: dict[str, bool] = {}  # the calls already stored, and whether made up by an adopter
-    if ids:
-        rows = conn.execute(_KNOWN_CALLS, {"ids": list(ids)})
-        recovered = {row.id: row.recovered for row in rows}
+    if ids and on_sqlite:
+        recovered = sqlite_rows.known_calls(conn, ids)
+    elif ids:
+        recovered = {row.id: row.recovered for row in conn.execute(_KNOWN_CALLS, {"ids": ids})}
     new: dict[str, dict[str, Any]] = {}  # call id -> its row, with later updates folded in
     changed: dict[str, dict[str, Any]] = {}  # stored call id -> its updates, the last one winning
     merges: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    events: list[Mapping[str, Any]] = []
     seen: set[str] = set()
     for op in ops:
+        if op["op"] == "event":
+            uid = op.get("uid")
+            if uid is not None:
+                if uid in seen:
+                    continue
+                seen.add(uid)
+            events.append(op)
+            continue
         fields = {k: v for k, v in op.items() if k != "op"}
         match op["op"]:
             case "start":
@@ -163,26 +174,25 @@ def _apply(conn: Connection, ops: Sequence[Mapping[str, Any]]) -> None:
                     changed.setdefault(call_id, {}).update(fields)
                 else:
                     raise LookupError(f"no call {call_id}")
-            case "event":
-                uid = fields.get("uid")
-                if uid is not None:
-                    if uid in seen:
-                        continue
-                    seen.add(uid)
-                events.append({"uid": uid, "call_id": fields["call_id"], "type": fields["type"],
-                               "at": fields["at"], "node": fields.get("node"),
-                               "detail": dict(fields.get("detail") or {})})
             case other:
                 raise ValueError(f"unknown CDR operation {other!r}")
+    if on_sqlite:
+        sqlite_rows.insert_calls(conn, list(new.values()))
+        _merge_recovered(conn, merges)
+        sqlite_rows.update_calls(conn, changed)
+        sqlite_rows.insert_events(conn, events)
+        return
     for rows_ in _by_keys(list(new.values())):
         conn.execute(_INSERT_CALL, rows_)
-    for fields in merges:
-        _merge_recovered(conn, fields)
+    _merge_recovered(conn, merges)
     for rows_ in _by_keys([{"call_key": key, **values} for key, values in changed.items()]):
         conn.execute(_update_calls(frozenset(rows_[0]) - {"call_key"}), rows_)
     if events:
         # A replayed event (its uid already stored) is skipped by the database itself.
-        conn.execute(_insert_new_events(conn.dialect.name), events)
+        conn.execute(_insert_new_events(), [
+            {"uid": e.get("uid"), "call_id": e["call_id"], "type": e["type"], "at": e["at"], "node": e.get("node"),
+             "detail": dict(e.get("detail") or {})} for e in events
+        ])
 
 
 # Built once: constructing a statement costs SQLAlchemy more than executing it (coercions, cache key).
@@ -198,12 +208,8 @@ def _update_calls(columns: frozenset[str]) -> Update:
 
 
 @functools.cache
-def _insert_new_events(dialect: str) -> Insert:
-    if dialect == "postgresql":
-        return postgresql_insert(_EVENTS).on_conflict_do_nothing(index_elements=["uid"])
-    if dialect == "sqlite":
-        return sqlite_insert(_EVENTS).on_conflict_do_nothing(index_elements=["uid"])
-    raise ValueError(f"CDRs: unsupported database {dialect!r}")
+def _insert_new_events() -> Insert:
+    return postgresql_insert(_EVENTS).on_conflict_do_nothing(index_elements=["uid"])
 
 
 def _check_fields(fields: Mapping[str, Any]) -> None:
@@ -220,23 +226,24 @@ def _by_keys(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def _merge_recovered(conn: Connection, fields: Mapping[str, Any]) -> None:
+def _merge_recovered(conn: Connection, starts: list[dict[str, Any]]) -> None:
     """The owner's start, replayed late, completes a row an adopting controller had to make up.
 
     It stays `recovered`: operators must see that the call was not observed from its start.
     """
-    row = conn.execute(select(_CALLS).where(_CALLS.c.id == fields["id"])).mappings().first()
-    if row is None:
-        return
-    values: dict[str, Any] = {}
-    started = fields.get("started_at")
-    if started is not None and started < row["started_at"]:
-        values["started_at"] = started
-    for key in _MERGED:
-        if row[key] in (None, "") and fields.get(key) not in (None, ""):
-            values[key] = fields[key]
-    if values:
-        conn.execute(update(_CALLS).where(_CALLS.c.id == fields["id"]).values(values))
+    for fields in starts:
+        row = conn.execute(select(_CALLS).where(_CALLS.c.id == fields["id"])).mappings().first()
+        if row is None:
+            continue
+        values: dict[str, Any] = {}
+        started = fields.get("started_at")
+        if started is not None and started < row["started_at"]:
+            values["started_at"] = started
+        for key in _MERGED:
+            if row[key] in (None, "") and fields.get(key) not in (None, ""):
+                values[key] = fields[key]
+        if values:
+            conn.execute(update(_CALLS).where(_CALLS.c.id == fields["id"]).values(values))
 
 
 def call_to_dict(call: CallRecord) -> dict[str, Any]:

@@ -53,9 +53,12 @@ class FakeAsterisk:
         self.asterisk_id = asterisk_id
         self.channels: dict[str, FakeChannel] = {}
         self.sockets: set[web.WebSocketResponse] = set()
+        self.apps: dict[web.WebSocketResponse, str] = {}  # each socket's Stasis app
+        self.connections = 0  # websockets accepted so far
         self.requests: list[tuple[str, str]] = []
         self.down = False  # REST answers 503 and the websocket refuses: Asterisk unreachable
         self.ws_rest_silent = False  # True: like Asterisk < 22.4, REST requests on the websocket go unanswered
+        self.silent_apps: set[str] = set()  # ...or only on the sockets of these apps
         self.ws_requests = 0  # REST requests answered on the websocket
         self.ws_received = 0  # messages received on the websocket, answered or not
         self._tasks: set[asyncio.Future[None]] = set()
@@ -97,7 +100,8 @@ class FakeAsterisk:
         event = {"type": type_, "application": APP, "timestamp": datetime.now(UTC).isoformat(),
                  "asterisk_id": "00:00:00:00:00:01", **fields}
         for ws in list(self.sockets):
-            await ws.send_json(event)
+            if self.apps.get(ws) == APP:  # an app no channel entered gets no events
+                await ws.send_json(event)
 
     async def _gone(self, channel: FakeChannel, cause: int | None, *, soft: bool = False) -> None:
         if self.channels.pop(channel.id, None) is None:
@@ -124,6 +128,8 @@ class FakeAsterisk:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.sockets.add(ws)
+        self.apps[ws] = request.query.get("app", "")
+        self.connections += 1
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
@@ -133,6 +139,7 @@ class FakeAsterisk:
                     await self._ws_request(ws, json.loads(msg.data))
         finally:
             self.sockets.discard(ws)
+            self.apps.pop(ws, None)
         return ws
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
@@ -142,7 +149,7 @@ class FakeAsterisk:
 
     async def _ws_request(self, ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
         """Asterisk 22.4+: a REST request on the events websocket, answered there as a RESTResponse."""
-        if self.ws_rest_silent:
+        if self.ws_rest_silent or self.apps.get(ws) in self.silent_apps:
             return  # an Asterisk older than 22.4 ignores what the client sends
         uri = message.get("uri", "")
         query = {q["name"]: q["value"] for q in message.get("query_strings", [])}

@@ -96,7 +96,8 @@ class FakeAri:
         self.channels: list[dict[str, Any]] = []
         self.channels_failures = 0  # GET /channels answers 500 this many times first
         self.delay = 0.0  # seconds before any REST answer
-        self.sockets: set[web.WebSocketResponse] = set()
+        self.sockets: set[web.WebSocketResponse] = set()  # the events connections
+        self.lane_sockets: set[web.WebSocketResponse] = set()  # REST-only ones (this fake answers none)
         self.transports: list[Any] = []
         self.ws_requests: list[tuple[dict[str, str], dict[str, str]]] = []
         self.ws_connected = asyncio.Event()
@@ -135,6 +136,8 @@ class FakeAri:
         return web.json_response(payload, status=status)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("app") != APP:  # one of the client's REST lanes (`ari/rest_lanes.py`)
+            return await self._lane(request)
         self.ws_requests.append((dict(request.headers), dict(request.query)))
         if self.ws_rejections:
             return web.Response(status=self.ws_rejections.pop(0))
@@ -151,13 +154,26 @@ class FakeAri:
             self.sockets.discard(ws)
         return ws
 
+    async def _lane(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=self.answer_pings)
+        await ws.prepare(request)
+        self.lane_sockets.add(ws)
+        self.transports.append(request.transport)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.lane_sockets.discard(ws)
+        return ws
+
     async def send(self, *events: dict[str, Any] | str) -> None:
         for ws in list(self.sockets):
             for ev in events:
                 await (ws.send_str(ev) if isinstance(ev, str) else ws.send_json(ev))
 
     async def drop_websockets(self) -> None:
-        for ws in list(self.sockets):
+        for ws in [*self.sockets, *self.lane_sockets]:
             await ws.close(code=1001, message=b"Asterisk restarting")
 
     def cut_network(self) -> None:
@@ -657,7 +673,7 @@ async def test_close_stops_promptly_while_connected(fake: FakeAri) -> None:
     await client.close()
     assert time.monotonic() - began < 0.5
     assert task.done() and not client.is_connected
-    await until(lambda: not fake.sockets)
+    await until(lambda: not fake.sockets and not fake.lane_sockets)  # the REST lanes closed too
 
 
 async def test_close_from_inside_a_handler(fake: FakeAri, client: AriClient) -> None:

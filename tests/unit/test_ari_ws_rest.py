@@ -108,12 +108,42 @@ async def test_a_request_never_answered_fails_after_the_request_timeout(asterisk
 
 
 async def test_a_second_request_does_not_queue_behind_one_in_flight(asterisk: FakeAsterisk, client: AriClient) -> None:
-    await until(lambda: client.rest_over_websocket)
+    await until(lambda: client.rest_over_websocket and client.rest_lanes_ready == 5)
     first, second = await asterisk.call(), await asterisk.call()
-    asterisk.ws_rest_silent = True  # the first request stays in flight on the websocket
-    sent = asterisk.ws_received
+    asterisk.silent_apps = {APP}  # the first request stays in flight on the events websocket
+    sent, answered, http = asterisk.ws_received, asterisk.ws_requests, len(asterisk.requests)
     stuck = asyncio.create_task(client.answer(first.id))
     await until(lambda: asterisk.ws_received == sent + 1)
-    await client.answer(second.id)  # over HTTP, beside it
-    assert second.state == "Up" and asterisk.ws_received == sent + 1
+    await client.answer(second.id)  # over a REST lane, beside it
+    assert second.state == "Up" and first.state != "Up"
+    assert asterisk.ws_requests == answered + 1 and len(asterisk.requests) == http + 1  # (requests: all ways)
+    stuck.cancel()
+
+
+async def test_requests_go_over_http_only_while_every_socket_is_busy(asterisk: FakeAsterisk, client: AriClient) -> None:
+    await until(lambda: client.rest_over_websocket and client.rest_lanes_ready == 5)
+    channels = [await asterisk.call() for _ in range(7)]
+    asterisk.ws_rest_silent = True  # every websocket request stays in flight
+    sent, http = asterisk.ws_received, len(asterisk.requests)
+    stuck = [asyncio.create_task(client.answer(c.id)) for c in channels[:6]]
+    await until(lambda: asterisk.ws_received == sent + 6)  # the events socket and the five lanes
+    await client.answer(channels[6].id)
+    assert channels[6].state == "Up" and asterisk.ws_received == sent + 6
+    assert len(asterisk.requests) == http + 1 and asterisk.requests[-1] == ("POST", f"channels/{channels[6].id}/answer")
+    for task in stuck:
+        task.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+
+
+async def test_a_lane_that_drops_reconnects_and_is_used_again(asterisk: FakeAsterisk, client: AriClient) -> None:
+    await until(lambda: client.rest_lanes_ready == 5 and asterisk.connections == 6)
+    await asterisk.drop_websockets()
+    await until(lambda: asterisk.connections == 12 and client.rest_lanes_ready == 5 and client.rest_over_websocket)
+    first, second = await asterisk.call(), await asterisk.call()
+    asterisk.silent_apps = {APP}
+    sent, answered = asterisk.ws_received, asterisk.ws_requests
+    stuck = asyncio.create_task(client.answer(first.id))
+    await until(lambda: asterisk.ws_received == sent + 1)
+    await client.answer(second.id)
+    assert second.state == "Up" and asterisk.ws_requests == answered + 1
     stuck.cancel()
