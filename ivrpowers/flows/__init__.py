@@ -8,6 +8,7 @@
 `ivrpowers.flows.testing` has a scripted fake caller and an in-memory journal.
 """
 
+from . import nodes  # noqa: F401  (imported to register the other node types' handlers)
 from .call import Call, CallerHungUp, Journal
 from .interpreter import DEFAULT_MAX_STEPS, FlowFailed, FlowResult, Outcome, Run, base_context, handles, run_flow
 from .loader import FlowError, Problem, check_flow, load_flow, load_flow_file
@@ -18,11 +19,14 @@ from .schema import (
     AdoptPolicy,
     AnswerNode,
     BaseNode,
+    BranchNode,
     Flow,
+    GatherNode,
     HangupNode,
     MenuNode,
     Node,
     PlayNode,
+    SetNode,
 )
 from .services import Acd, Clock, HandOff, Http, HttpError, HttpResponse, Recorder, Recording, Services
 from .state import RunState, TimelineEntry, resume_state
@@ -38,6 +42,7 @@ __all__ = [
     "AdoptPolicy",
     "AnswerNode",
     "BaseNode",
+    "BranchNode",
     "Call",
     "CallerHungUp",
     "Clock",
@@ -45,6 +50,7 @@ __all__ = [
     "FlowError",
     "FlowFailed",
     "FlowResult",
+    "GatherNode",
     "HandOff",
     "HangupNode",
     "Http",
@@ -61,6 +67,7 @@ __all__ = [
     "Run",
     "RunState",
     "Services",
+    "SetNode",
     "TemplateError",
     "TimelineEntry",
     "base_context",

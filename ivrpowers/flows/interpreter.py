@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+from .calendars import now_fields, time_zone
 from .call import Call, CallerHungUp, Journal
+from .expressions import Expression, ExpressionError, Scope
 from .schema import AnswerNode, BaseNode, Flow, HangupNode, MenuNode, PlayNode
 from .services import Acd, Clock, HandOff, Http, Recorder, Services
 from .state import STATE_KEY, RunState, StateJournal
@@ -236,14 +239,42 @@ class Run:
             raise self._missing("ACD")
         return self.services.acd
 
+    # -- values --------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """Now in the flow's time zone (its `timezone`, else the clock's)."""
+        now = self.clock.now()
+        return now.astimezone(time_zone(self.flow.timezone)) if self.flow.timezone else now
+
+    def is_open(self, calendar: str) -> bool:
+        return self.flow.calendars[calendar].opening_hours.is_open(self.now())
+
+    def scope(self) -> Scope:
+        return Scope(vars=self.state.vars, caller=self.context["caller"], dialed=self.context["dialed"],
+                     flow=self.context["flow"], now=lambda: now_fields(self.now()), is_open=self.is_open)
+
+    def evaluate(self, node_id: str, expression: Expression) -> Any:
+        try:
+            return expression.evaluate(self.scope())
+        except ExpressionError as exc:
+            raise FlowFailed(f"node {node_id!r}: {expression.source!r}: {exc}") from None
+
+    def text(self, template: str) -> str:
+        """A template rendered with the call's names, its variables and (when used) the time."""
+        if "{{" not in template and "}}" not in template:
+            return template  # most media: nothing to render (and checked when the flow loaded)
+        context = {**self.context, "vars": self.state.vars}
+        if "now." in template:
+            context["now"] = now_fields(self.now())
+        try:
+            return render(template, context)
+        except TemplateError as exc:
+            raise FlowFailed(str(exc)) from None
+
     # -- media ---------------------------------------------------------------------------------
     def render(self, media: Sequence[str]) -> list[str]:
         uris = []
         for item in media:
-            try:
-                uri = render(item, self.context)
-            except TemplateError as exc:
-                raise FlowFailed(str(exc)) from None
+            uri = self.text(item)
             # `digits:` for an anonymous caller: nothing to say, and Asterisk rejects the empty URI.
             if uri.partition(":")[2].strip():
                 uris.append(uri)

@@ -10,15 +10,27 @@ by another controller while it was in a node of that type (`adopt`, see `AdoptPo
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Collection, Iterator, Mapping
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from .templates import TEMPLATE_NAMES, TemplateError, has_template, template_names
+from .calendars import OpeningHours, parse_calendar, time_zone
+from .expressions import Expression, ExpressionError, compile_expression
+from .templates import TemplateError, has_template, template_names, unknown_template_name
 
 __all__ = [
     "ADOPT_POLICIES",
@@ -29,13 +41,17 @@ __all__ = [
     "AdoptPolicy",
     "AnswerNode",
     "BaseNode",
+    "BranchNode",
+    "Calendar",
     "Flow",
+    "GatherNode",
     "HangupNode",
     "Issue",
     "Loc",
     "MenuNode",
     "Node",
     "PlayNode",
+    "SetNode",
     "graph_issues",
 ]
 
@@ -44,6 +60,7 @@ MEDIA_SCHEMES: frozenset[str] = frozenset({"sound", "digits", "number", "charact
 DTMF_DIGITS = "0123456789*#"
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _NODE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 Loc = tuple[str | int, ...]
 
@@ -88,6 +105,38 @@ def _media_uri(value: str) -> str:
     return value
 
 
+def _var_name(value: str) -> str:
+    if not _VAR_NAME.fullmatch(value):
+        raise _error("var_name", f"{value!r} is not a variable name (a letter or '_', then letters, digits, '_')")
+    return value
+
+
+def _expression(value: Any) -> Expression:
+    if isinstance(value, Expression):
+        return value
+    try:
+        return compile_expression(value)
+    except ExpressionError as exc:
+        raise _error("expression", f"{exc}{_quote_hint(value, exc)}") from None
+
+
+def _quote_hint(value: Any, exc: ExpressionError) -> str:
+    # `greeting: hello` in a set node: the author meant text, the language reads a name.
+    if isinstance(value, str) and exc.problem.startswith("unknown name") and value.isidentifier():
+        return f"; text goes in quotes: \"'{value}'\""
+    return ""
+
+
+def _regex(value: str) -> str:
+    import regex
+
+    try:
+        regex.compile(value)
+    except regex.error as exc:
+        raise _error("regex", f"bad regex {value!r}: {exc}") from None
+    return value
+
+
 def _one_or_many(value: Any) -> Any:
     # `prompt: sound:x` is the natural way to write a single prompt.
     return [value] if isinstance(value, str) else value
@@ -127,6 +176,7 @@ class _Marker:
 
 NODE_REF = _Marker("node_ref")
 MEDIA = _Marker("media")
+EXPRESSION = _Marker("expression")
 
 Slug = Annotated[str, AfterValidator(_slug)]
 NodeId = Annotated[str, AfterValidator(_node_id)]
@@ -134,6 +184,11 @@ NodeRef = Annotated[str, NODE_REF]  # existence is a whole-flow property, checke
 MediaUri = Annotated[str, AfterValidator(_media_uri), MEDIA]
 MediaList = Annotated[list[MediaUri], BeforeValidator(_one_or_many)]
 Digit = Annotated[str, AfterValidator(_dtmf)]
+VarName = Annotated[str, AfterValidator(_var_name)]
+Regex = Annotated[str, AfterValidator(_regex)]
+# Written as text (or a YAML number or boolean, a literal); parsed when the flow loads.
+Expr = Annotated[Expression, PlainValidator(_expression), WithJsonSchema({"type": ["string", "number", "boolean"]}),
+                 EXPRESSION]
 Options = Annotated[dict[Digit, NodeRef], BeforeValidator(_digit_keys), Field(min_length=1)]
 
 
@@ -154,6 +209,8 @@ def _walk(annotation: Any, value: Any, loc: Loc) -> Iterator[tuple[_Marker, Loc,
             yield from _walk(base, value, loc)
         elif isinstance(value, str):
             yield marker, loc, value
+        elif marker is EXPRESSION and isinstance(value, Expression):
+            yield marker, loc, value.source
     elif origin in (Union, UnionType):
         for option in get_args(annotation):
             yield from _walk(option, value, loc)
@@ -252,7 +309,64 @@ class HangupNode(BaseNode):
     type: Literal["hangup"]
 
 
-Node = Annotated[AnswerNode | PlayNode | MenuNode | HangupNode, Field(discriminator="type")]
+class SetNode(BaseNode):
+    """Sets variables, in the order written (a later one may read an earlier one).
+
+    Rerun: its changes reach the journal with the next node's entry, so a call adopted here had
+    not kept them, and running it again gives the same values."""
+
+    type: Literal["set"]
+    vars: Annotated[dict[VarName, Expr], Field(min_length=1)]
+    next: NodeRef | None = None
+
+
+class Case(_Model):
+    when: Expr
+    next: NodeRef
+
+
+class BranchNode(BaseNode):
+    """Goes to the first case whose `when` is true, else to `default` (none: the flow ends). Rerun."""
+
+    type: Literal["branch"]
+    cases: Annotated[list[Case], Field(min_length=1)]
+    default: NodeRef | None = None
+
+
+class GatherNode(BaseNode):
+    """Collects several digits into a variable (an account number, a PIN).
+
+    Input ends at `max_digits`, at the `terminator` (not stored), or when `digit_timeout` passes
+    after a digit; it is valid with at least `min_digits` digits that `pattern` (a regex, whole
+    input) matches. Digits typed during a prompt barge in and count. Adopted mid-gather: resume
+    at the attempt it was on, with the digits it had."""
+
+    type: Literal["gather"]
+    adopt: ClassVar[AdoptPolicy] = "resume"
+    prompt: MediaList = []
+    var: VarName
+    min_digits: Annotated[int, Field(ge=1, le=64)] = 1
+    max_digits: Annotated[int, Field(ge=1, le=64)] = 20
+    terminator: Annotated[str | None, AfterValidator(lambda v: v if v is None else _dtmf(v))] = "#"
+    timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
+    digit_timeout: Annotated[float, Field(gt=0, le=600)] = 3.0
+    pattern: Regex | None = None
+    retries: Annotated[int, Field(ge=0, le=20)] = 2
+    invalid_prompt: MediaList = []
+    next: NodeRef
+    on_invalid: NodeRef | None = None  # None: the flow ends here and hangs up
+    on_timeout: NodeRef | None = None
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> GatherNode:
+        if self.min_digits > self.max_digits:
+            raise _error("gather", f"min_digits ({self.min_digits}) is more than max_digits ({self.max_digits})")
+        return self
+
+
+Node = Annotated[
+    AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode, Field(discriminator="type")
+]
 
 NODE_TYPES: Mapping[str, type[BaseNode]] = {
     get_args(cls.model_fields["type"].annotation)[0]: cls for cls in get_args(get_args(Node)[0])
@@ -271,12 +385,9 @@ def _references(node: Any) -> Iterator[tuple[_Marker, Loc, str]]:
         yield from _walk_model(NODE_TYPES[node["type"]], node)
 
 
-def graph_issues(
-    start: object,
-    nodes: Mapping[Any, Any],
-    names: Collection[str] = TEMPLATE_NAMES,
-) -> list[Issue]:
-    """Whole-flow checks no single field can make: dangling node ids, unknown template names.
+def graph_issues(start: object, nodes: Mapping[Any, Any], calendars: Collection[str] = ()) -> list[Issue]:
+    """Whole-flow checks no single field can make: dangling node ids, unknown template names,
+    calendars that `open()` names but the flow does not declare.
 
     `nodes` may be validated nodes or the raw mapping from the file: the loader runs this on raw
     data so that a broken field in one node doesn't hide a dangling reference in another.
@@ -295,11 +406,44 @@ def graph_issues(
                     used = template_names(value)
                 except TemplateError:
                     continue  # a syntax error, already reported by field validation
-                for name in used:
-                    if name not in names:
-                        known = ", ".join(sorted(names))
-                        issues.append(Issue(where, f"unknown name {{{{ {name} }}}} (known: {known})"))
+                issues.extend(Issue(where, problem) for name in used if (problem := unknown_template_name(name)))
+            elif marker is EXPRESSION:
+                try:
+                    opened = compile_expression(value).calendars
+                except ExpressionError:
+                    continue  # reported by field validation
+                for name in sorted(opened - set(calendars)):
+                    known = ", ".join(sorted(calendars)) or "none declared"
+                    issues.append(Issue(where, f"open({name!r}): no such calendar in this flow's calendars "
+                                               f"(known: {known})"))
     return issues
+
+
+class Calendar(_Model):
+    """Opening hours per weekday and closed dates (`flows.calendars`)."""
+
+    hours: dict[str, str | list[str]] = {}
+    closed: list[str] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> Calendar:
+        try:
+            parse_calendar(self.hours, self.closed)
+        except ValueError as exc:
+            raise _error("calendar", str(exc)) from None
+        return self
+
+    @functools.cached_property
+    def opening_hours(self) -> OpeningHours:
+        return parse_calendar(self.hours, self.closed)
+
+
+def _time_zone(value: str) -> str:
+    try:
+        time_zone(value)
+    except ValueError as exc:
+        raise _error("timezone", str(exc)) from None
+    return value
 
 
 class Flow(_Model):
@@ -307,12 +451,14 @@ class Flow(_Model):
 
     name: Slug
     description: str | None = None
+    timezone: Annotated[str, AfterValidator(_time_zone)] | None = None  # None: the controller's
+    calendars: dict[Slug, Calendar] = {}
     start: NodeRef
     nodes: Annotated[dict[NodeId, Node], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _check_graph(self) -> Flow:
-        issues = graph_issues(self.start, self.nodes)
+        issues = graph_issues(self.start, self.nodes, self.calendars)
         if issues:
             raise _error("flow_graph", "; ".join(f"{'.'.join(map(str, i.loc))}: {i.message}" for i in issues))
         return self

@@ -1,7 +1,8 @@
-"""`{{ dotted.path }}` templates: the only expression language flows have.
+"""`{{ dotted.path }}` templates: a value put into text (a prompt, a URL).
 
 Deliberately not Jinja: flows are data written by non-programmers and rendered on every call, so
-the language is a lookup and nothing else (no filters, no code, nothing to sandbox).
+a template is a lookup and nothing else (no filters, no code, nothing to sandbox); computing is
+for expressions (`flows.expressions`), in `set` and `branch`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["TEMPLATE_NAMES", "TemplateError", "has_template", "render", "template_names"]
+from .expressions import to_text
 
-# Names every call provides (see `interpreter.base_context`). Validation rejects any other name,
-# so a typo is caught when the flow is loaded, not when a caller reaches the node.
+__all__ = ["TEMPLATE_NAMES", "TemplateError", "has_template", "render", "template_names", "unknown_template_name"]
+
+# Names every call provides (see `interpreter.base_context`), beside `vars.NAME` (the flow's
+# variables, any path below them) and `now.*`. Validation rejects any other name, so a typo is
+# caught when the flow is loaded, not when a caller reaches the node.
 TEMPLATE_NAMES: frozenset[str] = frozenset({"caller.number", "caller.name", "dialed", "flow.name"})
+NOW_NAMES: frozenset[str] = frozenset({"now.time", "now.weekday", "now.date", "now.hour", "now.minute"})
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -44,27 +49,40 @@ def template_names(template: str) -> list[str]:
     return names
 
 
+def unknown_template_name(name: str) -> str | None:
+    """Why a template may not use `name`, or None when it may."""
+    if name in TEMPLATE_NAMES or name in NOW_NAMES or name.startswith("vars."):
+        return None
+    known = ", ".join([*sorted(TEMPLATE_NAMES), "now.*", "vars.NAME"])
+    return f"unknown name {{{{ {name} }}}} (known: {known})"
+
+
 def has_template(text: str) -> bool:
     return "{{" in text or "}}" in text
 
 
 def _lookup(context: Mapping[str, Any], path: str) -> Any:
     value: Any = context
-    for part in path.split("."):
+    parts = path.split(".")
+    for index, part in enumerate(parts):
         if not isinstance(value, Mapping) or part not in value:
+            if index >= 2 and parts[0] == "vars":
+                return None  # below a variable, a missing key is null, as in expressions
+            if index == 1 and parts[0] == "vars" and isinstance(value, Mapping):
+                return None  # an unset variable
             raise TemplateError(f"unknown name {path!r}")
         value = value[part]
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and parts[0] != "vars":
         raise TemplateError(f"{path!r} is a group of names, not a value")
     return value
 
 
 def render(template: str, context: Mapping[str, Any]) -> str:
-    """Replace each `{{ path }}` with its value from `context` (None renders as empty)."""
+    """Replace each `{{ path }}` with its value from `context`, as text (`expressions.to_text`:
+    null renders as empty, true as "true")."""
     template_names(template)  # syntax first, so a bad template fails the same way every time
 
     def substitute(match: re.Match[str]) -> str:
-        value = _lookup(context, match.group(1).strip())
-        return "" if value is None else str(value)
+        return to_text(_lookup(context, match.group(1).strip()))
 
     return _PLACEHOLDER.sub(substitute, template)

@@ -140,7 +140,8 @@ def test_unknown_node_type_points_at_the_type_value() -> None:
             type: plya
           b: {type: hangup}
         """
-    ) == "f.yaml:6: nodes.a: unknown node type 'plya' (expected one of: answer, hangup, menu, play)"
+    ) == ("f.yaml:6: nodes.a: unknown node type 'plya' "
+          "(expected one of: answer, branch, gather, hangup, menu, play, set)")
 
 
 def test_node_without_type() -> None:
@@ -152,7 +153,7 @@ def test_node_without_type() -> None:
           a:
             next: a
         """
-    ) == "f.yaml:4: nodes.a: node has no 'type' (expected one of: answer, hangup, menu, play)"
+    ) == "f.yaml:4: nodes.a: node has no 'type' (expected one of: answer, branch, gather, hangup, menu, play, set)"
 
 
 def test_unknown_field_points_at_the_key() -> None:
@@ -178,7 +179,7 @@ def test_unknown_top_level_field() -> None:
         nodes:
           a: {type: hangup}
         """
-    ) == "f.yaml:3: unknown field 'version' (allowed: name, description, start, nodes)"
+    ) == "f.yaml:3: unknown field 'version' (allowed: name, description, timezone, calendars, start, nodes)"
 
 
 def test_missing_field_points_at_the_node() -> None:
@@ -351,7 +352,7 @@ def test_unknown_template_name_points_at_the_item() -> None:
         """
     ) == (
         "f.yaml:7: nodes.a.media.1: unknown name {{ caller.numbr }} "
-        "(known: caller.name, caller.number, dialed, flow.name)"
+        "(known: caller.name, caller.number, dialed, flow.name, now.*, vars.NAME)"
     )
 
 
@@ -538,7 +539,7 @@ def test_merge_keys_are_located() -> None:
         """
     )
     assert found == [
-        "f.yaml:1: unknown field 'base' (allowed: name, description, start, nodes)",
+        "f.yaml:1: unknown field 'base' (allowed: name, description, timezone, calendars, start, nodes)",
         "f.yaml:7: nodes.a.next: no node named 'nope'",
     ]
 

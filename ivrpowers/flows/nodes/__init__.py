@@ -1,0 +1,9 @@
+"""Node handlers beyond the first four (`answer`, `play`, `menu`, `hangup`, in `interpreter.py`).
+
+Each module registers its handlers with `@handles(...)` when imported; `ivrpowers.flows` imports
+them all, so any import of the flows package has every node type runnable.
+"""
+
+from . import gather, logic
+
+__all__ = ["gather", "logic"]
