@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ivrpowers.cli import flow_simulate  # noqa: F401  (adds `flow simulate`)
 from ivrpowers.cli.asterisk import asterisk
 from ivrpowers.cli.cdr import cdr
 from ivrpowers.cli.common import settings_from, setup_logging

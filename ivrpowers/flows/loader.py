@@ -213,8 +213,9 @@ class _Checker:
         else:
             return flow if not self.problems else None
         # On the raw data, so a broken field in one node doesn't hide a dangling reference elsewhere.
-        nodes = plain.get("nodes")
-        for loc, message in graph_issues(plain.get("start"), nodes if isinstance(nodes, dict) else {}):
+        nodes, calendars = plain.get("nodes"), plain.get("calendars")
+        declared = [name for name in calendars if isinstance(name, str)] if isinstance(calendars, dict) else []
+        for loc, message in graph_issues(plain.get("start"), nodes if isinstance(nodes, dict) else {}, declared):
             self.problem(self.line(loc), f"{_where(loc)}: {message}")
         return None
 

@@ -7,6 +7,7 @@ each moment the flow gives them a chance to act (during a playback, or while it 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,8 +84,10 @@ class ScriptedCall:
         caller_name: str = "",
         dialed: str = "100",
         when_done: Literal["silence", "hangup"] = "silence",
+        clock: FakeClock | None = None,
     ) -> None:
         self.script: deque[CallerAction] = deque(script)
+        self.clock = clock  # moved on by each wait that times out: simulated time
         self.when_done = when_done
         self._caller_number, self._caller_name, self._dialed = caller_number, caller_name, dialed
         self.actions: list[tuple[Any, ...]] = []
@@ -166,15 +169,22 @@ class _ScriptedCaller:
             if call.when_done == "hangup":
                 call.caller_leaves()
                 return True
-            return False
+            return self._timed_out(timeout)
         action = script.popleft()
         if isinstance(action, HangUp):
             call.caller_leaves()
             return True
         if isinstance(action, (Silence, Listen)):
-            return False  # a Listen where nothing plays: the caller just listens to the silence
+            return self._timed_out(timeout)  # a Listen where nothing plays: the caller listens to the silence
         call.media.feed_dtmf(action.digit)
         return True
+
+    def _timed_out(self, timeout: float | None) -> bool:
+        if self.call.clock is not None and timeout is not None:
+            # What is left of the wait, less the real microseconds the run took: rounded up to the
+            # millisecond, a 60 s timeout moves the clock by 60 s exactly.
+            self.call.clock.advance(timedelta(milliseconds=math.ceil(timeout * 1000)))
+        return False
 
 
 class Entry(NamedTuple):

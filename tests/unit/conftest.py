@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from .cli_run import run, state  # noqa: F401  (fixtures: the CLI in-process, an installation)
 from .fake_asterisk import FakeAsterisk
 
 

@@ -1,0 +1,95 @@
+"""`ivrpowers flow simulate`: run a flow file or a stored flow on a simulated call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
+from ivrpowers.cli.errors import CliError, Invalid
+from ivrpowers.cli.flows import _read, flow
+from ivrpowers.store.db import Database
+from ivrpowers.store.flows import FlowRepository
+
+
+def _variable(text: str) -> tuple[str, Any]:
+    name, eq, raw = text.partition("=")
+    if not eq or not name:
+        raise Invalid(f"--var {text!r}: expected NAME=VALUE")
+    try:
+        value = json.loads(raw)  # 42, true, null, "text", [..] and {..} as JSON
+    except ValueError:
+        value = raw  # anything else is text
+    return name, value
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"--at {text!r}: expected an ISO time such as 2026-12-07T10:30 "
+                      "(in the flow's time zone unless it gives an offset)") from None
+
+
+@flow.command()
+@click.argument("flow_ref", metavar="NAME|FILE")
+@click.option("--dtmf", default="", help="What the caller presses, one digit each time the flow waits; ',' is a "
+              "silence (one timeout). After the last, the caller hangs up.")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="A variable set before the start "
+              "(VALUE is read as JSON when it is JSON, else as text). Repeatable.")
+@click.option("--at", "at", metavar="ISO-TIME", help="When the call happens (default: now).")
+@click.option("--caller", default="5551234", show_default=True, help="The caller's number.")
+@click.option("--dialed", default="100", show_default=True, help="The number dialed.")
+@json_option
+@click.pass_context
+def simulate(ctx: click.Context, flow_ref: str, dtmf: str, variables: tuple[str, ...], at: str | None,
+             caller: str, dialed: str, as_json: bool) -> None:
+    """Run a flow on a simulated call: the path taken, the prompts heard, the variables at the end.
+
+    NAME|FILE is a flow file, or the name of a stored flow (its published version, else its latest).
+    Nothing waits in real time and no Asterisk is needed.
+    """
+    from ivrpowers.flows import FlowError, load_flow
+    from ivrpowers.flows.simulate import parse_dtmf
+    from ivrpowers.flows.simulate import simulate as run_simulation
+
+    settings = settings_from(ctx)
+    try:
+        parse_dtmf(dtmf)
+    except ValueError as exc:
+        raise Invalid(f"--dtmf: {exc}") from None
+    initial = dict(_variable(v) for v in variables)
+    when = _when(at)
+    if os.path.exists(flow_ref) or flow_ref.endswith((".yaml", ".yml")):
+        source, filename = _read(flow_ref), flow_ref
+    else:
+        async def stored(db: Database) -> tuple[str, str]:
+            repo = FlowRepository(db)
+            found = await repo.published(flow_ref) or await repo.get(flow_ref)
+            return found.source, f"{found.name} v{found.version}"
+
+        source, filename = with_db(settings, stored)
+    try:
+        parsed = load_flow(source, filename)
+    except FlowError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise CliError(f"{filename}: not a valid flow ({len(exc.problems)} problem(s) above)") from None
+    result = asyncio.run(run_simulation(parsed, dtmf=dtmf, variables=initial, at=when, default_tz=settings.timezone,
+                                        caller_number=caller, dialed=dialed))
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(f"path:    {' -> '.join(result.path) or '(none)'}")
+        click.echo(f"prompts: {', '.join(result.prompts) or '(none)'}")
+        click.echo(f"vars:    {json.dumps(result.vars, ensure_ascii=False)}")
+        click.echo(f"end:     {result.end}" + (f" ({result.error})" if result.error else ""))
+    sys.exit(1 if result.end == "error" else 0)
