@@ -48,6 +48,8 @@ class Settings(BaseModel):
     ari_app: str = APP_NAME
     unknown_number_media: list[str] = ["sound:invalid"]
     timezone: str = "UTC"  # IANA name: the flows' clock (business hours) when a flow sets none
+    # `{{ secrets.NAME }}` in flows' http nodes: `[flow_secrets]` in the file, IVRPOWERS_FLOW_SECRET_NAME.
+    flow_secrets: dict[str, str] = {}
     # IVRPOWERS_ASTERISK_ID (or `asterisk_id` in the file) fixes the id; unset: generated once.
     asterisk_id_override: str | None = Field(default=None, pattern=ASTERISK_ID_PATTERN)
 
@@ -86,7 +88,8 @@ _ALIASES = {"asterisk_id": "asterisk_id_override"}
 _PUBLIC = {field: name for name, field in _ALIASES.items()}
 # Environment variable -> settings field. Every setting can come from the environment.
 _ENV = {f"IVRPOWERS_{_PUBLIC.get(name, name).upper()}": name for name in Settings.model_fields
-        if name != "state_dir_found_by"}
+        if name not in ("state_dir_found_by", "flow_secrets")}
+FLOW_SECRET_ENV = "IVRPOWERS_FLOW_SECRET_"
 
 
 def _unalias(values: dict[str, object]) -> dict[str, object]:
@@ -142,6 +145,11 @@ def load_settings(**overrides: object) -> Settings:
         if env in os.environ:
             raw = os.environ[env]
             values[field] = json.loads(raw) if field == "unknown_number_media" else raw
+    env_secrets = {k.removeprefix(FLOW_SECRET_ENV).lower(): v for k, v in os.environ.items()
+                   if k.startswith(FLOW_SECRET_ENV) and len(k) > len(FLOW_SECRET_ENV)}
+    if env_secrets:
+        filed = values.get("flow_secrets")
+        values["flow_secrets"] = {**(filed if isinstance(filed, dict) else {}), **env_secrets}
     values.update(_unalias({k: v for k, v in overrides.items() if v is not None}))
     values["state_dir"] = state_dir
     values["state_dir_found_by"] = found_by

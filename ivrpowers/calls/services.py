@@ -16,7 +16,9 @@ import aiohttp
 
 from ivrpowers.flows.services import HttpError, HttpResponse
 
-__all__ = ["AiohttpHttp", "SystemClock"]
+__all__ = ["MAX_BODY", "AiohttpHttp", "SystemClock"]
+
+MAX_BODY = 1 << 20  # a web service's answer to a flow: a lookup, not a download
 
 
 class SystemClock:
@@ -72,7 +74,9 @@ class AiohttpHttp:
                 json=json,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                raw = await response.read()
+                raw = await response.content.read(MAX_BODY + 1)
+                if len(raw) > MAX_BODY:
+                    raise HttpError(f"{method} {url}: the answer is larger than {MAX_BODY // 1024} KiB")
                 status, got_headers = response.status, dict(response.headers)
                 content_type, charset = response.content_type, response.charset or "utf-8"
         except TimeoutError:

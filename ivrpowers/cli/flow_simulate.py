@@ -39,6 +39,30 @@ def _when(text: str | None) -> datetime | None:
                       "(in the flow's time zone unless it gives an offset)") from None
 
 
+def _fixture(path: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from ivrpowers.flows.simulate import FixtureHttp
+
+    try:
+        answers = YAML(typ="safe").load(_read(path))
+        return FixtureHttp(answers if isinstance(answers, dict) else {})
+    except (YAMLError, ValueError) as exc:
+        raise Invalid(f"--http-fixture {path}: {exc}") from None
+
+
+async def _run(simulate: Any, parsed: Any, http: Any, **options: Any) -> Any:
+    from ivrpowers.calls.services import AiohttpHttp
+
+    real = AiohttpHttp() if http is None else None
+    try:
+        return await simulate(parsed, http=http or real, **options)
+    finally:
+        if real is not None:
+            await real.close()
+
+
 @flow.command()
 @click.argument("flow_ref", metavar="NAME|FILE")
 @click.option("--dtmf", default="", help="What the caller presses, one digit each time the flow waits; ',' is a "
@@ -46,12 +70,14 @@ def _when(text: str | None) -> datetime | None:
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="A variable set before the start "
               "(VALUE is read as JSON when it is JSON, else as text). Repeatable.")
 @click.option("--at", "at", metavar="ISO-TIME", help="When the call happens (default: now).")
+@click.option("--http-fixture", "fixture", type=click.Path(dir_okay=False, exists=True),
+              help='Answers for http nodes, by "METHOD URL" (YAML or JSON); without it they make real requests.')
 @click.option("--caller", default="5551234", show_default=True, help="The caller's number.")
 @click.option("--dialed", default="100", show_default=True, help="The number dialed.")
 @json_option
 @click.pass_context
 def simulate(ctx: click.Context, flow_ref: str, dtmf: str, variables: tuple[str, ...], at: str | None,
-             caller: str, dialed: str, as_json: bool) -> None:
+             fixture: str | None, caller: str, dialed: str, as_json: bool) -> None:
     """Run a flow on a simulated call: the path taken, the prompts heard, the variables at the end.
 
     NAME|FILE is a flow file, or the name of a stored flow (its published version, else its latest).
@@ -83,8 +109,10 @@ def simulate(ctx: click.Context, flow_ref: str, dtmf: str, variables: tuple[str,
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         raise CliError(f"{filename}: not a valid flow ({len(exc.problems)} problem(s) above)") from None
-    result = asyncio.run(run_simulation(parsed, dtmf=dtmf, variables=initial, at=when, default_tz=settings.timezone,
-                                        caller_number=caller, dialed=dialed))
+    http = _fixture(fixture) if fixture else None
+    result = asyncio.run(_run(run_simulation, parsed, http, dtmf=dtmf, variables=initial, at=when,
+                              default_tz=settings.timezone, caller_number=caller, dialed=dialed,
+                              secrets=settings.flow_secrets))
     if as_json:
         emit_json(result.to_dict())
     else:

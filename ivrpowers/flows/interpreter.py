@@ -258,13 +258,16 @@ class Run:
         except ExpressionError as exc:
             raise FlowFailed(f"node {node_id!r}: {expression.source!r}: {exc}") from None
 
-    def text(self, template: str) -> str:
-        """A template rendered with the call's names, its variables and (when used) the time."""
+    def text(self, template: str, *, secrets: bool = False) -> str:
+        """A template rendered with the call's names, its variables, (when used) the time, and with
+        `secrets` the operator's flow secrets (an http node's request only)."""
         if "{{" not in template and "}}" not in template:
             return template  # most media: nothing to render (and checked when the flow loaded)
         context = {**self.context, "vars": self.state.vars}
         if "now." in template:
             context["now"] = now_fields(self.now())
+        if secrets:
+            context["secrets"] = dict(self.services.secrets)
         try:
             return render(template, context)
         except TemplateError as exc:

@@ -46,6 +46,7 @@ __all__ = [
     "Flow",
     "GatherNode",
     "HangupNode",
+    "HttpNode",
     "Issue",
     "Loc",
     "MenuNode",
@@ -127,6 +128,35 @@ def _quote_hint(value: Any, exc: ExpressionError) -> str:
     return ""
 
 
+def _template(value: str) -> str:
+    try:
+        template_names(value)
+    except TemplateError as exc:
+        raise _error("template", str(exc)) from None
+    return value
+
+
+def _url(value: str) -> str:
+    _template(value)
+    if not value.startswith(("http://", "https://", "{{")):
+        raise _error("url", f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+def _json_templates(value: Any, depth: int = 0) -> Any:
+    if depth > 16:
+        raise _error("body", "the body is nested too deep (at most 16 levels)")
+    if isinstance(value, str):
+        _template(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _json_templates(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _json_templates(item, depth + 1)
+    return value
+
+
 def _regex(value: str) -> str:
     import regex
 
@@ -134,6 +164,12 @@ def _regex(value: str) -> str:
         regex.compile(value)
     except regex.error as exc:
         raise _error("regex", f"bad regex {value!r}: {exc}") from None
+    return value
+
+
+def _json_path(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", value):
+        raise _error("json_path", f"{value!r} is not a dotted path into the answer (e.g. customer.tier or items.0.id)")
     return value
 
 
@@ -177,6 +213,8 @@ class _Marker:
 NODE_REF = _Marker("node_ref")
 MEDIA = _Marker("media")
 EXPRESSION = _Marker("expression")
+TEMPLATE = _Marker("template")  # text with {{ names }}, `secrets.*` among them (http nodes only)
+JSON_TEMPLATES = _Marker("json_templates")  # a JSON value whose every string is a TEMPLATE
 
 Slug = Annotated[str, AfterValidator(_slug)]
 NodeId = Annotated[str, AfterValidator(_node_id)]
@@ -185,6 +223,9 @@ MediaUri = Annotated[str, AfterValidator(_media_uri), MEDIA]
 MediaList = Annotated[list[MediaUri], BeforeValidator(_one_or_many)]
 Digit = Annotated[str, AfterValidator(_dtmf)]
 VarName = Annotated[str, AfterValidator(_var_name)]
+Template = Annotated[str, AfterValidator(_template), TEMPLATE]
+Url = Annotated[str, AfterValidator(_url), TEMPLATE]
+JsonPath = Annotated[str, AfterValidator(lambda v: _json_path(v))]
 Regex = Annotated[str, AfterValidator(_regex)]
 # Written as text (or a YAML number or boolean, a literal); parsed when the flow loads.
 Expr = Annotated[Expression, PlainValidator(_expression), WithJsonSchema({"type": ["string", "number", "boolean"]}),
@@ -211,6 +252,8 @@ def _walk(annotation: Any, value: Any, loc: Loc) -> Iterator[tuple[_Marker, Loc,
             yield marker, loc, value
         elif marker is EXPRESSION and isinstance(value, Expression):
             yield marker, loc, value.source
+        elif marker is JSON_TEMPLATES:
+            yield from _json_strings(value, loc)
     elif origin in (Union, UnionType):
         for option in get_args(annotation):
             yield from _walk(option, value, loc)
@@ -228,6 +271,17 @@ def _walk(annotation: Any, value: Any, loc: Loc) -> Iterator[tuple[_Marker, Loc,
                 yield from _walk(item, element, (*loc, key))
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield from _walk_model(annotation, value, loc)
+
+
+def _json_strings(value: Any, loc: Loc, depth: int = 0) -> Iterator[tuple[_Marker, Loc, str]]:
+    if isinstance(value, str):
+        yield TEMPLATE, loc, value
+    elif depth < 16 and isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _json_strings(item, (*loc, key), depth + 1)
+    elif depth < 16 and isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_strings(item, (*loc, index), depth + 1)
 
 
 def _walk_model(cls: type[BaseModel], value: Any, loc: Loc = ()) -> Iterator[tuple[_Marker, Loc, str]]:
@@ -364,8 +418,29 @@ class GatherNode(BaseNode):
         return self
 
 
+class HttpNode(BaseNode):
+    """A web-service request (a CRM lookup): its answer's values saved into variables.
+
+    A timeout, a refused connection, a non-2xx status or an answer that is not JSON takes
+    `on_error` (none: the flow ends); the status is in `vars.http_status` whenever there was one.
+    Timeouts, connection errors and 5xx are tried `retries` more times. Rerun when adopted: a
+    lookup is safe to repeat (a POST that is not should say so to its server with an idempotency key)."""
+
+    type: Literal["http"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    url: Url
+    headers: dict[str, Template] = {}
+    body: Annotated[dict[str, Any], AfterValidator(_json_templates), JSON_TEMPLATES] | None = None
+    timeout: Annotated[float, Field(gt=0, le=30)] = 3.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 0
+    save: dict[VarName, JsonPath] = {}
+    next: NodeRef | None = None
+    on_error: NodeRef | None = None
+
+
 Node = Annotated[
-    AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode, Field(discriminator="type")
+    AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode,
+    Field(discriminator="type"),
 ]
 
 NODE_TYPES: Mapping[str, type[BaseNode]] = {
@@ -401,12 +476,14 @@ def graph_issues(start: object, nodes: Mapping[Any, Any], calendars: Collection[
             where = ("nodes", node_id, *loc)
             if marker is NODE_REF and value not in node_ids:
                 issues.append(Issue(where, f"no node named {value!r}{_did_you_mean(value, node_ids)}"))
-            elif marker is MEDIA and has_template(value):
+            elif marker in (MEDIA, TEMPLATE) and has_template(value):
                 try:
                     used = template_names(value)
                 except TemplateError:
                     continue  # a syntax error, already reported by field validation
-                issues.extend(Issue(where, problem) for name in used if (problem := unknown_template_name(name)))
+                secrets = marker is TEMPLATE
+                issues.extend(Issue(where, problem) for name in used
+                              if (problem := unknown_template_name(name, secrets=secrets)))
             elif marker is EXPRESSION:
                 try:
                     opened = compile_expression(value).calendars

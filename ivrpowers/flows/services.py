@@ -106,3 +106,5 @@ class Services:
     http: Http | None = None
     recorder: Recorder | None = None
     acd: Acd | None = None
+    # `{{ secrets.NAME }}` in http nodes: from the operator's settings, never from a flow file.
+    secrets: Mapping[str, str] = field(default_factory=dict)

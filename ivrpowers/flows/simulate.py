@@ -16,11 +16,11 @@ from typing import Any
 from .calendars import time_zone
 from .interpreter import run_flow
 from .schema import DTMF_DIGITS, Flow
-from .services import Http, Services
+from .services import Http, HttpError, HttpResponse, Services
 from .state import RunState
 from .testing import CallerAction, FakeClock, ListJournal, Press, ScriptedCall, Silence
 
-__all__ = ["Simulation", "parse_dtmf", "simulate"]
+__all__ = ["FixtureHttp", "Simulation", "parse_dtmf", "simulate"]
 
 _ENDS = {"hangup_by_flow": "hangup", "caller_hangup": "caller_hangup", "error": "error"}
 
@@ -42,6 +42,39 @@ class Simulation:
         if self.error is not None:
             out["error"] = self.error
         return out
+
+
+class FixtureHttp:
+    """`--http-fixture FILE`: answers by "METHOD URL" (the URL as rendered), e.g.
+
+        "GET https://crm.example/customers/5551234": {status: 200, body: {tier: gold}}
+        "POST https://crm.example/tickets": {error: "no answer within 3s"}
+
+    A request the fixture has no answer for fails as a refused connection would, naming itself.
+    """
+
+    def __init__(self, answers: Mapping[str, Any]) -> None:
+        self.answers: dict[str, Any] = {}
+        for key, answer in answers.items():
+            method, _, url = str(key).partition(" ")
+            if not url or not isinstance(answer, Mapping):
+                raise ValueError(f"{key!r}: expected \"METHOD URL\": {{status: 200, body: ...}} or {{error: ...}}")
+            self.answers[f"{method.upper()} {url.strip()}"] = answer
+        self.requests: list[str] = []
+
+    async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
+                      timeout: float = 5.0) -> HttpResponse:
+        key = f"{method.upper()} {url}"
+        self.requests.append(key)
+        answer = self.answers.get(key)
+        if answer is None:
+            raise HttpError(f"{key}: not in the HTTP fixture")
+        if "error" in answer:
+            raise HttpError(f"{key}: {answer['error']}")
+        status = answer.get("status", 200)
+        body = answer.get("body")
+        return HttpResponse(status=status if isinstance(status, int) else 200,
+                            headers={"Content-Type": "application/json"}, body=body)
 
 
 def parse_dtmf(text: str) -> list[CallerAction]:
@@ -68,6 +101,7 @@ async def simulate(
     caller_name: str = "",
     dialed: str = "100",
     http: Http | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> Simulation:
     """Run `flow` once; `at` is when the call happens (naive: in the flow's time zone; default now)."""
     zone = time_zone(flow.timezone or default_tz)
@@ -77,7 +111,8 @@ async def simulate(
                         when_done="hangup", clock=clock)
     journal = ListJournal()
     state = RunState(vars=dict(variables or {}))
-    result = await run_flow(flow, call, journal, services=Services(clock=clock, http=http), state=state)
+    services = Services(clock=clock, http=http, secrets=dict(secrets or {}))
+    result = await run_flow(flow, call, journal, services=services, state=state)
     end = _ENDS.get(result.outcome) or (result.handoff or {}).get("kind", "handed_off")
     return Simulation(
         path=[e.node for e in journal.entries if e.type == "node_entered" and e.node is not None],

@@ -49,11 +49,15 @@ def template_names(template: str) -> list[str]:
     return names
 
 
-def unknown_template_name(name: str) -> str | None:
-    """Why a template may not use `name`, or None when it may."""
+def unknown_template_name(name: str, *, secrets: bool = False) -> str | None:
+    """Why a template may not use `name`, or None when it may. `secrets.NAME` only where `secrets`
+    (an http node's url, headers and body: never where a caller could hear or a CDR keep it)."""
     if name in TEMPLATE_NAMES or name in NOW_NAMES or name.startswith("vars."):
         return None
-    known = ", ".join([*sorted(TEMPLATE_NAMES), "now.*", "vars.NAME"])
+    if name.startswith("secrets.") and name.count(".") == 1:
+        where = "an http node's url, headers and body"
+        return None if secrets else f"{{{{ {name} }}}}: secrets may be used only in {where}"
+    known = ", ".join([*sorted(TEMPLATE_NAMES), "now.*", "vars.NAME", *(["secrets.NAME"] if secrets else [])])
     return f"unknown name {{{{ {name} }}}} (known: {known})"
 
 
