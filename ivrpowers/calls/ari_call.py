@@ -93,8 +93,8 @@ class AriCall:
         self._answered = True
         self._on_answer(datetime.now(UTC))
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
-        return await self._media.play(media, barge_in=barge_in)
+    async def play(self, media: Sequence[str], *, barge_in: bool = True, language: str | None = None) -> str | None:
+        return await self._media.play(media, barge_in=barge_in, language=language)
 
     async def read_digit(self, timeout: float) -> str | None:
         return await self._media.read_digit(timeout)
@@ -116,7 +116,7 @@ class AriCall:
         await self._request(lambda: self.client.progress(self.channel_id))
 
     # -- media driver (flows.digits.MediaDriver) ------------------------------------------------
-    async def start_playback(self, playback_id: str, media: Sequence[str]) -> None:
+    async def start_playback(self, playback_id: str, media: Sequence[str], language: str | None = None) -> None:
         retried = False
 
         async def play() -> None:
@@ -128,7 +128,7 @@ class AriCall:
                 except AriNotFound:
                     pass
             retried = True
-            await self.client.play(self.channel_id, list(media), playback_id=playback_id)
+            await self.client.play(self.channel_id, list(media), playback_id=playback_id, lang=language)
 
         await self._request(play)
 

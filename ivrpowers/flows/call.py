@@ -29,13 +29,14 @@ class Call(Protocol):
     async def answer(self) -> None:
         """Answer the call (a no-op when already answered)."""
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
+    async def play(self, media: Sequence[str], *, barge_in: bool = True, language: str | None = None) -> str | None:
         """Play `media` (ARI media URIs such as `sound:hello-world`, `digits:123`, `number:42`) in order.
 
         With `barge_in`, a digit already buffered skips the prompt and is returned, and the first
         digit pressed during it stops it and is returned. Without `barge_in`, the prompt plays to
         the end and digits pressed meanwhile stay buffered for the next read. Returns None when the
         media played to the end. (`flows.digits.CallMedia` implements these rules for every call.)
+        `language` picks the sounds' language for this playback (None: the channel's own).
         """
 
     async def read_digit(self, timeout: float) -> str | None:

@@ -32,8 +32,8 @@ T = TypeVar("T")
 class MediaDriver(Protocol):
     """The media side of a call, as `CallMedia` drives it."""
 
-    async def start_playback(self, playback_id: str, media: Sequence[str]) -> None:
-        """Queue `media` on the call as one playback named `playback_id`.
+    async def start_playback(self, playback_id: str, media: Sequence[str], language: str | None = None) -> None:
+        """Queue `media` on the call as one playback named `playback_id` (in `language`, if given).
 
         Its end may be fed to `CallMedia.feed_playback_finished` before this returns.
         """
@@ -95,7 +95,7 @@ class CallMedia:
         if self.gone:
             raise CallerHungUp()
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
+    async def play(self, media: Sequence[str], *, barge_in: bool = True, language: str | None = None) -> str | None:
         """Play `media`; return the digit that barged in, or None when it played to the end."""
         self.check_alive()
         if barge_in and self.digits:
@@ -103,7 +103,7 @@ class CallMedia:
         playback_id = self._new_playback_id()
         self._playback, self._playback_started, self._playback_done = playback_id, False, False
         try:
-            await self._driver.start_playback(playback_id, media)
+            await self._driver.start_playback(playback_id, media, language)
             self._playback_started = True
 
             def outcome() -> tuple[str | None] | None:

@@ -283,13 +283,15 @@ class Run:
                 uris.append(uri)
         return uris
 
-    async def play(self, node_id: str, media: Sequence[str], *, barge_in: bool) -> str | None:
-        """Play rendered media; return the digit that interrupted it, if any."""
+    async def play(
+        self, node_id: str, media: Sequence[str], *, barge_in: bool, language: str | None = None
+    ) -> str | None:
+        """Play rendered media (in `language`, else the flow's); return the digit that interrupted it, if any."""
         uris = self.render(media)
         if not uris:
             return None
         try:
-            digit = await self.call.play(uris, barge_in=barge_in)
+            digit = await self.call.play(uris, barge_in=barge_in, language=language or self.flow.language)
         except CallerHungUp:
             # The timeline should show what the caller was hearing when they left.
             await self.record("prompt_played", node_id, {"media": uris, "interrupted_by": "hangup"})

@@ -52,6 +52,7 @@ __all__ = [
     "MenuNode",
     "Node",
     "PlayNode",
+    "SayNode",
     "SetNode",
     "graph_issues",
 ]
@@ -157,6 +158,12 @@ def _json_templates(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _language(value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2,3}([_-][A-Za-z0-9]{2,8}){0,2}", value):
+        raise _error("language", f"{value!r} is not a language code (e.g. en, es, fr_FR, en_US_f_Allison)")
+    return value
+
+
 def _regex(value: str) -> str:
     import regex
 
@@ -223,6 +230,7 @@ MediaUri = Annotated[str, AfterValidator(_media_uri), MEDIA]
 MediaList = Annotated[list[MediaUri], BeforeValidator(_one_or_many)]
 Digit = Annotated[str, AfterValidator(_dtmf)]
 VarName = Annotated[str, AfterValidator(_var_name)]
+Language = Annotated[str, AfterValidator(_language)]
 Template = Annotated[str, AfterValidator(_template), TEMPLATE]
 Url = Annotated[str, AfterValidator(_url), TEMPLATE]
 JsonPath = Annotated[str, AfterValidator(lambda v: _json_path(v))]
@@ -418,6 +426,47 @@ class GatherNode(BaseNode):
         return self
 
 
+SAY_KINDS = ("digits", "number", "characters", "date", "time")
+
+
+class SayNode(BaseNode):
+    """Speaks a value with Asterisk's own sounds: exactly one of `digits`, `number`, `characters`,
+    `date` ("YYYY-MM-DD") or `time` ("HH:MM"), each an expression (`number: vars.balance`). Dates
+    and times are composed from the stock day, month and number sounds. A value that cannot be
+    said (unset, not a number...) is skipped, and the timeline says why. Adopted: as `play`."""
+
+    type: Literal["say"]
+    digits: Expr | None = None
+    number: Expr | None = None
+    characters: Expr | None = None
+    date: Expr | None = None
+    time: Expr | None = None
+    language: Language | None = None  # None: the flow's, else the channel's
+    barge_in: bool = True
+    next: NodeRef | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> SayNode:
+        given = [kind for kind in SAY_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise _error("say", f"a say node says one of {', '.join(SAY_KINDS)}; it has "
+                                f"{', '.join(given) if given else 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in SAY_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def value(self) -> Expression:
+        value = getattr(self, self.kind)
+        assert isinstance(value, Expression)
+        return value
+
+    def adopt_policy(self) -> AdoptPolicy:
+        return "skip" if self.barge_in else "rerun"
+
+
 class HttpNode(BaseNode):
     """A web-service request (a CRM lookup): its answer's values saved into variables.
 
@@ -439,7 +488,7 @@ class HttpNode(BaseNode):
 
 
 Node = Annotated[
-    AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode,
+    AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode | SayNode,
     Field(discriminator="type"),
 ]
 
@@ -529,6 +578,7 @@ class Flow(_Model):
     name: Slug
     description: str | None = None
     timezone: Annotated[str, AfterValidator(_time_zone)] | None = None  # None: the controller's
+    language: Language | None = None  # of every prompt; None: the channel's (Asterisk's default, en)
     calendars: dict[Slug, Calendar] = {}
     start: NodeRef
     nodes: Annotated[dict[NodeId, Node], Field(min_length=1)]

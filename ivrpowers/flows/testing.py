@@ -91,6 +91,7 @@ class ScriptedCall:
         self.when_done = when_done
         self._caller_number, self._caller_name, self._dialed = caller_number, caller_name, dialed
         self.actions: list[tuple[Any, ...]] = []
+        self.languages: list[str | None] = []  # the language asked for by each play, in order
         self.media_requests: list[tuple[Any, ...]] = []
         self.answered = False
         self.hung_up_by: Literal["flow", "caller"] | None = None
@@ -117,10 +118,11 @@ class ScriptedCall:
         self.actions.append(("answer",))
         self.answered = True
 
-    async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
+    async def play(self, media: Sequence[str], *, barge_in: bool = True, language: str | None = None) -> str | None:
         self.media.check_alive()
         self.actions.append(("play", list(media), barge_in))
-        return await self.media.play(media, barge_in=barge_in)
+        self.languages.append(language)
+        return await self.media.play(media, barge_in=barge_in, language=language)
 
     async def read_digit(self, timeout: float) -> str | None:
         self.media.check_alive()
@@ -141,7 +143,7 @@ class _ScriptedCaller:
     def __init__(self, call: ScriptedCall) -> None:
         self.call = call
 
-    async def start_playback(self, playback_id: str, media: Sequence[str]) -> None:
+    async def start_playback(self, playback_id: str, media: Sequence[str], language: str | None = None) -> None:
         self.call.media_requests.append(("start", list(media)))
 
     async def stop_playback(self, playback_id: str) -> None:

@@ -59,7 +59,7 @@ class FakeAri:
         if self.answer_error:
             raise self.answer_error
 
-    async def play(self, channel_id: str, media: list[str], *, playback_id: str) -> None:
+    async def play(self, channel_id: str, media: list[str], *, playback_id: str, lang: str | None = None) -> None:
         self.requests.append(("play", channel_id, media, playback_id))
         if self.play_errors:
             error = self.play_errors.pop(0)

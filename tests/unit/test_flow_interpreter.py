@@ -424,7 +424,7 @@ async def test_default_step_limit_is_1000() -> None:
 
 async def test_a_failing_call_ends_the_run_with_an_error() -> None:
     class BrokenCall(ScriptedCall):
-        async def play(self, media: Sequence[str], *, barge_in: bool = True) -> str | None:
+        async def play(self, media: Sequence[str], *, barge_in: bool = True, language: str | None = None) -> str | None:
             raise ConnectionError("ARI is down")
 
     journal = ListJournal()

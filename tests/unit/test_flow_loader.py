@@ -180,7 +180,7 @@ def test_unknown_top_level_field() -> None:
         nodes:
           a: {type: hangup}
         """
-    ) == "f.yaml:3: unknown field 'version' (allowed: name, description, timezone, calendars, start, nodes)"
+    ) == "f.yaml:3: unknown field 'version' (allowed: name, description, timezone, language, calendars, start, nodes)"
 
 
 def test_missing_field_points_at_the_node() -> None:
@@ -540,7 +540,7 @@ def test_merge_keys_are_located() -> None:
         """
     )
     assert found == [
-        "f.yaml:1: unknown field 'base' (allowed: name, description, timezone, calendars, start, nodes)",
+        "f.yaml:1: unknown field 'base' (allowed: name, description, timezone, language, calendars, start, nodes)",
         "f.yaml:7: nodes.a.next: no node named 'nope'",
     ]
 
