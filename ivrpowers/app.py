@@ -43,7 +43,8 @@ class Controller:
         self.liveness = Liveness(ControllerRepository(self.db), self.id, settings.asterisk_id)
         # What flows may use: one HTTP keep-alive pool for every call, the clock in the configured zone.
         self.http = AiohttpHttp()
-        services = Services(clock=SystemClock(settings.timezone), http=self.http, secrets=settings.flow_secrets)
+        services = Services(clock=SystemClock(settings.timezone), http=self.http, secrets=settings.flow_secrets,
+                            flows=router)
         self.calls = CallController(self.client, settings, router, self.cdrs, self.writer, self.liveness, services)
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None

@@ -72,6 +72,17 @@ class Router:
             raise RoutingError(f"flow {name!r} has no published version")
         return await self.flow_version(name, version)
 
+    async def published(self, name: str) -> tuple[Flow, int]:
+        """`flows.services.FlowSource`: the live version of a flow (for subflow nodes)."""
+        stored = await self.flows.published(name)
+        if stored is None:
+            raise RoutingError(f"flow {name!r} has no published version")
+        return await self.flow_version(name, stored.version)
+
+    async def version(self, name: str, version: int) -> Flow:
+        """`flows.services.FlowSource`: a given version, parsed once."""
+        return (await self.flow_version(name, version))[0]
+
     async def flow_version(self, name: str, version: int) -> tuple[Flow, int]:
         key = (name, version)
         if key not in self._parsed:
@@ -80,7 +91,8 @@ class Router:
             except FlowNotFound as exc:
                 raise RoutingError(str(exc)) from exc
             try:
-                self._parsed[key] = load_flow(stored.source, filename=f"{name}@v{version}")
+                # In a thread: a large flow takes a while to parse, and calls must not wait on it.
+                self._parsed[key] = await asyncio.to_thread(load_flow, stored.source, f"{name}@v{version}")
             except FlowError as exc:
                 raise RoutingError(f"flow {name!r} v{version} does not load: {exc}") from exc
         return self._parsed[key], version

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,6 +38,17 @@ def _when(text: str | None) -> datetime | None:
     except ValueError:
         raise Invalid(f"--at {text!r}: expected an ISO time such as 2026-12-07T10:30 "
                       "(in the flow's time zone unless it gives an offset)") from None
+
+
+def _parse(source: str, filename: str) -> Any:
+    from ivrpowers.flows import FlowError, load_flow
+
+    try:
+        return load_flow(source, filename)
+    except FlowError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise CliError(f"{filename}: not a valid flow ({len(exc.problems)} problem(s) above)") from None
 
 
 def _fixture(path: str) -> Any:
@@ -83,7 +95,6 @@ def simulate(ctx: click.Context, flow_ref: str, dtmf: str, variables: tuple[str,
     NAME|FILE is a flow file, or the name of a stored flow (its published version, else its latest).
     Nothing waits in real time and no Asterisk is needed.
     """
-    from ivrpowers.flows import FlowError, load_flow
     from ivrpowers.flows.simulate import parse_dtmf
     from ivrpowers.flows.simulate import simulate as run_simulation
 
@@ -94,25 +105,27 @@ def simulate(ctx: click.Context, flow_ref: str, dtmf: str, variables: tuple[str,
         raise Invalid(f"--dtmf: {exc}") from None
     initial = dict(_variable(v) for v in variables)
     when = _when(at)
+    http = _fixture(fixture) if fixture else None
+    options: dict[str, Any] = {"dtmf": dtmf, "variables": initial, "at": when, "default_tz": settings.timezone,
+                               "caller_number": caller, "dialed": dialed, "secrets": settings.flow_secrets}
     if os.path.exists(flow_ref) or flow_ref.endswith((".yaml", ".yml")):
-        source, filename = _read(flow_ref), flow_ref
+        from ivrpowers.flows.simulate import DirectoryFlows
+
+        parsed = _parse(_read(flow_ref), flow_ref)
+        flows = DirectoryFlows(Path(flow_ref).resolve().parent)
+        result = asyncio.run(_run(run_simulation, parsed, http, flows=flows, **options))
     else:
-        async def stored(db: Database) -> tuple[str, str]:
+        async def stored(db: Database) -> Any:
+            from ivrpowers.calls.routing import Router
+            from ivrpowers.store.routes import RouteRepository
+
             repo = FlowRepository(db)
             found = await repo.published(flow_ref) or await repo.get(flow_ref)
-            return found.source, f"{found.name} v{found.version}"
+            parsed = _parse(found.source, f"{found.name} v{found.version}")
+            return await _run(run_simulation, parsed, http, flows=Router(RouteRepository(db), repo, ttl=0),
+                              **options)
 
-        source, filename = with_db(settings, stored)
-    try:
-        parsed = load_flow(source, filename)
-    except FlowError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        raise CliError(f"{filename}: not a valid flow ({len(exc.problems)} problem(s) above)") from None
-    http = _fixture(fixture) if fixture else None
-    result = asyncio.run(_run(run_simulation, parsed, http, dtmf=dtmf, variables=initial, at=when,
-                              default_tz=settings.timezone, caller_number=caller, dialed=dialed,
-                              secrets=settings.flow_secrets))
+        result = with_db(settings, stored)
     if as_json:
         emit_json(result.to_dict())
     else:

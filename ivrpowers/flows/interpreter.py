@@ -17,11 +17,12 @@ from .calendars import now_fields, time_zone
 from .call import Call, CallerHungUp, Journal
 from .expressions import Expression, ExpressionError, Scope
 from .schema import AnswerNode, BaseNode, Flow, HangupNode, MenuNode, PlayNode
-from .services import Acd, Clock, HandOff, Http, Recorder, Services
+from .services import Acd, Clock, FlowSource, HandOff, Http, Recorder, Services
 from .state import STATE_KEY, RunState, StateJournal
 from .templates import TemplateError, render
 
-__all__ = ["DEFAULT_MAX_STEPS", "FlowFailed", "FlowResult", "Outcome", "Run", "base_context", "handles", "run_flow"]
+__all__ = ["DEFAULT_MAX_STEPS", "END_CALL", "FlowFailed", "FlowResult", "Outcome", "Run", "SubflowCall", "base_context",
+           "handles", "run_flow"]
 
 # Far beyond any real caller's path through a flow, far below a hot loop's damage.
 DEFAULT_MAX_STEPS = 1000
@@ -56,9 +57,28 @@ class FlowFailed(Exception):
         self.reason = reason
 
 
-# A handler runs one node and returns the id of the next node, None to end the flow (hang up),
-# or a HandOff to end it without hanging up.
-Next = str | None | HandOff
+class EndCall:
+    """A handler's answer meaning "hang up now", even inside a subflow (where None returns)."""
+
+
+END_CALL = EndCall()
+MAX_SUBFLOW_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class SubflowCall:
+    """A handler's answer meaning "run this flow, then come back to `return_to`"."""
+
+    name: str
+    flow: Flow
+    version: int
+    return_to: str | None
+
+
+# A handler runs one node and returns the id of the next node, None to end the flow (hang up; in a
+# subflow: return to the caller), END_CALL to hang up, a HandOff to end it without hanging up, or a
+# SubflowCall.
+Next = str | None | HandOff | EndCall | SubflowCall
 NodeT = TypeVar("NodeT", bound=BaseNode)
 Handler = Callable[["Run", str, Any], Awaitable[Next]]
 _HANDLERS: dict[type[BaseNode], Handler] = {}
@@ -116,17 +136,26 @@ async def run_flow(
     adopting = state is not None and state.node is not None
     run_state = RunState.from_dict(state.to_dict()) if state is not None else RunState()  # the caller's stays as it was
     run = Run(flow, call, journal, _merge(base_context(flow, call), context or {}), services or Services(), run_state)
-    node_id: str | None = run_state.node if adopting else start_at if start_at is not None else flow.start
+    node_id: str | EndCall | None = run_state.node if adopting else start_at if start_at is not None else flow.start
     current: str | None = None
     steps = 0
     try:
-        while node_id is not None:
-            node = flow.nodes.get(node_id)
+        if adopting and run_state.stack:
+            await run.switch_to(await run.flow_of(run_state.stack[-1]))
+        while True:
+            if node_id is None and run_state.stack:
+                node_id = await run.leave_subflow(current)
+                continue
+            if node_id is None or isinstance(node_id, EndCall):
+                break
+            node = run.flow.nodes.get(node_id)
             if node is None:
-                raise FlowFailed(f"no node named {node_id!r}")
+                raise FlowFailed(f"no node named {node_id!r} in flow {run.flow.name!r}")
             if steps >= max_steps:
                 raise FlowFailed(f"{max_steps} nodes run without ending: a loop with no caller input?", "step_limit")
             detail: dict[str, Any] = {"type": node.type}
+            if run_state.stack:
+                detail["flow"] = run.flow.name
             partial: dict[str, Any] = {}
             if adopting:
                 adopting = False
@@ -148,6 +177,9 @@ async def run_flow(
             outcome = await _HANDLERS[type(node)](run, current, node)
             if isinstance(outcome, HandOff):
                 return await run.end(current, steps, "handed_off", "handed_off", handoff=outcome)
+            if isinstance(outcome, SubflowCall):
+                node_id = await run.enter_subflow(current, outcome)
+                continue
             node_id = outcome
         await run.record("flow_hangup", current)
         try:
@@ -170,7 +202,9 @@ class Run:
     def __init__(
         self, flow: Flow, call: Call, journal: Journal, context: dict[str, Any], services: Services, state: RunState
     ) -> None:
-        self.flow = flow
+        self.flow = flow  # the flow running now: `main`, or a subflow it entered
+        self.main = flow
+        self._flows: dict[tuple[str, int], Flow] = {}
         self.call = call
         self.journal = journal
         self.context = context
@@ -211,6 +245,44 @@ class Run:
         await self.record("flow_ended", node, detail)
         return FlowResult(outcome, reason, node, steps, error, handed, self.state)
 
+    # -- subflows ------------------------------------------------------------------------------
+    async def flow_of(self, frame: Mapping[str, Any]) -> Flow:
+        """The flow a stack frame runs (the version the call pinned)."""
+        name, version = frame.get("flow"), frame.get("version")
+        if not isinstance(name, str) or not isinstance(version, int):
+            raise FlowFailed(f"a subflow frame without its flow and version: {dict(frame)!r}")
+        key = (name, version)
+        if key not in self._flows:
+            try:
+                self._flows[key] = await self.flows.version(name, version)
+            except LookupError as exc:
+                raise FlowFailed(f"subflow {name!r} v{version}: {exc}") from None
+        return self._flows[key]
+
+    async def switch_to(self, flow: Flow) -> None:
+        self.flow = flow
+        self.context["flow"] = {"name": flow.name}
+
+    async def enter_subflow(self, node_id: str, call: SubflowCall) -> str:
+        on_stack = [self.main.name, *(frame.get("flow") for frame in self.state.stack)]
+        if call.name in on_stack:
+            raise FlowFailed(f"subflow cycle: {' -> '.join(map(str, on_stack))} -> {call.name}")
+        if len(self.state.stack) >= MAX_SUBFLOW_DEPTH:
+            raise FlowFailed(f"subflows nested more than {MAX_SUBFLOW_DEPTH} deep")
+        self.state.stack.append({"flow": call.name, "version": call.version, "return_to": call.return_to})
+        self.state.pinned[call.name] = call.version
+        self._flows[(call.name, call.version)] = call.flow
+        await self.record("subflow_entered", node_id, {"flow": call.name, "version": call.version})
+        await self.switch_to(call.flow)
+        return call.flow.start
+
+    async def leave_subflow(self, node_id: str | None) -> str | None:
+        frame = self.state.stack.pop()
+        await self.switch_to(await self.flow_of(self.state.stack[-1]) if self.state.stack else self.main)
+        await self.record("subflow_left", node_id, {"flow": frame.get("flow"), "next": frame.get("return_to")})
+        return_to = frame.get("return_to")
+        return return_to if isinstance(return_to, str) else None
+
     # -- services ------------------------------------------------------------------------------
     def _missing(self, name: str) -> FlowFailed:
         return FlowFailed(f"node {self.state.node!r} needs the {name} service, which is not available here")
@@ -232,6 +304,12 @@ class Run:
         if self.services.recorder is None:
             raise self._missing("recorder")
         return self.services.recorder
+
+    @property
+    def flows(self) -> FlowSource:
+        if self.services.flows is None:
+            raise self._missing("flows")
+        return self.services.flows
 
     @property
     def acd(self) -> Acd:
@@ -325,8 +403,8 @@ async def _play(run: Run, node_id: str, node: PlayNode) -> str | None:
 
 
 @handles(HangupNode)
-async def _hangup(run: Run, node_id: str, node: HangupNode) -> str | None:
-    return None
+async def _hangup(run: Run, node_id: str, node: HangupNode) -> EndCall:
+    return END_CALL
 
 
 @handles(MenuNode)

@@ -54,6 +54,7 @@ __all__ = [
     "PlayNode",
     "SayNode",
     "SetNode",
+    "SubflowNode",
     "graph_issues",
 ]
 
@@ -426,6 +427,16 @@ class GatherNode(BaseNode):
         return self
 
 
+class SubflowNode(BaseNode):
+    """Runs another flow (its published version, pinned for the rest of the call) with the call's
+    variables, then goes on to `next`. Inside the subflow, the end of a path returns here; a
+    `hangup` node hangs up. Rerun when adopted on it (nothing happened yet)."""
+
+    type: Literal["subflow"]
+    flow: Slug
+    next: NodeRef | None = None
+
+
 SAY_KINDS = ("digits", "number", "characters", "date", "time")
 
 
@@ -488,7 +499,8 @@ class HttpNode(BaseNode):
 
 
 Node = Annotated[
-    AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode | SayNode,
+    AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode | SayNode
+    | SubflowNode,
     Field(discriminator="type"),
 ]
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["Acd", "Clock", "HandOff", "Http", "HttpError", "HttpResponse", "Recorder", "Recording", "Services"]
+if TYPE_CHECKING:
+    from .schema import Flow
+
+__all__ = ["Acd", "Clock", "FlowSource", "HandOff", "Http", "HttpError", "HttpResponse", "Recorder", "Recording",
+           "Services"]
 
 
 class Clock(Protocol):
@@ -98,6 +102,16 @@ class Acd(Protocol):
         """Put the call in `queue`; the returned hand-off ends the flow (the ACD owns the call now)."""
 
 
+class FlowSource(Protocol):
+    """Other flows, for `subflow` nodes. Both raise LookupError when there is no such flow."""
+
+    async def published(self, name: str) -> tuple[Flow, int]:
+        """The version of `name` live now, and its number."""
+
+    async def version(self, name: str, version: int) -> Flow:
+        """A given version (the one a call pinned when it first entered the subflow)."""
+
+
 @dataclass(frozen=True)
 class Services:
     """The services one run may use; None means not available here."""
@@ -106,5 +120,6 @@ class Services:
     http: Http | None = None
     recorder: Recorder | None = None
     acd: Acd | None = None
+    flows: FlowSource | None = None
     # `{{ secrets.NAME }}` in http nodes: from the operator's settings, never from a flow file.
     secrets: Mapping[str, str] = field(default_factory=dict)

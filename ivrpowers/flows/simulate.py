@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .calendars import time_zone
 from .interpreter import run_flow
+from .loader import load_flow_file
 from .schema import DTMF_DIGITS, Flow
-from .services import Http, HttpError, HttpResponse, Services
+from .services import FlowSource, Http, HttpError, HttpResponse, Services
 from .state import RunState
 from .testing import CallerAction, FakeClock, ListJournal, Press, ScriptedCall, Silence
 
-__all__ = ["FixtureHttp", "Simulation", "parse_dtmf", "simulate"]
+__all__ = ["DirectoryFlows", "FixtureHttp", "Simulation", "parse_dtmf", "simulate"]
 
 _ENDS = {"hangup_by_flow": "hangup", "caller_hangup": "caller_hangup", "error": "error"}
 
@@ -77,6 +79,25 @@ class FixtureHttp:
                             headers={"Content-Type": "application/json"}, body=body)
 
 
+class DirectoryFlows:
+    """A `FlowSource` for simulating a flow file: subflow NAME is the file NAME.yaml beside it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._loaded: dict[str, Flow] = {}
+
+    async def published(self, name: str) -> tuple[Flow, int]:
+        if name not in self._loaded:
+            path = self.directory / f"{name}.yaml"
+            if not path.is_file():
+                raise LookupError(f"no file {path} for subflow {name!r}")
+            self._loaded[name] = load_flow_file(path)
+        return self._loaded[name], 1
+
+    async def version(self, name: str, version: int) -> Flow:
+        return (await self.published(name))[0]
+
+
 def parse_dtmf(text: str) -> list[CallerAction]:
     """`--dtmf 12#,3`: a digit per wait, `,` for a wait with nothing pressed. ValueError otherwise."""
     actions: list[CallerAction] = []
@@ -102,6 +123,7 @@ async def simulate(
     dialed: str = "100",
     http: Http | None = None,
     secrets: Mapping[str, str] | None = None,
+    flows: FlowSource | None = None,
 ) -> Simulation:
     """Run `flow` once; `at` is when the call happens (naive: in the flow's time zone; default now)."""
     zone = time_zone(flow.timezone or default_tz)
@@ -111,7 +133,7 @@ async def simulate(
                         when_done="hangup", clock=clock)
     journal = ListJournal()
     state = RunState(vars=dict(variables or {}))
-    services = Services(clock=clock, http=http, secrets=dict(secrets or {}))
+    services = Services(clock=clock, http=http, secrets=dict(secrets or {}), flows=flows)
     result = await run_flow(flow, call, journal, services=services, state=state)
     end = _ENDS.get(result.outcome) or (result.handoff or {}).get("kind", "handed_off")
     return Simulation(

@@ -32,6 +32,8 @@ class RunState:
     vars: dict[str, Any] = field(default_factory=dict)
     stack: list[dict[str, Any]] = field(default_factory=list)
     partial: dict[str, Any] = field(default_factory=dict)
+    # The version of each subflow the call entered: it keeps it, whatever is published later.
+    pinned: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +41,7 @@ class RunState:
             "vars": copy.deepcopy(self.vars),
             "stack": copy.deepcopy(self.stack),
             "partial": copy.deepcopy(self.partial),
+            "pinned": dict(self.pinned),
         }
 
     @classmethod
@@ -49,6 +52,7 @@ class RunState:
             vars=copy.deepcopy(dict(data.get("vars") or {})),
             stack=copy.deepcopy(list(data.get("stack") or [])),
             partial=copy.deepcopy(dict(data.get("partial") or {})),
+            pinned={k: v for k, v in dict(data.get("pinned") or {}).items() if isinstance(v, int)},
         )
 
     def apply(self, delta: Mapping[str, Any]) -> None:
@@ -59,6 +63,8 @@ class RunState:
             self.stack = copy.deepcopy(list(delta["stack"]))
         if "partial" in delta:
             self.partial = copy.deepcopy(dict(delta["partial"]))
+        if "pinned" in delta:
+            self.pinned = {k: v for k, v in dict(delta["pinned"]).items() if isinstance(v, int)}
 
 
 class TimelineEntry(Protocol):
@@ -83,7 +89,7 @@ def resume_state(entries: Iterable[TimelineEntry]) -> RunState | None:
         detail = entry.detail or {}
         if entry.type == "node_entered":
             base = state or carried
-            state = RunState(node=entry.node, vars=base.vars, stack=base.stack)
+            state = RunState(node=entry.node, vars=base.vars, stack=base.stack, pinned=base.pinned)
         delta = detail.get(STATE_KEY)
         if isinstance(delta, Mapping):
             (state or carried).apply(delta)
@@ -100,6 +106,7 @@ class StateJournal:
         self._vars: dict[str, Any] = {}
         self._stack: list[dict[str, Any]] = []
         self._partial: dict[str, Any] = {}
+        self._pinned: dict[str, int] = {}
 
     def entered(self, node: str, partial: Mapping[str, Any] | None = None) -> None:
         """A node starts: `node_entered` itself says the partial input is empty."""
@@ -120,4 +127,7 @@ class StateJournal:
         if state.partial != self._partial:
             self._partial = copy.deepcopy(state.partial)
             changed["partial"] = copy.deepcopy(state.partial)
+        if state.pinned != self._pinned:
+            self._pinned = dict(state.pinned)
+            changed["pinned"] = dict(state.pinned)
         return changed or None

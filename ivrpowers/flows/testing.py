@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, NamedTuple
 
 from .digits import CallMedia
+from .schema import Flow
 from .services import HandOff, HttpError, HttpResponse
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Entry",
     "FakeAcd",
     "FakeClock",
+    "FakeFlows",
     "FakeHttp",
     "HangUp",
     "Interrupt",
@@ -265,6 +267,32 @@ class FakeHttp:
         if isinstance(answer, HttpError):
             raise answer
         return answer
+
+
+class FakeFlows:
+    """A `FlowSource` over flows given in memory: `publish(flow)` adds a version and makes it live."""
+
+    def __init__(self, *flows: Flow) -> None:
+        self.versions: dict[tuple[str, int], Flow] = {}
+        self.live: dict[str, int] = {}
+        for flow in flows:
+            self.publish(flow)
+
+    def publish(self, flow: Flow) -> int:
+        version = 1 + max((v for (n, v) in self.versions if n == flow.name), default=0)
+        self.versions[(flow.name, version)] = flow
+        self.live[flow.name] = version
+        return version
+
+    async def published(self, name: str) -> tuple[Flow, int]:
+        if name not in self.live:
+            raise LookupError(f"no published flow {name!r}")
+        return self.versions[(name, self.live[name])], self.live[name]
+
+    async def version(self, name: str, version: int) -> Flow:
+        if (name, version) not in self.versions:
+            raise LookupError(f"no flow {name!r} version {version}")
+        return self.versions[(name, version)]
 
 
 class FakeAcd:
