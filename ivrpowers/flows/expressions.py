@@ -458,7 +458,7 @@ def compile_expression(source: Any, calendars: frozenset[str] | None = None) -> 
     `calendars`: the names `open()` may use; None leaves that to a whole-flow check (`schema`).
     """
     if isinstance(source, bool) or source is None or _is_number(source):
-        return Expression(str(source), Literal(source))
+        return Expression(to_text(source) if source is not None else "null", Literal(source))
     if not isinstance(source, str):
         raise ExpressionError(f"an expression is text, not {type(source).__name__}")
     if len(source) > MAX_SOURCE:

@@ -55,6 +55,7 @@ __all__ = [
     "SayNode",
     "SetNode",
     "SubflowNode",
+    "TransferNode",
     "graph_issues",
 ]
 
@@ -228,7 +229,8 @@ Slug = Annotated[str, AfterValidator(_slug)]
 NodeId = Annotated[str, AfterValidator(_node_id)]
 NodeRef = Annotated[str, NODE_REF]  # existence is a whole-flow property, checked by `graph_issues`
 MediaUri = Annotated[str, AfterValidator(_media_uri), MEDIA]
-MediaList = Annotated[list[MediaUri], BeforeValidator(_one_or_many)]
+# One string is accepted for a list of one (and editors are told so by the JSON Schema).
+MediaList = Annotated[list[MediaUri], BeforeValidator(_one_or_many, json_schema_input_type=MediaUri | list[MediaUri])]
 Digit = Annotated[str, AfterValidator(_dtmf)]
 VarName = Annotated[str, AfterValidator(_var_name)]
 Language = Annotated[str, AfterValidator(_language)]
@@ -237,9 +239,10 @@ Url = Annotated[str, AfterValidator(_url), TEMPLATE]
 JsonPath = Annotated[str, AfterValidator(lambda v: _json_path(v))]
 Regex = Annotated[str, AfterValidator(_regex)]
 # Written as text (or a YAML number or boolean, a literal); parsed when the flow loads.
-Expr = Annotated[Expression, PlainValidator(_expression), WithJsonSchema({"type": ["string", "number", "boolean"]}),
+Expr = Annotated[Expression, PlainValidator(_expression), WithJsonSchema({"type": ["string", "number", "boolean", "null"]}),
                  EXPRESSION]
-Options = Annotated[dict[Digit, NodeRef], BeforeValidator(_digit_keys), Field(min_length=1)]
+# Field first: after the BeforeValidator its minimum would reach the JSON Schema as a string's minLength.
+Options = Annotated[dict[Digit, NodeRef], Field(min_length=1), BeforeValidator(_digit_keys)]
 
 
 class Issue(NamedTuple):
@@ -427,6 +430,31 @@ class GatherNode(BaseNode):
         return self
 
 
+TRANSFER_TARGET = re.compile(r"^(endpoint:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}|number:\+?[0-9*#]{1,32})$")
+
+
+def _transfer_target(value: str) -> str:
+    # Literal only: no template, so no caller input can choose where a call goes.
+    if not TRANSFER_TARGET.match(value):
+        raise _error("transfer_target", f"{value!r} is not a transfer target: endpoint:NAME (a phone or browser "
+                                        "user of this Asterisk) or number:DIGITS (an outside number, no templates)")
+    return value
+
+
+class TransferNode(BaseNode):
+    """Rings `to`; when it answers, the caller and it are bridged and the flow ends (disposition
+    `transferred`). Otherwise `on_no_answer` (after `timeout` s), `on_busy`, `on_failure` (a refused
+    or unreachable target); none given: the flow ends. Adopted mid-ring: rerun (ring again)."""
+
+    type: Literal["transfer"]
+    to: Annotated[str, AfterValidator(_transfer_target)]
+    timeout: Annotated[float, Field(ge=1, le=300)] = 30.0
+    caller_id: Annotated[str, Field(max_length=80)] | None = None  # None: the caller's own
+    on_no_answer: NodeRef | None = None
+    on_busy: NodeRef | None = None
+    on_failure: NodeRef | None = None
+
+
 class SubflowNode(BaseNode):
     """Runs another flow (its published version, pinned for the rest of the call) with the call's
     variables, then goes on to `next`. Inside the subflow, the end of a path returns here; a
@@ -500,7 +528,7 @@ class HttpNode(BaseNode):
 
 Node = Annotated[
     AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode | SayNode
-    | SubflowNode,
+    | SubflowNode | TransferNode,
     Field(discriminator="type"),
 ]
 
