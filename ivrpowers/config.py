@@ -50,6 +50,16 @@ class Settings(BaseModel):
     timezone: str = "UTC"  # IANA name: the flows' clock (business hours) when a flow sets none
     # `{{ secrets.NAME }}` in flows' http nodes: `[flow_secrets]` in the file, IVRPOWERS_FLOW_SECRET_NAME.
     flow_secrets: dict[str, str] = {}
+    # Outside numbers a flow's transfer may dial: none unless both are set. `outbound_trunk` is a PJSIP
+    # endpoint the operator configured; a number must fully match one of the `outbound_allow` regexes.
+    outbound_trunk: str | None = None
+    outbound_allow: list[str] = []
+
+    def number_allowed(self, number: str) -> bool:
+        """May a flow transfer a caller to this outside number?"""
+        import re
+
+        return bool(self.outbound_trunk) and any(re.fullmatch(p, number) for p in self.outbound_allow)
     # IVRPOWERS_ASTERISK_ID (or `asterisk_id` in the file) fixes the id; unset: generated once.
     asterisk_id_override: str | None = Field(default=None, pattern=ASTERISK_ID_PATTERN)
 
@@ -144,7 +154,7 @@ def load_settings(**overrides: object) -> Settings:
     for env, field in _ENV.items():
         if env in os.environ:
             raw = os.environ[env]
-            values[field] = json.loads(raw) if field == "unknown_number_media" else raw
+            values[field] = json.loads(raw) if field in ("unknown_number_media", "outbound_allow") else raw
     env_secrets = {k.removeprefix(FLOW_SECRET_ENV).lower(): v for k, v in os.environ.items()
                    if k.startswith(FLOW_SECRET_ENV) and len(k) > len(FLOW_SECRET_ENV)}
     if env_secrets:

@@ -11,6 +11,8 @@ from typing import Protocol
 
 from ivrpowers.ari import (
     AriClient,
+    Channel,
+    ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelHangupRequest,
     PlaybackFinished,
@@ -30,11 +32,25 @@ class ChannelOwner(Protocol):
     def feed_destroyed(self, cause: int | None, cause_txt: str | None, at: datetime | None) -> None: ...
 
 
+class Expected(Protocol):
+    """A channel this controller originated, not in the app yet (`calls.transfer.LegWaiter`)."""
+
+    def entered(self, channel: Channel) -> None: ...
+    def destroyed(self, cause: int | None, cause_txt: str | None) -> None: ...
+
+
 class EventRouter:
     def __init__(self, client: AriClient, on_stasis_start: Callable[[StasisStart], None]) -> None:
         self.client = client
         self.on_stasis_start = on_stasis_start
         self.owners: dict[str, ChannelOwner] = {}
+        self.expected: dict[str, Expected] = {}  # originated channels: their answer, or their end
+
+    def expect(self, channel_id: str, waiter: Expected) -> None:
+        self.expected[channel_id] = waiter
+
+    def unexpect(self, channel_id: str) -> None:
+        self.expected.pop(channel_id, None)
 
     def attach(self, channel_id: str, owner: ChannelOwner) -> None:
         self.owners[channel_id] = owner
@@ -49,10 +65,19 @@ class EventRouter:
         self.client.subscribe(PlaybackFinished, self._playback_finished)
         self.client.subscribe(ChannelHangupRequest, self._hangup_request)
         self.client.subscribe(StasisEnd, self._stasis_end)
+        self.client.subscribe(ChannelDestroyed, self._destroyed)
 
     def _stasis_start(self, event: StasisStart) -> None:
-        if event.channel.id not in self.owners:
+        if waiter := self.expected.pop(event.channel.id, None):
+            waiter.entered(event.channel)
+        elif event.channel.id not in self.owners:
             self.on_stasis_start(event)
+
+    def _destroyed(self, event: ChannelDestroyed) -> None:
+        # Only an originated channel that never entered the app needs this: for the others,
+        # StasisEnd has already said they are gone.
+        if waiter := self.expected.pop(event.channel.id, None):
+            waiter.destroyed(event.cause, event.cause_txt)
 
     def _dtmf(self, event: ChannelDtmfReceived) -> None:
         if owner := self.owners.get(event.channel.id):

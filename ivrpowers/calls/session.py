@@ -8,6 +8,7 @@ rest is rebuilt by `ivrpowers.calls.reconciler` when another controller adopts t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.journal import CallJournal
 from ivrpowers.calls.roles import StasisArgs
 from ivrpowers.calls.routing import Router, RoutingError
+from ivrpowers.calls.transfer import SessionTransfer
 from ivrpowers.config import Settings
 from ivrpowers.flows import run_flow
 from ivrpowers.flows.call import CallerHungUp
@@ -33,6 +35,7 @@ log = logging.getLogger("ivrpowers.calls")
 DESTROY_GRACE = 5.0
 
 DISPOSITIONS = {"hangup_by_flow": "completed", "caller_hangup": "caller_hangup", "handed_off": "handed_off"}
+HANDED_OFF = frozenset({"handed_off", "transferred"})  # the call goes on without its flow
 
 
 @dataclass
@@ -61,6 +64,9 @@ class Session:
     def __post_init__(self) -> None:
         self._watchers: set[asyncio.Task[None]] = set()
         self._flow = "no flow"
+        self.bridge_id: str | None = None
+        self._bridged_leg: AriCall | None = None
+        self._bridged_at: datetime | None = None
         self.journal = CallJournal(self.ctx.writer, self.call_id)
         self.call = AriCall(self.ctx.client, self.channel, self.args.dialed or self.channel.dialplan.exten,
                             on_answer=self._answered)
@@ -101,6 +107,37 @@ class Session:
             self.ctx.events.detach(channel_id, leg)
             self.journal.write("leg_left", self.journal.last_node, {"channel": channel_id, "cause": leg.cause})
 
+    def bridged(self, bridge_id: str, leg: AriCall, at: datetime) -> None:
+        """A transfer connected the caller to `leg` in `bridge_id`."""
+        self.bridge_id, self._bridged_leg, self._bridged_at = bridge_id, leg, at
+        self.ctx.writer.update_call(self.call_id, bridge_id=bridge_id)
+
+    async def _talk(self) -> None:
+        """A transferred call: until either side hangs up; then the other is hung up too."""
+        call, leg = self.call, self._bridged_leg
+        if leg is not None:
+            ends = [asyncio.ensure_future(call.destroyed.wait()), asyncio.ensure_future(leg.destroyed.wait())]
+            try:
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for end in ends:
+                    end.cancel()
+            by = "caller" if call.gone else "target"
+            for side in (call, leg):
+                if not side.gone:
+                    try:
+                        await side.hangup()
+                    except (AriError, CallerHungUp):
+                        pass
+            talk = (datetime.now(UTC) - self._bridged_at).total_seconds() if self._bridged_at else None
+            self.journal.write("transfer_ended", self.journal.last_node, {"hung_up_by": by, "talk_seconds": talk})
+        if self.bridge_id is not None:
+            try:
+                await self.ctx.client.destroy_bridge(self.bridge_id)
+            except AriError:
+                pass  # gone with its last channel
+        await call.destroyed.wait()
+
     # -- the caller's run ----------------------------------------------------------------------
     async def run(self) -> None:
         call, journal = self.call, self.journal
@@ -115,7 +152,9 @@ class Session:
             except Exception:
                 log.exception("call %s failed", self.call_id)
                 journal.write("error", journal.last_node, {"message": "controller error, see logs"})
-            if disposition == "handed_off":
+            if disposition == "transferred":
+                await self._talk()
+            elif disposition in HANDED_OFF:
                 await call.destroyed.wait()  # the interaction goes on without the flow
             elif not call.gone:
                 try:
@@ -179,5 +218,8 @@ class Session:
         log.debug("call %s from %r to %s: %s", self.call_id, call.caller_number, call.dialed, self._flow)
         if adopted is None or not adopted.flow_name:
             self.ctx.writer.update_call(self.call_id, flow_name=flow.name, flow_version=version)
-        result = await run_flow(flow, call, journal, services=self.ctx.services, state=state)
+        services = dataclasses.replace(self.ctx.services, transfer=SessionTransfer(self))
+        result = await run_flow(flow, call, journal, services=services, state=state)
+        if result.handoff is not None and result.handoff.get("kind") == "transfer":
+            return "transferred"
         return DISPOSITIONS.get(result.outcome, "failed")

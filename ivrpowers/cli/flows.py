@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
 from ivrpowers.cli.errors import CliError
 from ivrpowers.store.db import Database
-from ivrpowers.store.flows import FlowRepository
+from ivrpowers.store.flows import FlowRepository, LiveChange
 from ivrpowers.store.models import FlowVersion
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -21,10 +24,16 @@ def flow() -> None:
 
 
 def _read(path: str) -> str:
+    # Bytes decoded as they are (no newline translation, a BOM kept): what is stored is exactly the file.
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"{path}: cannot read: {exc}") from exc
+
+
+def message_option(f: Callable[..., T]) -> Callable[..., T]:
+    """`-m MSG`: why, kept in the flow's history."""
+    return click.option("-m", "--message", help="Why: kept in `ivrpowers flow history`.")(f)
 
 
 def _version(v: FlowVersion) -> dict[str, Any]:
@@ -58,9 +67,10 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 @flow.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--publish", is_flag=True, help="Make this version the one live calls run.")
+@message_option
 @json_option
 @click.pass_context
-def import_(ctx: click.Context, file: str, publish: bool, as_json: bool) -> None:
+def import_(ctx: click.Context, file: str, publish: bool, message: str | None, as_json: bool) -> None:
     """Store FILE as a new version of its flow, after validating it; an unchanged file makes none."""
     from ivrpowers.flows import FlowError, load_flow
 
@@ -72,19 +82,35 @@ def import_(ctx: click.Context, file: str, publish: bool, as_json: bool) -> None
             click.echo(str(problem), err=True)
         raise CliError(f"{file} not imported: {len(exc.problems)} problem(s)", "fix them and import again") from exc
 
-    async def work(db: Database) -> tuple[FlowVersion, bool, int | None, int | None]:
+    stored = store(ctx, parsed.name, source, publish=publish, message=message)
+    say_stored(stored, publish=publish, as_json=as_json)
+
+
+Stored = tuple[FlowVersion, bool, int | None, int | None]  # version, created, live before, live now
+
+
+def store(ctx: click.Context, name: str, source: str, *, publish: bool, message: str | None,
+          base_version: int | None = None) -> Stored:
+    """Store `source` as a version of `name` (see `FlowRepository.import_source`), with what is live around it."""
+
+    async def work(db: Database) -> Stored:
         flows = FlowRepository(db)
-        before = await flows.published(parsed.name)
-        version, created = await flows.import_source(parsed.name, source, publish=publish)
-        after = await flows.published(parsed.name)
+        before = await flows.published(name)
+        version, created = await flows.import_source(name, source, publish=publish, message=message,
+                                                     base_version=base_version)
+        after = await flows.published(name)
         return version, created, before.version if before else None, after.version if after else None
 
-    version, created, live_before, live = with_db(settings_from(ctx), work)
+    return with_db(settings_from(ctx), work)
+
+
+def say_stored(stored: Stored, *, publish: bool, as_json: bool, verb: str = "imported") -> None:
+    version, created, live_before, live = stored
     if as_json:
         emit_json({**_version(version), "created": created, "live_version": live, "previous_live_version": live_before})
         return
     name, v = version.name, version.version
-    what = f"{name} v{v} imported" if created else f"{name} unchanged: same as v{v}, no new version"
+    what = f"{name} v{v} {verb}" if created else f"{name} unchanged: same as v{v}, no new version"
     if live is None:
         click.echo(f"{what}; no version is live (publish one: `ivrpowers flow publish {name}`)")
     elif publish and live_before != live:
@@ -98,22 +124,26 @@ def import_(ctx: click.Context, file: str, publish: bool, as_json: bool) -> None
 @flow.command()
 @click.argument("name")
 @click.option("--version", type=click.IntRange(min=1), help="Default: the latest version.")
+@message_option
 @json_option
 @click.pass_context
-def publish(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
+def publish(ctx: click.Context, name: str, version: int | None, message: str | None, as_json: bool) -> None:
     """Make a version of NAME the one live calls run."""
 
-    async def work(db: Database) -> tuple[FlowVersion, int | None]:
-        flows = FlowRepository(db)
-        before = await flows.published(name)
-        return await flows.publish(name, version), before.version if before else None
+    async def work(db: Database) -> LiveChange:
+        return await FlowRepository(db).publish(name, version, message=message)
 
-    published, live_before = with_db(settings_from(ctx), work)
+    say_live(with_db(settings_from(ctx), work), as_json=as_json)
+
+
+def say_live(change: LiveChange, *, as_json: bool, how: str = "") -> None:
+    """What a publish or a rollback left live, and what was live before."""
+    live, before = change.version, change.previous
     if as_json:
-        emit_json({**_version(published), "live_version": published.version, "previous_live_version": live_before})
+        emit_json({**_version(live), "live_version": live.version, "previous_live_version": before})
         return
-    was = "it already was" if live_before == published.version else f"was v{live_before}" if live_before else "none was"
-    click.echo(f"{published.name} v{published.version} is live now ({was})")
+    was = "it already was" if before == live.version else f"was v{before}" if before else "none was"
+    click.echo(f"{live.name} v{live.version} is live now ({how}{was})")
 
 
 @flow.command(name="list")

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import click
 
+from ivrpowers.cli import flow_graph as _flow_graph  # noqa: F401  (adds `flow graph`)
+from ivrpowers.cli import flow_schema as _flow_schema  # noqa: F401  (adds `flow schema`)
 from ivrpowers.cli import flow_simulate  # noqa: F401  (adds `flow simulate`)
+from ivrpowers.cli import flow_versions as _flow_versions  # noqa: F401  (adds `flow history`, `diff`, `edit`...)
 from ivrpowers.cli.asterisk import asterisk
 from ivrpowers.cli.cdr import cdr
 from ivrpowers.cli.common import settings_from, setup_logging

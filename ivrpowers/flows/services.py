@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from .schema import Flow
 
 __all__ = ["Acd", "Clock", "FlowSource", "HandOff", "Http", "HttpError", "HttpResponse", "Recorder", "Recording",
-           "Services"]
+           "Services", "TransferResult", "Transferer"]
 
 
 class Clock(Protocol):
@@ -102,6 +102,24 @@ class Acd(Protocol):
         """Put the call in `queue`; the returned hand-off ends the flow (the ACD owns the call now)."""
 
 
+@dataclass(frozen=True)
+class TransferResult:
+    """How a transfer attempt ended: `answered` (the caller and the target are bridged: the flow
+    hands the call off), `no_answer`, `busy` or `failed` (`detail` says why: refused target,
+    unreachable endpoint, a cause code). `detail` also has `ring_ms`, and is journaled."""
+
+    outcome: Literal["answered", "no_answer", "busy", "failed"]
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Transferer(Protocol):
+    """Connects the call to another party: `endpoint:NAME` (a phone or browser user of this
+    Asterisk) or `number:DIGITS` (an outside number, through the outbound trunk, only where the
+    operator's allow-list says so)."""
+
+    async def transfer(self, target: str, *, timeout: float, caller_id: str | None = None) -> TransferResult: ...
+
+
 class FlowSource(Protocol):
     """Other flows, for `subflow` nodes. Both raise LookupError when there is no such flow."""
 
@@ -121,5 +139,6 @@ class Services:
     recorder: Recorder | None = None
     acd: Acd | None = None
     flows: FlowSource | None = None
+    transfer: Transferer | None = None  # per call: the controller gives each session its own
     # `{{ secrets.NAME }}` in http nodes: from the operator's settings, never from a flow file.
     secrets: Mapping[str, str] = field(default_factory=dict)

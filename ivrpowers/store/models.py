@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 typed models: flows, routes, calls (CDRs) and their event timelines."""
+"""SQLAlchemy 2 typed models: flows and their publishes, routes, calls (CDRs) and their event timelines."""
 
 from __future__ import annotations
 
@@ -48,10 +48,33 @@ class FlowVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), index=True)
     version: Mapped[int]
+    # Exactly the text imported (line endings, BOM, comments): `flow export` gives it back byte for byte.
     source: Mapped[str] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    # The live version, kept beside the publish log because routing reads it on every new number.
     published: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    published_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]  # the last time this version went live
+
+
+class FlowPublish(Base):
+    """One change of a flow's live version (publish or rollback): what went live, when, why, what it replaced.
+
+    `rollback_to_id` is the publish that `flow rollback` returns to from this one: a publish points at
+    the one it replaced, a rollback inherits the pointer of the publish it restored. So successive
+    rollbacks walk further back (v3 -> v2 -> v1) instead of toggling between the last two.
+    """
+
+    __tablename__ = "flow_publishes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int]
+    previous_version: Mapped[int | None]  # live just before; None when none was
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    message: Mapped[str | None] = mapped_column(Text)
+    rollback: Mapped[bool] = mapped_column(default=False)
+    rollback_to_id: Mapped[int | None] = mapped_column(ForeignKey("flow_publishes.id"))
 
 
 class Route(Base):

@@ -390,8 +390,10 @@ async def test_resume_at_an_unknown_node_is_an_error(demo: Flow) -> None:
     result = await run_flow(demo, call, journal, start_at="gone")
 
     assert (result.outcome, result.reason, result.last_node) == ("error", "error", None)
-    assert result.error == "no node named 'gone'"
-    assert journal.entries == [("flow_ended", None, {"reason": "error", "error": "no node named 'gone'"})]
+    assert result.error == "no node named 'gone' in flow 'demo'"
+    assert journal.entries == [
+        ("flow_ended", None, {"reason": "error", "error": "no node named 'gone' in flow 'demo'"})
+    ]
     assert call.actions == []  # the owner decides what to do with the call
 
 

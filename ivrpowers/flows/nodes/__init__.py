@@ -4,6 +4,6 @@ Each module registers its handlers with `@handles(...)` when imported; `ivrpower
 them all, so any import of the flows package has every node type runnable.
 """
 
-from . import gather, http, logic, say, subflow
+from . import gather, http, logic, say, subflow, transfer
 
-__all__ = ["gather", "http", "logic", "say", "subflow"]
+__all__ = ["gather", "http", "logic", "say", "subflow", "transfer"]
