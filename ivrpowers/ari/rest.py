@@ -200,6 +200,13 @@ class AriRest(AriHttp):
         data = await self.request("POST", f"/channels/{_seg(channel_id)}/record", params=params)
         return LiveRecording.model_validate(data)
 
+    async def stored_recording_file(self, name: str) -> bytes:
+        """The file of a stored recording (its format's bytes, e.g. a WAV)."""
+        return await self.request_bytes("GET", f"/recordings/stored/{_seg(name)}/file")
+
+    async def delete_stored_recording(self, name: str) -> None:
+        await self.request("DELETE", f"/recordings/stored/{_seg(name)}")
+
     async def stop_recording(self, name: str) -> None:
         """Stop a live recording and keep the file (RecordingFinished follows)."""
         await self.request("POST", f"/recordings/live/{_seg(name)}/stop")

@@ -19,12 +19,13 @@ The resync requests (`resync`) are never retried: they run as part of the reconn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from ivrpowers.ari import AriClient, AriConnectionError, AriError, AriNotFound, Channel
+from ivrpowers.ari import AriClient, AriConnectionError, AriError, AriNotFound, Channel, LiveRecording
 from ivrpowers.calls.causes import REASONS, cause_text
 from ivrpowers.flows.call import CallerHungUp
 from ivrpowers.flows.digits import CallMedia, wait_for_change
@@ -67,6 +68,8 @@ class AriCall:
         self.cause: int | None = None
         self.cause_txt: str | None = None
         self.ended_at: datetime | None = None
+        # Recordings under way, by name: their RecordingFinished or RecordingFailed event ends them.
+        self.recordings: dict[str, asyncio.Future[tuple[LiveRecording, bool]]] = {}
 
     @property
     def gone(self) -> bool:
@@ -168,6 +171,16 @@ class AriCall:
         self._media.feed_gone()
         self.destroyed.set()
 
+    def feed_recording(self, recording: LiveRecording, failed: bool) -> None:
+        future = self.recordings.pop(recording.name, None)
+        if future is not None and not future.done():
+            future.set_result((recording, failed))
+
+    def discard_digit(self, digit: str) -> None:
+        """Forget a buffered digit that was not for the flow (a recording's terminator)."""
+        with contextlib.suppress(ValueError):
+            self._media.digits.remove(digit)
+
     async def resync(self) -> None:
         """After an events outage: learn what was missed (hangup, end of the current prompt)."""
         try:
@@ -180,6 +193,10 @@ class AriCall:
                 await self.client.get_playback(playback)
             except AriNotFound:
                 self.feed_playback_finished(playback)
+
+    async def request_about_call(self, send: Callable[[], Awaitable[T]]) -> T:
+        """Send a request about this channel with the call's rules (404: gone; outage: wait, retry)."""
+        return await self._request(send)
 
     # -- internals -----------------------------------------------------------------------------
     async def _request(self, send: Callable[[], Awaitable[T]]) -> T:

@@ -15,7 +15,10 @@ from ivrpowers.ari import (
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelHangupRequest,
+    LiveRecording,
     PlaybackFinished,
+    RecordingFailed,
+    RecordingFinished,
     StasisEnd,
     StasisStart,
     event_channel_id,
@@ -30,6 +33,7 @@ class ChannelOwner(Protocol):
     def feed_playback_finished(self, playback_id: str) -> None: ...
     def feed_hangup(self, cause: int | None = None, cause_txt: str | None = None) -> None: ...
     def feed_destroyed(self, cause: int | None, cause_txt: str | None, at: datetime | None) -> None: ...
+    def feed_recording(self, recording: LiveRecording, failed: bool) -> None: ...
 
 
 class Expected(Protocol):
@@ -66,12 +70,18 @@ class EventRouter:
         self.client.subscribe(ChannelHangupRequest, self._hangup_request)
         self.client.subscribe(StasisEnd, self._stasis_end)
         self.client.subscribe(ChannelDestroyed, self._destroyed)
+        self.client.subscribe(RecordingFinished, self._recording)
+        self.client.subscribe(RecordingFailed, self._recording)
 
     def _stasis_start(self, event: StasisStart) -> None:
         if waiter := self.expected.pop(event.channel.id, None):
             waiter.entered(event.channel)
         elif event.channel.id not in self.owners:
             self.on_stasis_start(event)
+
+    def _recording(self, event: RecordingFinished | RecordingFailed) -> None:
+        if owner := self.owners.get(event_channel_id(event) or ""):
+            owner.feed_recording(event.recording, isinstance(event, RecordingFailed))
 
     def _destroyed(self, event: ChannelDestroyed) -> None:
         # Only an originated channel that never entered the app needs this: for the others,

@@ -18,6 +18,7 @@ from ivrpowers.ari import AriClient, AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.journal import CallJournal
+from ivrpowers.calls.recorder import SessionRecorder
 from ivrpowers.calls.roles import StasisArgs
 from ivrpowers.calls.routing import Router, RoutingError
 from ivrpowers.calls.transfer import SessionTransfer
@@ -218,7 +219,8 @@ class Session:
         log.debug("call %s from %r to %s: %s", self.call_id, call.caller_number, call.dialed, self._flow)
         if adopted is None or not adopted.flow_name:
             self.ctx.writer.update_call(self.call_id, flow_name=flow.name, flow_version=version)
-        services = dataclasses.replace(self.ctx.services, transfer=SessionTransfer(self))
+        services = dataclasses.replace(
+            self.ctx.services, transfer=SessionTransfer(self), recorder=SessionRecorder(self))
         result = await run_flow(flow, call, journal, services=services, state=state)
         if result.handoff is not None and result.handoff.get("kind") == "transfer":
             return "transferred"

@@ -20,6 +20,7 @@ from ivrpowers.cli.common import settings_from, setup_logging
 from ivrpowers.cli.db import db
 from ivrpowers.cli.errors import Invalid, one_line, report
 from ivrpowers.cli.flows import flow
+from ivrpowers.cli.recordings import recording
 from ivrpowers.cli.routes import route
 from ivrpowers.config import load_settings
 
@@ -89,6 +90,7 @@ cli.add_command(db)
 cli.add_command(flow)
 cli.add_command(route)
 cli.add_command(cdr)
+cli.add_command(recording)
 
 
 _debug = False

@@ -52,6 +52,7 @@ __all__ = [
     "MenuNode",
     "Node",
     "PlayNode",
+    "RecordNode",
     "SayNode",
     "SetNode",
     "SubflowNode",
@@ -230,7 +231,9 @@ NodeId = Annotated[str, AfterValidator(_node_id)]
 NodeRef = Annotated[str, NODE_REF]  # existence is a whole-flow property, checked by `graph_issues`
 MediaUri = Annotated[str, AfterValidator(_media_uri), MEDIA]
 # One string is accepted for a list of one (and editors are told so by the JSON Schema).
-MediaList = Annotated[list[MediaUri], BeforeValidator(_one_or_many, json_schema_input_type=MediaUri | list[MediaUri])]
+MediaList = Annotated[
+    list[MediaUri], BeforeValidator(_one_or_many, json_schema_input_type=MediaUri | list[MediaUri])
+]
 Digit = Annotated[str, AfterValidator(_dtmf)]
 VarName = Annotated[str, AfterValidator(_var_name)]
 Language = Annotated[str, AfterValidator(_language)]
@@ -238,9 +241,11 @@ Template = Annotated[str, AfterValidator(_template), TEMPLATE]
 Url = Annotated[str, AfterValidator(_url), TEMPLATE]
 JsonPath = Annotated[str, AfterValidator(lambda v: _json_path(v))]
 Regex = Annotated[str, AfterValidator(_regex)]
-# Written as text (or a YAML number or boolean, a literal); parsed when the flow loads.
-Expr = Annotated[Expression, PlainValidator(_expression), WithJsonSchema({"type": ["string", "number", "boolean", "null"]}),
-                 EXPRESSION]
+# Written as text (or a YAML number, boolean or null: a literal); parsed when the flow loads.
+Expr = Annotated[
+    Expression, PlainValidator(_expression), WithJsonSchema({"type": ["string", "number", "boolean", "null"]}),
+    EXPRESSION,
+]
 # Field first: after the BeforeValidator its minimum would reach the JSON Schema as a string's minLength.
 Options = Annotated[dict[Digit, NodeRef], Field(min_length=1), BeforeValidator(_digit_keys)]
 
@@ -455,6 +460,23 @@ class TransferNode(BaseNode):
     on_failure: NodeRef | None = None
 
 
+class RecordNode(BaseNode):
+    """Voicemail: plays `prompt`, beeps, records the caller until `terminator`, `silence_seconds` of
+    silence or `max_seconds`; the recording's name goes into `var` (play it with `recording:NAME`)
+    and the timeline (name, duration, size). A caller who hangs up while recording leaves a kept
+    message. Adopted mid-recording: skip (Asterisk finishes the recording on its own)."""
+
+    type: Literal["record"]
+    adopt: ClassVar[AdoptPolicy] = "skip"
+    prompt: MediaList = []
+    beep: bool = True
+    max_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
+    silence_seconds: Annotated[int, Field(ge=0, le=60)] = 5  # 0: silence never ends it
+    terminator: Annotated[str | None, AfterValidator(lambda v: v if v is None else _dtmf(v))] = "#"
+    var: VarName | None = None
+    next: NodeRef | None = None
+
+
 class SubflowNode(BaseNode):
     """Runs another flow (its published version, pinned for the rest of the call) with the call's
     variables, then goes on to `next`. Inside the subflow, the end of a path returns here; a
@@ -528,7 +550,7 @@ class HttpNode(BaseNode):
 
 Node = Annotated[
     AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode | SayNode
-    | SubflowNode | TransferNode,
+    | SubflowNode | TransferNode | RecordNode,
     Field(discriminator="type"),
 ]
 
@@ -538,6 +560,8 @@ NODE_TYPES: Mapping[str, type[BaseNode]] = {
 
 
 def _did_you_mean(name: str, choices: Collection[str]) -> str:
+    """` (did you mean 'x'?)`: difflib's closest choice, if close enough. It compares the name with
+    every choice: `graph_issues` gives it a few candidates, not all of a big flow's ids."""
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -557,14 +581,44 @@ def graph_issues(start: object, nodes: Mapping[Any, Any], calendars: Collection[
     data so that a broken field in one node doesn't hide a dangling reference in another.
     """
     node_ids = [node_id for node_id in nodes if isinstance(node_id, str)]
+    known_ids = set(node_ids)
+    # "Did you mean" for every dangling reference, each against every id, made a big broken flow
+    # quadratic (3,000 nodes: minutes). Ids one edit away, the usual typo, share a one-letter
+    # deletion with the name: an index of those gives a few candidates; only `full_searches`
+    # names without any get a search of all ids. Each name is looked up once.
+    near: dict[str, list[str]] = {}
+    full_searches = 8
+    hints: dict[str, str] = {}
+
+    def deletions(name: str) -> set[str]:
+        return {name, *(name[:i] + name[i + 1 :] for i in range(len(name)))} if len(name) <= 64 else set()
+
+    def hint(name: str) -> str:
+        nonlocal full_searches
+        if name in hints:
+            return hints[name]
+        if not near:
+            for node_id in node_ids:
+                for key in deletions(node_id):
+                    ids = near.setdefault(key, [])
+                    if len(ids) < 16:  # a short key ("1") may fit hundreds of ids: the first will do
+                        ids.append(node_id)
+        candidates = dict.fromkeys(node_id for key in deletions(name) for node_id in near.get(key, ()))
+        found = _did_you_mean(name, candidates) if candidates else ""
+        if not found and full_searches > 0:
+            full_searches -= 1
+            found = _did_you_mean(name, node_ids)
+        hints[name] = found
+        return found
+
     issues = []
-    if isinstance(start, str) and start not in node_ids:
-        issues.append(Issue(("start",), f"start node {start!r} does not exist{_did_you_mean(start, node_ids)}"))
+    if isinstance(start, str) and start not in known_ids:
+        issues.append(Issue(("start",), f"start node {start!r} does not exist{hint(start)}"))
     for node_id in node_ids:
         for marker, loc, value in _references(nodes[node_id]):
             where = ("nodes", node_id, *loc)
-            if marker is NODE_REF and value not in node_ids:
-                issues.append(Issue(where, f"no node named {value!r}{_did_you_mean(value, node_ids)}"))
+            if marker is NODE_REF and value not in known_ids:
+                issues.append(Issue(where, f"no node named {value!r}{hint(value)}"))
             elif marker in (MEDIA, TEMPLATE) and has_template(value):
                 try:
                     used = template_names(value)

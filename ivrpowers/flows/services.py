@@ -63,19 +63,23 @@ class Http(Protocol):
 
 @dataclass(frozen=True)
 class Recording:
-    """A finished recording: its stored name, length in seconds, and why it stopped
-    ("silence", "max_duration", "dtmf", "hangup")."""
+    """A finished recording: its stored name (what `recording:NAME` plays), its length in seconds,
+    its size in bytes (0 if unknown), and why it stopped ("finished": silence, the time limit or the
+    terminator; "hangup": the caller left, the message is kept)."""
 
     name: str
     duration: float
     reason: str
+    size: int = 0
 
 
 class Recorder(Protocol):
-    """Records the caller on the call the run drives."""
+    """Records the caller on the call the run drives; the recorder names the recording (`label`
+    says what for, e.g. the node id)."""
 
     async def record(
-        self, name: str, *, max_duration: float, max_silence: float | None = None, beep: bool = True
+        self, label: str, *, max_duration: float, max_silence: float | None = None, beep: bool = True,
+        terminator: str | None = "#",
     ) -> Recording: ...
 
 

@@ -1,9 +1,11 @@
 """`flow simulate`: the real interpreter on a simulated call, with a simulated clock.
 
 The caller presses the given digits, one each time the flow waits for one (`,` is a wait with
-nothing pressed: one timeout), then hangs up. No Asterisk, and no waiting in real time: a timeout
-moves the simulated clock on by its length instead. The call is `testing.ScriptedCall`, whose
-digit and barge-in rules are those of a real call (`flows.digits`).
+nothing pressed: one timeout), then hangs up. A record node "records" 5 s at once; a transfer ends
+the way the caller of `simulate` says (answered by default: the call is handed off). No Asterisk,
+and no waiting in real time: a timeout moves the simulated clock on by its length instead. The
+call is `testing.ScriptedCall`, whose digit and barge-in rules are those of a real call
+(`flows.digits`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .calendars import time_zone
 from .interpreter import run_flow
@@ -20,7 +22,7 @@ from .loader import load_flow_file
 from .schema import DTMF_DIGITS, Flow
 from .services import FlowSource, Http, HttpError, HttpResponse, Services
 from .state import RunState
-from .testing import CallerAction, FakeClock, ListJournal, Press, ScriptedCall, Silence
+from .testing import CallerAction, FakeClock, FakeRecorder, FakeTransfer, ListJournal, Press, ScriptedCall, Silence
 
 __all__ = ["DirectoryFlows", "FixtureHttp", "Simulation", "parse_dtmf", "simulate"]
 
@@ -124,6 +126,7 @@ async def simulate(
     http: Http | None = None,
     secrets: Mapping[str, str] | None = None,
     flows: FlowSource | None = None,
+    transfer: Literal["answered", "no_answer", "busy", "failed"] = "answered",
 ) -> Simulation:
     """Run `flow` once; `at` is when the call happens (naive: in the flow's time zone; default now)."""
     zone = time_zone(flow.timezone or default_tz)
@@ -133,7 +136,8 @@ async def simulate(
                         when_done="hangup", clock=clock)
     journal = ListJournal()
     state = RunState(vars=dict(variables or {}))
-    services = Services(clock=clock, http=http, secrets=dict(secrets or {}), flows=flows)
+    services = Services(clock=clock, http=http, secrets=dict(secrets or {}), flows=flows,
+                        recorder=FakeRecorder(), transfer=FakeTransfer(transfer))
     result = await run_flow(flow, call, journal, services=services, state=state)
     end = _ENDS.get(result.outcome) or (result.handoff or {}).get("kind", "handed_off")
     return Simulation(

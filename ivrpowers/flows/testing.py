@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from .digits import CallMedia
 from .schema import Flow
-from .services import HandOff, HttpError, HttpResponse
+from .services import HandOff, HttpError, HttpResponse, Recording, TransferResult
 
 __all__ = [
     "CallerAction",
@@ -25,6 +25,8 @@ __all__ = [
     "FakeClock",
     "FakeFlows",
     "FakeHttp",
+    "FakeRecorder",
+    "FakeTransfer",
     "HangUp",
     "Interrupt",
     "ListJournal",
@@ -293,6 +295,32 @@ class FakeFlows:
         if (name, version) not in self.versions:
             raise LookupError(f"no flow {name!r} version {version}")
         return self.versions[(name, version)]
+
+
+class FakeRecorder:
+    """A `Recorder` that "records" `seconds` of silence at once: `recorded` logs the labels."""
+
+    def __init__(self, seconds: float = 5.0) -> None:
+        self.seconds = seconds
+        self.recorded: list[str] = []
+
+    async def record(self, label: str, *, max_duration: float, max_silence: float | None = None, beep: bool = True,
+                     terminator: str | None = "#") -> Recording:
+        self.recorded.append(label)
+        return Recording(name=f"simulated-{label}-{len(self.recorded)}", duration=min(self.seconds, max_duration),
+                         reason="finished", size=0)
+
+
+class FakeTransfer:
+    """A `Transferer` whose every attempt ends as `outcome`: `attempts` logs the targets."""
+
+    def __init__(self, outcome: Literal["answered", "no_answer", "busy", "failed"] = "answered") -> None:
+        self.outcome = outcome
+        self.attempts: list[str] = []
+
+    async def transfer(self, target: str, *, timeout: float, caller_id: str | None = None) -> TransferResult:
+        self.attempts.append(target)
+        return TransferResult(self.outcome, {"ring_ms": 0, "simulated": True})
 
 
 class FakeAcd:

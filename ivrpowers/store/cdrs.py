@@ -121,6 +121,18 @@ class CdrRepository:
             )
             return list(rows.all())
 
+    async def recordings(self, call_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Recordings made by calls (their `recording_saved` events), newest first."""
+        query = (select(CallEvent, CallRecord.caller_number).join(CallRecord, CallEvent.call_id == CallRecord.id)
+                 .where(CallEvent.type == "recording_saved"))
+        if call_id is not None:
+            query = query.where(CallEvent.call_id == call_id)
+        async with self.db.session() as session:
+            rows = (await session.execute(query.order_by(CallEvent.at.desc(), CallEvent.id.desc()).limit(limit))).all()
+        return [{"name": event.detail.get("name"), "call": event.call_id, "caller": caller, "node": event.node,
+                 "at": event.at.isoformat(), "duration": event.detail.get("duration"),
+                 "size": event.detail.get("size"), "reason": event.detail.get("reason")} for event, caller in rows]
+
     async def unfinished(self, asterisk_id: str | None = None) -> list[CallRecord]:
         """Calls with no end (on one Asterisk, if given): to adopt after a restart, or to close as lost."""
         query = select(CallRecord).where(CallRecord.ended_at.is_(None))

@@ -39,6 +39,7 @@ How SIPp (3.6.1, ``play_pcap_audio``) replays a pcap, read in its source
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import re
@@ -249,11 +250,30 @@ class DtmfRtpStream:
             self.timestamp = (start + (updates + END_PACKETS) * SAMPLES_PER_PACKET) & 0xFFFFFFFF
         return out
 
+    def tone_packets(self, frequency: float, seconds: float, amplitude: float = 0.5) -> list[tuple[float, bytes]]:
+        """(pcap time, frame) of a PCMU sine wave: audio whose energy a test can find in a recording."""
+        out: list[tuple[float, bytes]] = []
+        count = max(1, round(seconds / PTIME))
+        for n in range(count):
+            first = n * SAMPLES_PER_PACKET
+            payload = bytes(_ulaw(amplitude * math.sin(2 * math.pi * frequency * (first + i) / SAMPLE_RATE))
+                            for i in range(SAMPLES_PER_PACKET))
+            out.append((self.clock, self._frame(self._rtp(PT_PCMU, n == 0, self.timestamp, payload))))
+            self.clock += PTIME
+            self.timestamp = (self.timestamp + SAMPLES_PER_PACKET) & 0xFFFFFFFF
+        self._started = True
+        return out
+
+    def write_tone_pcap(self, path: str | os.PathLike[str], frequency: float, seconds: float) -> DtmfPcap:
+        return self._write(path, self.tone_packets(frequency, seconds), f"tone {frequency:g} Hz")
+
     def write_pcap(
         self, path: str | os.PathLike[str], digits: str, *, gap: float = 0.3, duration: float = 0.2
     ) -> DtmfPcap:
         """Write `digits` as a classic libpcap file SIPp can `play_pcap_audio`."""
-        frames = self.packets(digits, gap=gap, duration=duration)
+        return self._write(path, self.packets(digits, gap=gap, duration=duration), digits)
+
+    def _write(self, path: str | os.PathLike[str], frames: list[tuple[float, bytes]], what: str) -> DtmfPcap:
         chunks = [_PCAP_GLOBAL_HEADER]
         for when, frame in frames:
             sec = int(when)
@@ -265,7 +285,17 @@ class DtmfRtpStream:
         out = Path(path)
         out.write_bytes(b"".join(chunks))
         span = frames[-1][0] - frames[0][0] + PTIME
-        return DtmfPcap(path=out, digits=digits, duration=span, packets=len(frames))
+        return DtmfPcap(path=out, digits=what, duration=span, packets=len(frames))
+
+
+def _ulaw(sample: float) -> int:
+    """G.711 µ-law of a sample in [-1, 1] (the encoder's bias-and-segment form)."""
+    value = max(-32635, min(32635, int(sample * 32767)))
+    sign = 0x80 if value < 0 else 0
+    value = abs(value) + 0x84
+    exponent = max(0, value.bit_length() - 8)
+    mantissa = (value >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
 
 
 def make_dtmf_pcap(
@@ -365,6 +395,14 @@ class Dtmf:
 
 
 @dataclass(frozen=True)
+class Tone:
+    """Send `seconds` of a sine wave at `frequency` Hz as PCMU audio (something to record)."""
+
+    frequency: float
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Hangup:
     """The caller hangs up: BYE, expect 200."""
 
@@ -390,7 +428,7 @@ class ExpectRejected:
     timeout: float = 30.0
 
 
-Step = Pause | Dtmf | Hangup | ExpectHangup | ExpectRejected
+Step = Pause | Dtmf | Tone | Hangup | ExpectHangup | ExpectRejected
 
 _SIP_USER = re.compile(r"^[0-9A-Za-z+*._~!$&'()=,;?/-]+$")  # '#' needs escaping in a URI; SIPp keywords use []
 _BAD_NAME_CHARS = set('"\\[]<>\r\n')
@@ -429,7 +467,7 @@ class SippCall:
                 raise ValueError(f"{step!r}: negative pause")
             if isinstance(step, ExpectHangup) and step.timeout <= 0:
                 raise ValueError(f"{step!r}: timeout must be positive")
-            if not isinstance(step, (Pause, Dtmf, Hangup, ExpectHangup)):
+            if not isinstance(step, (Pause, Dtmf, Tone, Hangup, ExpectHangup)):
                 raise TypeError(f"not a step: {step!r}")
 
 
@@ -527,6 +565,8 @@ def _describe_step(step: Step) -> str:
             return f"Pause({seconds:g})"
         case Dtmf(digits, gap, duration):
             return f"Dtmf({digits!r}, gap={gap:g}, duration={duration:g})"
+        case Tone(frequency, seconds):
+            return f"Tone({frequency:g} Hz, {seconds:g} s)"
         case ExpectHangup(timeout):
             return f"ExpectHangup(timeout={timeout:g})"
         case ExpectRejected(status, early_media, timeout):
@@ -629,6 +669,14 @@ class _ScenarioBuilder:
                     )
                     self.wait(index, wait, what)
                     self.stream.advance(wait - pcap.duration)
+                case Tone(frequency, seconds):
+                    pcap = self.stream.write_tone_pcap(self.workdir / f"tone_step{index}.pcap", frequency, seconds)
+                    self.pcaps.append(pcap)
+                    self.lines.append(
+                        f"  <nop><action><exec play_pcap_audio={quoteattr(str(pcap.path))}/></action></nop>"
+                    )
+                    self.wait(index, pcap.duration + 0.06, what)
+                    self.stream.advance(0.06)
                 case Hangup():
                     self.lines.append(f'  <send retrans="500">{_cdata(self.fmt(_BYE))}</send>')
                     self.lines.append('  <recv response="200" crlf="true"/>')

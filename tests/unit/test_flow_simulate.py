@@ -96,3 +96,19 @@ def test_the_cli_refuses_bad_input_in_one_line(run: Run, tmp_path: Path) -> None
     line = broken.read_text().splitlines().index("    var: 9account") + 1
     assert ran.code == 1 and ran.err.startswith(f"{broken}:{line}: nodes.ask.var: '9account' is not a variable name")
     assert ran.err.count("\n") == 2  # the problem, then the one-line error
+
+
+async def test_record_and_transfer_nodes_have_simulated_services() -> None:
+    flow = load_flow(dedent("""
+        name: vm
+        start: t
+        nodes:
+          t: {type: transfer, to: endpoint:agent1, timeout: 5, on_no_answer: vm}
+          vm: {type: record, var: msg, next: back}
+          back: {type: play, media: ["recording:{{ vars.msg }}"]}
+        """))
+    answered = await simulate(flow)
+    assert answered.end == "transfer" and answered.path == ["t"]
+    missed = await simulate(flow, transfer="no_answer")
+    assert missed.path == ["t", "vm", "back"] and missed.vars == {"msg": "simulated-vm-1"}
+    assert missed.prompts == ["recording:simulated-vm-1"] and missed.end == "hangup"

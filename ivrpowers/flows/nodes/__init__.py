@@ -4,6 +4,6 @@ Each module registers its handlers with `@handles(...)` when imported; `ivrpower
 them all, so any import of the flows package has every node type runnable.
 """
 
-from . import gather, http, logic, say, subflow, transfer
+from . import gather, http, logic, record, say, subflow, transfer
 
-__all__ = ["gather", "http", "logic", "say", "subflow", "transfer"]
+__all__ = ["gather", "http", "logic", "record", "say", "subflow", "transfer"]

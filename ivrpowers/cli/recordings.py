@@ -1,0 +1,76 @@
+"""`ivrpowers recording ...`: messages and other recordings made by flows' record nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
+from ivrpowers.cli.errors import Invalid, NotFound
+from ivrpowers.store.cdrs import MAX_LIMIT, AmbiguousCall, CdrRepository, NoSuchCall, PrefixTooShort
+from ivrpowers.store.db import Database
+
+
+@click.group()
+def recording() -> None:
+    """Recordings made by calls (voicemail), linked to their CDRs."""
+
+
+@recording.command(name="list")
+@click.option("--call", "call_ref", metavar="CALL_ID", help="Only this call's (its id, or the start of it).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_LIMIT))
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, call_ref: str | None, limit: int, as_json: bool) -> None:
+    """Recordings, newest first: name, call, caller, seconds, bytes."""
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        repo = CdrRepository(db)
+        call_id = None
+        if call_ref is not None:
+            try:
+                call_id = (await repo.find(call_ref)).id
+            except (PrefixTooShort, AmbiguousCall) as exc:
+                raise Invalid(str(exc)) from exc
+            except NoSuchCall as exc:
+                raise NotFound(str(exc), "see `ivrpowers cdr list`") from exc
+        return await repo.recordings(call_id, limit)
+
+    found = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json(found)
+        return
+    click.echo(f"{'NAME':<60} {'AT (UTC)':<19} {'CALLER':<14} {'SECS':>5} {'BYTES':>9}")
+    for r in found:
+        click.echo(f"{r['name']:<60} {r['at'][:19].replace('T', ' '):<19} {r['caller'] or '-':<14} "
+                   f"{r['duration'] or 0:>5.0f} {r['size'] or 0:>9}")
+
+
+@recording.command()
+@click.argument("name")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Where to write it (a WAV file); - for stdout.")
+@click.pass_context
+def get(ctx: click.Context, name: str, output: str) -> None:
+    """Fetch a recording's file from Asterisk (it keeps recordings; the CDR names them)."""
+    from ivrpowers.ari import AriNotFound, AriRest
+
+    settings = settings_from(ctx)
+
+    async def fetch() -> bytes:
+        async with AriRest(settings.ari_base_url, settings.ari_user, settings.ari_secret, settings.ari_app) as ari:
+            try:
+                return await ari.stored_recording_file(name)
+            except AriNotFound as exc:
+                raise NotFound(f"Asterisk has no recording {name!r}", "see `ivrpowers recording list`") from exc
+
+    data = asyncio.run(fetch())
+    if output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        with open(output, "wb") as fh:
+            fh.write(data)
+        click.echo(f"{output}: {len(data)} bytes", err=True)
