@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict
 from ivrpowers.flows import NODE_TYPES, BaseNode, Flow, HangupNode, load_flow, load_flow_file
 from ivrpowers.flows.graph import MAX_LABEL, FlowGraph, build_graph, to_dot, to_mermaid
 from ivrpowers.flows.schema import NodeRef
-from ivrpowers.resources import demo_flow
 
 from .cli_run import Run
 
@@ -89,6 +88,8 @@ DEMO_EDGES = {
 Edges = set[tuple[str, str | None, str]]
 Parse = Callable[[str], tuple[dict[str, str], Edges, str]]
 Render = Callable[[FlowGraph], str]
+
+MENU = Path(__file__).parent / "flows" / "menu.yaml"  # the first demo, frozen: a menu and a readback
 
 
 # -- reading the drawings back ------------------------------------------------------------------
@@ -172,7 +173,7 @@ def needs_dot() -> str:
 
 @pytest.mark.parametrize("parse,render", [(parse_dot, to_dot), (parse_mermaid, to_mermaid)], ids=["dot", "mermaid"])
 def test_the_demo_flow_drawn(parse: Parse, render: Render) -> None:
-    nodes, edges, start = parse(render(build_graph(load_flow_file(demo_flow()))))
+    nodes, edges, start = parse(render(build_graph(load_flow_file(MENU))))
     assert nodes == {"welcome": "welcome\n(answer)", "main": "main\n(menu)", "readback": "readback\n(play)",
                      "bye": "bye\n(play)", "hangup": "hangup\n(hangup)"}
     assert start == "welcome"
@@ -262,7 +263,7 @@ def test_the_cli_draws_svg_and_png_with_graphviz(run: Run, tmp_path: Path) -> No
 def test_without_graphviz_svg_is_unavailable_in_one_line(run: Run, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` there
-    ran = run("flow", "graph", str(demo_flow()), "-o", str(tmp_path / "demo.svg"))
+    ran = run("flow", "graph", str(MENU), "-o", str(tmp_path / "demo.svg"))
     assert ran.code == 4
     assert ran.error_lines == ran.err.splitlines()
     assert len(ran.error_lines) == 1 and "(install Graphviz: " in ran.error_lines[0]
@@ -272,17 +273,17 @@ def test_without_graphviz_svg_is_unavailable_in_one_line(run: Run, tmp_path: Pat
 # -- the command ----------------------------------------------------------------------------------
 
 def test_the_cli_prints_dot_by_default_and_mermaid_when_asked(run: Run) -> None:
-    ran = run("flow", "graph", str(demo_flow()))
+    ran = run("flow", "graph", str(MENU))
     assert ran.code == 0, ran.err
     assert parse_dot(ran.out)[1] == DEMO_EDGES
-    ran = run("flow", "graph", str(demo_flow()), "--format", "mermaid", "-o", "-")
+    ran = run("flow", "graph", str(MENU), "--format", "mermaid", "-o", "-")
     assert ran.code == 0, ran.err
     assert parse_mermaid(ran.out)[1] == DEMO_EDGES
 
 
 def test_the_cli_writes_text_formats_to_a_file(run: Run, tmp_path: Path) -> None:
     out = tmp_path / "demo.mmd"
-    ran = run("flow", "graph", str(demo_flow()), "-o", str(out))
+    ran = run("flow", "graph", str(MENU), "-o", str(out))
     assert ran.code == 0, ran.err
     assert parse_mermaid(out.read_text())[1] == DEMO_EDGES
 
@@ -290,7 +291,7 @@ def test_the_cli_writes_text_formats_to_a_file(run: Run, tmp_path: Path) -> None
 @pytest.mark.parametrize("args", [("--format", "png"), ("--format", "svg", "-o", "-"), ("-o", "demo.txt"),
                                   ("--format", "pdf")])
 def test_usage_mistakes_exit_2(run: Run, args: tuple[str, ...]) -> None:
-    ran = run("flow", "graph", str(demo_flow()), *args)
+    ran = run("flow", "graph", str(MENU), *args)
     assert ran.code == 2
     assert len(ran.error_lines) == 1 and ran.out == ""
 
@@ -305,7 +306,7 @@ def test_an_invalid_flow_file_lists_its_problems_then_one_error(run: Run, tmp_pa
 
 
 def test_a_stored_flow_is_drawn_by_name(run: Run, state: Path) -> None:
-    assert run("flow", "import", str(demo_flow())).code == 0  # not published: its latest version
+    assert run("flow", "import", str(MENU)).code == 0  # not published: its latest version
     ran = run("flow", "graph", "demo", "--format", "mermaid")
     assert ran.code == 0, ran.err
     assert parse_mermaid(ran.out)[1] == DEMO_EDGES
