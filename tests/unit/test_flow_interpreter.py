@@ -12,6 +12,7 @@ import pytest
 from ivrpowers.flows import CallerHungUp, Flow, Node, load_flow, load_flow_file, run_flow
 from ivrpowers.flows.interpreter import _HANDLERS
 from ivrpowers.flows.testing import CallerAction, HangUp, Interrupt, Listen, ListJournal, Press, ScriptedCall, Silence
+
 # The first demo (a menu and a readback), frozen here: these tests are about the interpreter, not
 # about what the shipped demo does today.
 DEMO = Path(__file__).parent / "flows" / "menu.yaml"
