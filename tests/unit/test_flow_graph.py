@@ -332,3 +332,17 @@ def test_flow_schema_is_json_schema_naming_every_node_type(run: Run, tmp_path: P
     out = tmp_path / "flow.schema.json"
     assert run("flow", "schema", "-o", str(out)).code == 0
     assert json.loads(out.read_text()) == schema
+
+
+def test_the_readme_picture_is_the_demo_as_it_is() -> None:
+    """docs/demo-flow.svg (shown by the README) was made by `flow graph` from today's demo:
+    regenerate it with `ivrpowers flow graph ivrpowers/demo/demo.yaml -o docs/demo-flow.svg`."""
+    from ivrpowers.resources import demo_flow
+
+    svg = (Path(__file__).resolve().parents[2] / "docs" / "demo-flow.svg").read_text()
+    titles = set(re.findall(r"<title>(.*?)</title>", svg))
+    drawn = {t.replace("&#45;", "-").replace("&gt;", ">") for t in titles}
+    flow = load_flow_file(demo_flow())
+    assert set(flow.nodes) <= drawn
+    edges = {f"{source}->{target}" for source, node in flow.nodes.items() for _, target in node.transitions()}
+    assert edges <= drawn, sorted(edges - drawn)
