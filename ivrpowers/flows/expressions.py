@@ -1,7 +1,7 @@
 """The flow expression language: parsed once when a flow loads, evaluated on every call.
 
 Never `eval`: a small Pratt parser builds a tree of frozen dataclasses, checked at load against
-the names a call has, and an evaluator walks it. The language (README, "Expressions"):
+the names a call has, and an evaluator walks it. The language (docs/flows.md, "Expressions"):
 
     literals      "text" 'text' 42 -3 2.5 true false null [1, 2, "a"]
     names         vars.NAME  caller.number  caller.name  dialed  flow.name
@@ -10,7 +10,7 @@ the names a call has, and an evaluator walks it. The language (README, "Expressi
     operators     or  and  not  == != < <= > >=  in  not in  matches "REGEX"  + -
     functions     len(x) int(x) str(x) lower(s) upper(s) open("CALENDAR")
 
-Truth: null, false, 0, "" and empty lists are false, everything else true. An unset variable is
+Truth: null, false, 0, "", empty lists and empty objects are false, everything else true. An unset variable is
 null. `==` never equates values of different kinds (1 == "1" is false, 1 == 1.0 is true); `<`
 compares numbers with numbers and text with text; `+` adds numbers, joins text or lists. `matches`
 searches its left side for the regex on its right, a literal checked at load and run with a time
@@ -390,6 +390,10 @@ class _Parser:
             except regex.error as exc:
                 raise ExpressionError(f"bad regex {pattern.value!r}: {exc}", pattern.column) from None
             node: Node = Matches(left, compiled, token.column)
+            if _infix_op(self.peek()) in ("+", "-"):
+                # `x matches "a" + y` would test x, then add y to the boolean: say so now.
+                raise ExpressionError("the regex of `matches` is a literal: put parentheses around the whole "
+                                      "comparison to add to it", self.peek().column)
         else:
             right = self.expression(_INFIX[token.text])
             node = Binary(op, left, right, token.column)

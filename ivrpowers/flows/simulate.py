@@ -61,6 +61,8 @@ class FixtureHttp:
         self.answers: dict[str, Any] = {}
         for key, answer in answers.items():
             method, _, url = str(key).partition(" ")
+            if isinstance(answer, Mapping) and "status" in answer and not isinstance(answer["status"], int):
+                raise ValueError(f"{key!r}: status must be a number, not {answer['status']!r}")
             if not url or not isinstance(answer, Mapping):
                 raise ValueError(f"{key!r}: expected \"METHOD URL\": {{status: 200, body: ...}} or {{error: ...}}")
             self.answers[f"{method.upper()} {url.strip()}"] = answer

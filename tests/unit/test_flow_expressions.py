@@ -168,3 +168,9 @@ def test_arbitrary_text_never_crashes_the_parser() -> None:
             compile_expression(source)
         except ExpressionError:
             pass
+
+
+def test_matches_takes_a_literal_so_adding_to_it_is_refused_at_load() -> None:
+    with pytest.raises(ExpressionError, match="put parentheses"):
+        compile_expression("vars.a matches 'x' + vars.b")
+    assert compile_expression("(vars.a matches 'x') == true").evaluate(scope({"a": "x"})) is True

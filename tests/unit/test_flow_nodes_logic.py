@@ -280,3 +280,13 @@ def test_gather_field_mistakes() -> None:
     text = "\n".join(found)
     assert "'x' is not a DTMF digit" in text
     assert "bad regex '('" in text
+
+
+def test_variables_named_like_words_of_the_language_are_refused() -> None:
+    found = problems("""
+    name: bad
+    start: s
+    nodes:
+      s: {type: set, vars: {in: 1}}
+    """)
+    assert "'in' is a word of the expression language" in found[0]

@@ -21,6 +21,7 @@ _MISSING = object()
 
 @handles(HttpNode)
 async def _http(run: Run, node_id: str, node: HttpNode) -> str | None:
+    run.state.vars.pop("http_status", None)  # a status is this node's, never an earlier request's
     if missing := _missing_secrets(run, node):
         await run.record("http_failed", node_id, {"url": node.url, "attempt": 0, "problem":
                          f"no flow secret named {', '.join(missing)} in the settings"})
@@ -28,7 +29,6 @@ async def _http(run: Run, node_id: str, node: HttpNode) -> str | None:
     url = run.text(node.url, secrets=True)
     headers = {name: run.text(value, secrets=True) for name, value in node.headers.items()}
     body = _render_json(run, node.body) if node.body is not None else None
-    run.state.vars.pop("http_status", None)
     for attempt in range(1, node.retries + 2):
         started = time.monotonic()
         retry = False
