@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .calendars import OpeningHours, parse_calendar, time_zone
-from .expressions import Expression, ExpressionError, compile_expression
+from .expressions import KEYWORDS, Expression, ExpressionError, compile_expression
 from .templates import TemplateError, has_template, template_names, unknown_template_name
 
 __all__ = [
@@ -113,6 +113,8 @@ def _media_uri(value: str) -> str:
 def _var_name(value: str) -> str:
     if not _VAR_NAME.fullmatch(value):
         raise _error("var_name", f"{value!r} is not a variable name (a letter or '_', then letters, digits, '_')")
+    if value in KEYWORDS:
+        raise _error("var_name", f"{value!r} is a word of the expression language: vars.{value} could not be read")
     return value
 
 
@@ -162,7 +164,7 @@ def _json_templates(value: Any, depth: int = 0) -> Any:
 
 
 def _language(value: str) -> str:
-    if not re.fullmatch(r"[a-z]{2,3}([_-][A-Za-z0-9]{2,8}){0,2}", value):
+    if not re.fullmatch(r"[a-z]{2,3}([_-][A-Za-z0-9]{1,8}){0,3}", value):
         raise _error("language", f"{value!r} is not a language code (e.g. en, es, fr_FR, en_US_f_Allison)")
     return value
 
@@ -224,6 +226,7 @@ NODE_REF = _Marker("node_ref")
 MEDIA = _Marker("media")
 EXPRESSION = _Marker("expression")
 TEMPLATE = _Marker("template")  # text with {{ names }}, `secrets.*` among them (http nodes only)
+TEXT = _Marker("text")  # text with {{ names }}, no secrets (what a caller or a CDR may see)
 JSON_TEMPLATES = _Marker("json_templates")  # a JSON value whose every string is a TEMPLATE
 
 Slug = Annotated[str, AfterValidator(_slug)]
@@ -238,6 +241,7 @@ Digit = Annotated[str, AfterValidator(_dtmf)]
 VarName = Annotated[str, AfterValidator(_var_name)]
 Language = Annotated[str, AfterValidator(_language)]
 Template = Annotated[str, AfterValidator(_template), TEMPLATE]
+Text = Annotated[str, AfterValidator(_template), TEXT]
 Url = Annotated[str, AfterValidator(_url), TEMPLATE]
 JsonPath = Annotated[str, AfterValidator(lambda v: _json_path(v))]
 Regex = Annotated[str, AfterValidator(_regex)]
@@ -440,7 +444,7 @@ TRANSFER_TARGET = re.compile(r"^(endpoint:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}|number
 
 def _transfer_target(value: str) -> str:
     # Literal only: no template, so no caller input can choose where a call goes.
-    if not TRANSFER_TARGET.match(value):
+    if not TRANSFER_TARGET.fullmatch(value):
         raise _error("transfer_target", f"{value!r} is not a transfer target: endpoint:NAME (a phone or browser "
                                         "user of this Asterisk) or number:DIGITS (an outside number, no templates)")
     return value
@@ -454,7 +458,7 @@ class TransferNode(BaseNode):
     type: Literal["transfer"]
     to: Annotated[str, AfterValidator(_transfer_target)]
     timeout: Annotated[float, Field(ge=1, le=300)] = 30.0
-    caller_id: Annotated[str, Field(max_length=80)] | None = None  # None: the caller's own
+    caller_id: Annotated[Text, Field(max_length=80)] | None = None  # None: the caller's own
     on_no_answer: NodeRef | None = None
     on_busy: NodeRef | None = None
     on_failure: NodeRef | None = None
@@ -619,7 +623,7 @@ def graph_issues(start: object, nodes: Mapping[Any, Any], calendars: Collection[
             where = ("nodes", node_id, *loc)
             if marker is NODE_REF and value not in known_ids:
                 issues.append(Issue(where, f"no node named {value!r}{hint(value)}"))
-            elif marker in (MEDIA, TEMPLATE) and has_template(value):
+            elif marker in (MEDIA, TEMPLATE, TEXT) and has_template(value):
                 try:
                     used = template_names(value)
                 except TemplateError:
