@@ -1,10 +1,12 @@
 """Dialed number -> the published version of the flow routed to it.
 
-A number's answer is fresh for `ttl` seconds (1 s by default). After that the next call to it still
-takes the known answer at once while a refresh runs beside it: a call to a number already seen never
-waits on the database (a lookup queued behind a CDR batch was the slowest part of call setup), and
-during a database outage calls keep the routes they had. So `route set` and `flow publish` take
-effect within about `ttl` on every controller sharing the database; with `ttl=0` every call looks up.
+A number's answer is fresh for `ttl` seconds (1 s by default). Until `max_stale` (3 s) the next call
+to it still takes the known answer at once while a refresh runs beside it: a busy number never waits
+on the database (a lookup queued behind a CDR batch was the slowest part of call setup). An answer
+older than that is looked up before the call goes on, so a quiet number's first call after a
+`route set` or `flow publish` sees it; during a database outage calls keep the routes they had. So
+changes take effect within about `max_stale` on every controller sharing the database; with
+`ttl=0` every call looks up.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ class RoutingError(LookupError):
 
 
 class Router:
-    def __init__(self, routes: RouteRepository, flows: FlowRepository, *, ttl: float = 1.0) -> None:
+    def __init__(self, routes: RouteRepository, flows: FlowRepository, *, ttl: float = 1.0,
+                 max_stale: float = 3.0) -> None:
         self.routes = routes
         self.flows = flows
         self.ttl = ttl
+        self.max_stale = max_stale
         self._parsed: dict[tuple[str, int], Flow] = {}  # versions are immutable: parse each once
         self._numbers: dict[str, tuple[float, tuple[str, int | None] | None]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
@@ -42,7 +46,15 @@ class Router:
         cached = self._numbers.get(dialed)
         if cached is None or self.ttl <= 0:
             return await self._lookup(dialed)
-        if time.monotonic() - cached[0] >= self.ttl and dialed not in self._refreshing:
+        age = time.monotonic() - cached[0]
+        if age >= max(self.max_stale, self.ttl) and dialed not in self._refreshing:
+            try:
+                return await self._lookup(dialed)
+            except Exception as exc:  # the database is away: calls keep the route they had
+                log.warning("cannot look up the route of %s, keeping the last known (%s: %s)",
+                            dialed, type(exc).__name__, exc)
+                return cached[1]
+        if age >= self.ttl and dialed not in self._refreshing:
             task = asyncio.create_task(self._refresh(dialed), name=f"route-refresh-{dialed}")
             self._refreshing[dialed] = task
             task.add_done_callback(lambda _: self._refreshing.pop(dialed, None))

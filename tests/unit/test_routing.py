@@ -63,7 +63,8 @@ async def test_a_numbers_route_is_kept_for_ttl_seconds(db: Database) -> None:
 
 async def test_a_stale_route_is_served_at_once_while_it_is_refreshed(db: Database) -> None:
     router, routes = await sales_then_support(db)
-    router.ttl = 1e-9  # everything known is stale from now on
+    router.ttl = 1e-9  # everything known is stale from now on, but not too stale to serve
+    router.max_stale = 3600
     lookups = 0
     real = routes.published_flow
 
@@ -85,7 +86,7 @@ async def test_a_failing_refresh_keeps_the_last_known_route(db: Database) -> Non
     flows, routes = FlowRepository(db), RouteRepository(db)
     await flows.import_source("sales", FLOW.format(name="sales"), publish=True)
     await routes.set("100", "sales")
-    router = Router(routes, flows, ttl=3600)
+    router = Router(routes, flows, ttl=3600, max_stale=3600)
     assert (await router.resolve("100"))[0].name == "sales"
     router.ttl = 1e-9
 
@@ -99,3 +100,15 @@ async def test_a_failing_refresh_keeps_the_last_known_route(db: Database) -> Non
     await router.settle()
     with pytest.raises(ConnectionError):  # a number never seen has nothing to fall back on
         await router.resolve("200")
+
+
+async def test_a_route_older_than_max_stale_is_looked_up_before_the_call_goes_on(db: Database) -> None:
+    router, routes = await sales_then_support(db)
+    router.ttl, router.max_stale = 1e-9, 1e-9  # a quiet number: its known answer is too old to serve
+    assert (await router.resolve("100"))[0].name == "support"  # this very call sees the change
+
+    async def down(number: str) -> tuple[str, int | None] | None:
+        raise ConnectionError("database unreachable")
+
+    routes.published_flow = down  # type: ignore[method-assign]
+    assert (await router.resolve("100"))[0].name == "support"  # an outage keeps the last known route
