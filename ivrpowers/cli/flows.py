@@ -95,6 +95,8 @@ def store(ctx: click.Context, name: str, source: str, *, publish: bool, message:
 
     async def work(db: Database) -> Stored:
         flows = FlowRepository(db)
+        if publish:
+            await refuse_subflow_cycle(flows, name, source)
         before = await flows.published(name)
         version, created = await flows.import_source(name, source, publish=publish, message=message,
                                                      base_version=base_version)
@@ -102,6 +104,27 @@ def store(ctx: click.Context, name: str, source: str, *, publish: bool, message:
         return version, created, before.version if before else None, after.version if after else None
 
     return with_db(settings_from(ctx), work)
+
+
+async def refuse_subflow_cycle(flows: FlowRepository, name: str, source: str) -> None:
+    """Refuse to make live a version of `name` that would run itself through subflows."""
+    from ivrpowers.flows import FlowError, load_flow
+    from ivrpowers.flows.subflows import subflow_cycle, subflow_targets
+
+    calls = {name: subflow_targets(load_flow(source, name))}
+    if not calls[name]:
+        return
+    for summary in await flows.summaries():
+        if summary.name == name or summary.published_version is None:
+            continue
+        try:
+            live = load_flow((await flows.get(summary.name, summary.published_version)).source, summary.name)
+        except FlowError:
+            continue  # a live version that no longer loads runs nothing either
+        calls[summary.name] = subflow_targets(live)
+    if cycle := subflow_cycle(name, calls):
+        raise CliError(f"{name} would run itself: subflow cycle {' -> '.join(cycle)} (live versions)",
+                       "remove one of these subflow nodes")
 
 
 def say_stored(stored: Stored, *, publish: bool, as_json: bool, verb: str = "imported") -> None:
@@ -131,7 +154,9 @@ def publish(ctx: click.Context, name: str, version: int | None, message: str | N
     """Make a version of NAME the one live calls run."""
 
     async def work(db: Database) -> LiveChange:
-        return await FlowRepository(db).publish(name, version, message=message)
+        flows = FlowRepository(db)
+        await refuse_subflow_cycle(flows, name, (await flows.get(name, version)).source)
+        return await flows.publish(name, version, message=message)
 
     say_live(with_db(settings_from(ctx), work), as_json=as_json)
 
