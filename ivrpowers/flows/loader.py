@@ -2,12 +2,18 @@
 
 Flow authors fix files from the problems this module reports, so every failure, however odd the
 input, becomes a `Problem` pointing at the line to edit, and all of them are reported at once.
+`validate_flow` adds what `lint` finds in a flow that loads, warnings among them.
+
+Checking is linear in the size of the file, and a file past the bounds is refused as it is read,
+not once built: flows come from authors' editors and from imports, and a big or hostile one must
+cost a CLI run or the controller's loading thread time in proportion to its size, never minutes.
+Most of that time is ruamel reading the YAML (pure Python, some 100 KB/s).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,16 +23,20 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.nodes import Node as YamlNode
+from ruamel.yaml.parser import Parser
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scanner import Scanner
 
+from .lint import Severity, lint
 from .schema import MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
-from .yaml_values import Plain, Unusable, first_line
+from .yaml_values import BoundedComposer, Plain, Unusable, first_line
 
-__all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file"]
+__all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file", "read_flow_file", "validate_flow"]
 
 # A flow is a few hundred values: this bound only stops a huge file from eating memory (the
-# others, on values and nesting, are in `yaml_values`).
+# others, on values and nesting, are in `yaml_values`). Characters of text, bytes of a file.
 _MAX_CHARS = 1024 * 1024
+_TOO_LARGE = f"flow file is too large (over {_MAX_CHARS // 1024} KiB)"
 
 _NODE_TYPE_NAMES = ", ".join(sorted(NODE_TYPES))
 
@@ -38,9 +48,11 @@ class Problem:
     file: str
     line: int  # 1-based
     message: str
+    severity: Severity = "error"  # only lint finds warnings; a flow with nothing else loads
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {label}{self.message}"
 
 
 class FlowError(ValueError):
@@ -59,18 +71,25 @@ def load_flow(text: str, filename: str = "<flow>") -> Flow:
 
 
 def load_flow_file(path: str | os.PathLike[str]) -> Flow:
+    return load_flow(read_flow_file(path), os.fspath(path))
+
+
+def read_flow_file(path: str | os.PathLike[str]) -> str:
+    """A flow file's text; FlowError if it can't be read, is too large (no more of it is read) or
+    is not UTF-8."""
     filename = os.fspath(path)
     try:
         with open(filename, "rb") as fh:
-            data = fh.read()
+            data = fh.read(_MAX_CHARS + 1)
     except OSError as exc:
         raise FlowError([Problem(filename, 1, f"cannot read file: {exc.strerror or exc}")]) from None
+    if len(data) > _MAX_CHARS:
+        raise FlowError([Problem(filename, 1, _TOO_LARGE)])
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise FlowError([Problem(filename, line, "file is not valid UTF-8")]) from None
-    return load_flow(text, filename)
 
 
 def check_flow(text: str, filename: str = "<flow>") -> list[Problem]:
@@ -78,9 +97,21 @@ def check_flow(text: str, filename: str = "<flow>") -> list[Problem]:
     return _load(text, filename)[1]
 
 
-def _load(text: str, filename: str) -> tuple[Flow | None, list[Problem]]:
+def validate_flow(text: str, filename: str = "<flow>", *, sounds: Collection[str] | None = None) -> list[Problem]:
+    """What `flow validate` reports, sorted by line: the problems that stop the flow loading (all
+    errors) or, when it loads, what `lint` finds in it, errors and warnings. `sounds`: the sound
+    names the Asterisk in use has (`lint.sound_inventory`); None skips that check."""
+    return _load(text, filename, lint_it=True, sounds=sounds)[1]
+
+
+def _load(text: str, filename: str, *, lint_it: bool = False,
+          sounds: Collection[str] | None = None) -> tuple[Flow | None, list[Problem]]:
     try:
-        return _Checker(text, filename).run()
+        checker = _Checker(text, filename)
+        flow, problems = checker.run()
+        if flow is not None and lint_it:
+            problems = checker.lint(flow, sounds)
+        return flow, problems
     except Exception as exc:  # the contract is "never raise": a bug here must still be a Problem
         return None, [Problem(filename, 1, f"internal error while checking the flow (please report it): {exc!r}")]
 
@@ -111,18 +142,20 @@ class _Checker:
             return None, sorted(unique, key=lambda p: p.line)
         return flow, []
 
+    def lint(self, flow: Flow, sounds: Collection[str] | None) -> list[Problem]:
+        found = [Problem(self.filename, self.line(f.loc), f.message, f.severity) for f in lint(flow, sounds=sounds)]
+        return sorted(found, key=lambda p: p.line)
+
     # -- YAML ---------------------------------------------------------------------------------
 
     def parse(self) -> Any:
         if len(self.text) > _MAX_CHARS:
-            raise Unusable(1, f"flow file is too large (over {_MAX_CHARS // 1024} KiB)")
-        yaml = YAML(typ="rt")
-        # ruamel stops at the first duplicate key; allowing them and finding them ourselves on the
-        # node tree reports every duplicate along with everything else.
-        yaml.allow_duplicate_keys = True
+            raise Unusable(1, _TOO_LARGE)
+        yaml = _yaml()
         try:
             data = yaml.load(self.text)
-            self.find_duplicate_keys(yaml.compose(self.text))
+        except Unusable:
+            raise
         except ReaderError as exc:
             line = self.text[: exc.position].count("\n") + 1
             char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
@@ -138,12 +171,15 @@ class _Checker:
                 context = f" ({exc.context} started here; found on line {exc.problem_mark.line + 1})"
             line = self.clamp(mark.line + 1 if mark is not None else 1)
             raise Unusable(line, f"YAML: {what}{context}") from None
-        except RecursionError:
+        except RecursionError:  # not expected: the composer bounds nesting; kept as a last resort
             raise Unusable(1, "flow is nested too deeply") from None
         except YAMLError as exc:
             raise Unusable(1, f"YAML: {exc}") from None
         except Exception as exc:  # ruamel's constructors raise plain errors for e.g. `!!int abc`
-            raise Unusable(self.construct_failure_line(yaml), f"YAML: cannot read a value ({exc})") from None
+            raise Unusable(_construct_failure_line(yaml.composer.root, self.text),
+                           f"YAML: cannot read a value ({exc})") from None
+        for line, key in yaml.composer.duplicates:
+            self.problem(line, f"duplicate key {key!r}")
         if data is None:
             raise Unusable(1, "empty flow file (expected name, start and nodes)")
         if not isinstance(data, CommentedMap):
@@ -151,55 +187,9 @@ class _Checker:
             raise Unusable(first_line(data), f"a flow must be a mapping with name, start and nodes, not {what}")
         return data
 
-    def construct_failure_line(self, yaml: YAML) -> int:
-        # The exception has no position; blame the first thing that can make construction fail:
-        # an explicitly tagged scalar or a complex (non-scalar) mapping key.
-        try:
-            root = yaml.compose(self.text)
-        except Exception:
-            return 1
-        seen: set[int] = set()
-        stack = [root] if root is not None else []
-        candidates = []
-        while stack:
-            node = stack.pop()
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            if isinstance(node, ScalarNode) and self.text[node.start_mark.index : node.start_mark.index + 1] == "!":
-                candidates.append(node.start_mark.line + 1)
-            elif isinstance(node, MappingNode):
-                for key, value in node.value:
-                    if not isinstance(key, ScalarNode):
-                        candidates.append(key.start_mark.line + 1)
-                    stack.extend((key, value))
-            elif isinstance(node, SequenceNode):
-                stack.extend(node.value)
-        return min(candidates, default=1)
-
     def clamp(self, line: int) -> int:
         # Errors at end of input are marked past the last line; point at the last real one.
         return max(1, min(line, len(self.text.splitlines()) or 1))
-
-    def find_duplicate_keys(self, root: YamlNode | None) -> None:
-        seen: set[int] = set()
-        stack = [root] if root is not None else []
-        while stack:
-            node = stack.pop()
-            if id(node) in seen:  # aliases share nodes, and may be recursive
-                continue
-            seen.add(id(node))
-            if isinstance(node, MappingNode):
-                keys: set[tuple[str, str]] = set()
-                for key, value in node.value:
-                    if isinstance(key, ScalarNode):
-                        ident = (str(key.tag), key.value)
-                        if ident in keys:
-                            self.problem(key.start_mark.line + 1, f"duplicate key {key.value!r}")
-                        keys.add(ident)
-                    stack.extend((key, value))
-            elif isinstance(node, SequenceNode):
-                stack.extend(node.value)
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -304,6 +294,40 @@ class _Checker:
             else:
                 break
         return line
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    # The round-trip scanner and parser keep comments, which a flow never needs, for 20-40% more
+    # reading time; the plain ones feed the same round-trip constructor, line numbers and all.
+    yaml.Scanner, yaml.Parser, yaml.Composer = Scanner, Parser, BoundedComposer
+    # ruamel stops at the first duplicate key; allowing them and collecting them in the composer
+    # reports every duplicate along with everything else.
+    yaml.allow_duplicate_keys = True
+    return yaml
+
+
+def _construct_failure_line(root: YamlNode | None, text: str) -> int:
+    # The exception has no position; blame the first thing that can make construction fail:
+    # an explicitly tagged scalar or a complex (non-scalar) mapping key.
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    candidates = []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode) and text[node.start_mark.index : node.start_mark.index + 1] == "!":
+            candidates.append(node.start_mark.line + 1)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode):
+                    candidates.append(key.start_mark.line + 1)
+                stack.extend((key, value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return min(candidates, default=1)
 
 
 _ABSENT = object()

@@ -1,4 +1,5 @@
-"""ruamel's round-trip YAML values -> plain Python values, within bounds a flow never reaches.
+"""YAML for flows, within bounds a flow never reaches: composed by `BoundedComposer`, which
+refuses a file past them while it reads it, then ruamel's round-trip values -> plain Python values.
 
 The flow loader validates what this returns; a value that makes the file unusable as a whole
 (an alias bomb, nesting past reason, an alias that contains itself) raises `Unusable` with the line.
@@ -10,14 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import CollectionNode, ScalarNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from .schema import Loc
 
-# A flow is a few hundred values; these bounds only stop alias bombs ("billion laughs") and
-# pathological nesting from eating the controller's memory or stack.
-_MAX_VALUES = 100_000
-_MAX_DEPTH = 64
+# A flow is a few hundred values (a generated 3,000-node flow, some 30,000); these bounds only stop
+# huge files, alias bombs ("billion laughs") and pathological nesting from eating the controller's
+# memory or stack.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
 
 
 class Unusable(Exception):
@@ -36,21 +41,71 @@ def first_line(value: Any) -> int:
 _STANDARD_TAGS = {None, "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"}
 
 
+class BoundedComposer(Composer):
+    """ruamel's composer, refusing a file at the first node past the bounds, at that node's line:
+    before, a 1 MiB list was built whole (half a minute, hundreds of MB) only to be refused after.
+
+    Also an error: an alias inside the collection it names (`a: &x {next: *x}`), which ruamel's
+    round-trip constructor quietly turns into null ("hang up here"). Aliases cost nothing here;
+    what they expand to is counted by `Plain`. Duplicate keys are collected, not refused, so they
+    are reported along with every other problem.
+    """
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.budget = MAX_VALUES
+        self.duplicates: list[tuple[int, str]] = []  # (line, key)
+        self.root: Any = None  # the document's node tree, once composed
+
+    def get_single_node(self) -> Any:
+        self.root = super().get_single_node()
+        return self.root
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, AliasEvent):
+            target = self.anchors.get(event.anchor)
+            # A collection's end mark is set when it is complete: without one, it contains the alias.
+            if isinstance(target, CollectionNode) and target.end_mark is None:
+                name = event.anchor
+                raise Unusable(line, f"alias *{name} is used inside the value it names (&{name}): "
+                                     "it would contain itself")
+        else:
+            self.budget -= 1
+            if self.budget < 0:
+                raise Unusable(line, f"flow is too large (more than {MAX_VALUES:,} values)")
+            if self.depth > MAX_DEPTH:  # as deep as `Plain` allows: the root is at depth 0
+                raise Unusable(line, f"flow is nested too deeply (more than {MAX_DEPTH} levels)")
+        return super().compose_node(parent, index)
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        keys: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if isinstance(key, ScalarNode):
+                ident = (str(key.tag), key.value)
+                if ident in keys:
+                    self.duplicates.append((key.start_mark.line + 1, key.value))
+                keys.add(ident)
+        return node
+
+
 class Plain:
     """ruamel's round-trip types -> plain dict/list/str/int/float/bool, so strict validation sees
     exactly what the author wrote (ruamel floats are a float subclass, block strings a str subclass...)."""
 
     def __init__(self, report: Callable[[Loc, str], None]) -> None:
         self.report = report
-        self.budget = _MAX_VALUES
+        self.budget = MAX_VALUES
         self.active: set[int] = set()
 
     def convert(self, value: Any, loc: Loc = ()) -> Any:
         self.budget -= 1
         if self.budget < 0:
-            raise Unusable(1, "flow is too large (too many values, or aliases that expand too much)")
-        if len(loc) > _MAX_DEPTH:
-            raise Unusable(first_line(value), "flow is nested too deeply")
+            raise Unusable(1, f"flow is too large (aliases that expand to more than {MAX_VALUES:,} values)")
+        if len(loc) > MAX_DEPTH:
+            raise Unusable(first_line(value), f"flow is nested too deeply (more than {MAX_DEPTH} levels)")
         self.check_tag(value, loc)
         if isinstance(value, TaggedScalar):
             return str(value.value)
