@@ -42,26 +42,86 @@ def _version(v: FlowVersion) -> dict[str, Any]:
 
 @flow.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @json_option
-def validate(files: tuple[str, ...], as_json: bool) -> None:
-    """Check flow files: FILE:LINE: problem on stderr for each problem (exit 1 if any)."""
-    from ivrpowers.flows import Problem, check_flow
+@click.pass_context
+def validate(ctx: click.Context, files: tuple[str, ...], strict: bool, as_json: bool) -> None:
+    """Check flow files and lint them: FILE:LINE: problem (or warning: ...) on stderr, one per line.
 
-    results = []
+    Exit 1 on any error (or, with --strict, any warning). Sound names are checked against the
+    Asterisk in use when one is installed; transfers to outside numbers against the settings.
+    """
+    from ivrpowers.flows.subflows import subflow_cycle
+
+    settings = settings_from(ctx)
+    sounds = installed_sounds()
+    results, calls = [], {}
     for path in files:
-        try:
-            problems = check_flow(Path(path).read_text(encoding="utf-8"), path)
-        except (OSError, UnicodeDecodeError) as exc:
-            problems = [Problem(path, 1, f"cannot read: {exc}")]
-        results.append({"file": path, "ok": not problems,
-                        "problems": [{"file": p.file, "line": p.line, "message": p.message} for p in problems]})
+        problems, parsed = checked(path, settings.number_allowed, sounds)
+        if parsed is not None:
+            calls[parsed[0]] = (path, parsed[1])
+        results.append((path, problems))
+    for name, (path, _) in calls.items():  # cycles among the files checked together
+        if cycle := subflow_cycle(name, {n: targets for n, (_, targets) in calls.items()}):
+            from ivrpowers.flows import Problem
+
+            dict(results)[path].append(Problem(path, 1, f"subflow cycle: {' -> '.join(cycle)}"))
+    failed = False
+    out = []
+    for path, problems in results:
+        errors = sum(p.severity == "error" for p in problems)
+        warnings = len(problems) - errors
+        ok = not errors and not (strict and warnings)
+        failed |= not ok
+        out.append({"file": path, "ok": ok, "errors": errors, "warnings": warnings,
+                    "problems": [{"file": p.file, "line": p.line, "severity": p.severity, "message": p.message}
+                                 for p in problems]})
         for problem in problems:
             click.echo(str(problem), err=True)
-        if not problems and not as_json:
-            click.echo(f"{path}: ok")
+        if not as_json:
+            counts = f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
+            click.echo(f"{path}: ok{counts}" if not errors else f"{path}: {errors} error{'s' * (errors != 1)}"
+                       + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""))
+    if sounds is None and not as_json:
+        click.echo("note: no Asterisk installed here: sound names not checked", err=True)
     if as_json:
-        emit_json(results)
-    sys.exit(0 if all(r["ok"] for r in results) else 1)
+        emit_json(out)
+    sys.exit(1 if failed else 0)
+
+
+def installed_sounds() -> set[str] | None:
+    """The sound names of the Asterisk in use, or None when none is installed (not built yet)."""
+    from ivrpowers.asterisk.rootfs import RootfsError, find_installation
+    from ivrpowers.flows.lint import sound_inventory
+
+    try:
+        installation = find_installation(build=False)
+    except RootfsError:
+        return None
+    root = Path("/usr/share/asterisk/sounds")
+    if installation.rootfs is not None:
+        root = installation.rootfs / "usr/share/asterisk/sounds"
+    return sound_inventory(root) or None
+
+
+def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] | None
+            ) -> tuple[list[Any], tuple[str, set[str]] | None]:
+    """A file's problems and warnings, and (its flow's name, the subflows it runs) when it loads."""
+    from ivrpowers.flows import FlowError, Problem, load_flow
+    from ivrpowers.flows.loader import read_flow_file, validate_flow
+    from ivrpowers.flows.subflows import subflow_targets
+
+    try:
+        text = read_flow_file(path)
+    except FlowError as exc:
+        return list(exc.problems), None
+    except OSError as exc:
+        return [Problem(path, 1, f"cannot read: {exc}")], None
+    problems = validate_flow(text, path, sounds=sounds, number_allowed=number_allowed)
+    if any(p.severity == "error" for p in problems):
+        return problems, None
+    flow = load_flow(text, path)
+    return problems, (flow.name, subflow_targets(flow))
 
 
 @flow.command(name="import")
@@ -72,15 +132,11 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 @click.pass_context
 def import_(ctx: click.Context, file: str, publish: bool, message: str | None, as_json: bool) -> None:
     """Store FILE as a new version of its flow, after validating it; an unchanged file makes none."""
-    from ivrpowers.flows import FlowError, load_flow
+    from ivrpowers.flows import load_flow
 
     source = _read(file)
-    try:
-        parsed = load_flow(source, file)
-    except FlowError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        raise CliError(f"{file} not imported: {len(exc.problems)} problem(s)", "fix them and import again") from exc
+    refuse_errors(source, file, settings_from(ctx).number_allowed, "not imported")
+    parsed = load_flow(source, file)
 
     stored = store(ctx, parsed.name, source, publish=publish, message=message)
     say_stored(stored, publish=publish, as_json=as_json)
@@ -104,6 +160,17 @@ def store(ctx: click.Context, name: str, source: str, *, publish: bool, message:
         return version, created, before.version if before else None, after.version if after else None
 
     return with_db(settings_from(ctx), work)
+
+
+def refuse_errors(source: str, filename: str, number_allowed: Callable[[str], bool], what: str) -> None:
+    """Print a flow's problems and warnings; refuse it (exit 1) if any is an error."""
+    from ivrpowers.flows.loader import validate_flow
+
+    problems = validate_flow(source, filename, sounds=installed_sounds(), number_allowed=number_allowed)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if errors := sum(p.severity == "error" for p in problems):
+        raise CliError(f"{filename} {what}: {errors} error{'s' * (errors != 1)}", "fix them and try again")
 
 
 async def refuse_subflow_cycle(flows: FlowRepository, name: str, source: str) -> None:
@@ -153,9 +220,13 @@ def say_stored(stored: Stored, *, publish: bool, as_json: bool, verb: str = "imp
 def publish(ctx: click.Context, name: str, version: int | None, message: str | None, as_json: bool) -> None:
     """Make a version of NAME the one live calls run."""
 
+    settings = settings_from(ctx)
+
     async def work(db: Database) -> LiveChange:
         flows = FlowRepository(db)
-        await refuse_subflow_cycle(flows, name, (await flows.get(name, version)).source)
+        chosen = await flows.get(name, version)
+        refuse_errors(chosen.source, f"{name} v{chosen.version}", settings.number_allowed, "not published")
+        await refuse_subflow_cycle(flows, name, chosen.source)
         return await flows.publish(name, version, message=message)
 
     say_live(with_db(settings_from(ctx), work), as_json=as_json)

@@ -59,9 +59,11 @@ class Finding:
     message: str
 
 
-def lint(flow: Flow, *, sounds: Collection[str] | None = None) -> list[Finding]:
+def lint(flow: Flow, *, sounds: Collection[str] | None = None,
+         number_allowed: Callable[[str], bool] | None = None) -> list[Finding]:
     """Everything lint finds in `flow`, in the order of its nodes. `sounds`: the sound names the
-    Asterisk in use has (`sound_inventory`); None skips that check.
+    Asterisk in use has (`sound_inventory`); None skips that check. `number_allowed`: whether the
+    settings let a transfer dial an outside number (`Settings.number_allowed`); None refuses all.
 
     Errors are about nodes a call can reach (an unreachable node is only a warning: it does nothing).
     """
@@ -69,11 +71,7 @@ def lint(flow: Flow, *, sounds: Collection[str] | None = None) -> list[Finding]:
     findings = [*_unreachable(graph), *_no_way_out(graph), *_busy_loops(graph), *_unset_variables(graph)]
     if sounds is not None:
         findings.extend(_missing_sounds(graph, sounds))
-    # Transfers to a number no trunk allows (error) go here: `lint` takes the trunks' dial rules
-    # as one more keyword (None skips the check, as for `sounds`), and a transfer node's `to:
-    # number:DIGITS` that no rule allows is an error at ("nodes", id, "to"). Found from the node's
-    # fields like the sounds are, not by its class; a bridged transfer ends the run, which its
-    # class says with `ends_run = True` (read by `_ends_run`).
+    findings.extend(_refused_numbers(flow, number_allowed or (lambda _: False)))
     order = {node_id: index for index, node_id in enumerate(flow.nodes)}
     return sorted(findings, key=lambda f: order.get(str(f.loc[1]), -1) if len(f.loc) > 1 else -1)
 
@@ -314,9 +312,8 @@ def _sets(node: BaseNode) -> dict[str | int | None, frozenset[str]]:
     if isinstance(node, SetNode):
         return {None: frozenset(node.vars)}
     if isinstance(node, HttpNode):
-        # The status is set, or cleared, on every path except a missing secret, which leaves it as it was.
-        error = frozenset() if _uses_secrets(node) else frozenset({"http_status"})
-        return {"next": frozenset({*node.save, "http_status"}), "on_error": error}
+        # The node sets the status, or clears it (null: no answer), on both ways out.
+        return {"next": frozenset({*node.save, "http_status"}), "on_error": frozenset({"http_status"})}
     var = getattr(node, "var", None)  # gather, record: the input goes into `var` on the way to `next`
     return {"next": frozenset({var})} if isinstance(var, str) else {}
 
@@ -360,6 +357,17 @@ def _missing_sounds(graph: _Graph, sounds: Collection[str]) -> Iterator[Finding]
             if scheme == "sound" and not has_template(uri) and name not in available:
                 yield Finding(("nodes", node_id, *loc), "warning",
                               f"node {node_id!r} plays sound:{name}, which this Asterisk does not have")
+
+
+def _refused_numbers(flow: Flow, allowed: Callable[[str], bool]) -> Iterator[Finding]:
+    """A transfer to an outside number that no outbound trunk allows: the call would fail."""
+    for node_id, node in flow.nodes.items():
+        to = getattr(node, "to", None)
+        if node.type == "transfer" and isinstance(to, str) and to.startswith("number:"):
+            if not allowed(to.removeprefix("number:")):
+                yield Finding(("nodes", node_id, "to"), "error",
+                              f"no outbound trunk allows {to} (set outbound_trunk and an outbound_allow pattern "
+                              "matching it in the settings)")
 
 
 def sound_inventory(root: Path) -> set[str]:

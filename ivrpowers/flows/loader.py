@@ -13,7 +13,7 @@ Most of that time is ruamel reading the YAML (pure Python, some 100 KB/s).
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,20 +97,22 @@ def check_flow(text: str, filename: str = "<flow>") -> list[Problem]:
     return _load(text, filename)[1]
 
 
-def validate_flow(text: str, filename: str = "<flow>", *, sounds: Collection[str] | None = None) -> list[Problem]:
+def validate_flow(text: str, filename: str = "<flow>", *, sounds: Collection[str] | None = None,
+                  number_allowed: Callable[[str], bool] | None = None) -> list[Problem]:
     """What `flow validate` reports, sorted by line: the problems that stop the flow loading (all
     errors) or, when it loads, what `lint` finds in it, errors and warnings. `sounds`: the sound
-    names the Asterisk in use has (`lint.sound_inventory`); None skips that check."""
-    return _load(text, filename, lint_it=True, sounds=sounds)[1]
+    names the Asterisk in use has (`lint.sound_inventory`); None skips that check.
+    `number_allowed`: which outside numbers a transfer may dial (None: none)."""
+    return _load(text, filename, lint_it=True, sounds=sounds, number_allowed=number_allowed)[1]
 
 
-def _load(text: str, filename: str, *, lint_it: bool = False,
-          sounds: Collection[str] | None = None) -> tuple[Flow | None, list[Problem]]:
+def _load(text: str, filename: str, *, lint_it: bool = False, sounds: Collection[str] | None = None,
+          number_allowed: Callable[[str], bool] | None = None) -> tuple[Flow | None, list[Problem]]:
     try:
         checker = _Checker(text, filename)
         flow, problems = checker.run()
         if flow is not None and lint_it:
-            problems = checker.lint(flow, sounds)
+            problems = checker.lint(flow, sounds, number_allowed)
         return flow, problems
     except Exception as exc:  # the contract is "never raise": a bug here must still be a Problem
         return None, [Problem(filename, 1, f"internal error while checking the flow (please report it): {exc!r}")]
@@ -142,8 +144,10 @@ class _Checker:
             return None, sorted(unique, key=lambda p: p.line)
         return flow, []
 
-    def lint(self, flow: Flow, sounds: Collection[str] | None) -> list[Problem]:
-        found = [Problem(self.filename, self.line(f.loc), f.message, f.severity) for f in lint(flow, sounds=sounds)]
+    def lint(self, flow: Flow, sounds: Collection[str] | None,
+             number_allowed: Callable[[str], bool] | None) -> list[Problem]:
+        found = [Problem(self.filename, self.line(f.loc), f.message, f.severity)
+                 for f in lint(flow, sounds=sounds, number_allowed=number_allowed)]
         return sorted(found, key=lambda p: p.line)
 
     # -- YAML ---------------------------------------------------------------------------------

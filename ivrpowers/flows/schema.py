@@ -456,6 +456,7 @@ class TransferNode(BaseNode):
     or unreachable target); none given: the flow ends. Adopted mid-ring: rerun (ring again)."""
 
     type: Literal["transfer"]
+    ends_run: ClassVar[bool] = True  # answered, the call is handed off: an end for lint
     to: Annotated[str, AfterValidator(_transfer_target)]
     timeout: Annotated[float, Field(ge=1, le=300)] = 30.0
     caller_id: Annotated[Text, Field(max_length=80)] | None = None  # None: the caller's own

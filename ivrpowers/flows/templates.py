@@ -21,7 +21,8 @@ __all__ = ["TEMPLATE_NAMES", "TemplateError", "has_template", "render", "templat
 TEMPLATE_NAMES: frozenset[str] = frozenset({"caller.number", "caller.name", "dialed", "flow.name"})
 NOW_NAMES: frozenset[str] = frozenset({"now.time", "now.weekday", "now.date", "now.hour", "now.minute"})
 
-_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# A placeholder cannot hold "{{" or "}}": so a scan never goes past the next one (linear in the text).
+_PLACEHOLDER = re.compile(r"\{\{((?:[^{}]|\{(?!\{)|\}(?!\}))*)\}\}")
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 

@@ -219,7 +219,8 @@ def test_every_data_command_speaks_json_with_its_documented_keys(run: Run, state
     ran = run("flow", "validate", good, str(bad), "--json")
     checked = json.loads(ran.out)
     assert ran.code == 1 and [c["ok"] for c in checked] == [True, False]
-    assert set(checked[1]["problems"][0]) == {"file", "line", "message"}
+    assert set(checked[1]["problems"][0]) == {"file", "line", "severity", "message"}
+    assert {"errors", "warnings"} <= set(checked[1])
     imported = data("flow", "import", good, "--publish")
     assert set(imported) >= {"name", "version", "published", "created", "live_version", "previous_live_version"}
     assert set(data("flow", "publish", "sales")) >= {"name", "version", "published", "live_version",  # type: ignore[arg-type]

@@ -241,12 +241,9 @@ def test_only_the_paths_that_set_a_variable_count() -> None:
     assert problems == [
         # a timeout leaves the gather without setting `pin`
         "f.yaml:5: warning: node 'ok' reads vars.pin, which is not set on every path from start to here",
-        # a missing secret takes on_error without touching http_status
-        "f.yaml:10: warning: node 'e' reads vars.http_status, which is not set on every path from start to here",
-    ]
+    ]  # http sets http_status (null when nothing answered) on both ways out: `e` may read it
 
 
-@pytest.mark.skipif("subflow" not in NODE_TYPES, reason="no subflow node type")
 def test_a_subflow_may_set_any_variable() -> None:
     assert found(
         """
