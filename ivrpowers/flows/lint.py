@@ -363,11 +363,11 @@ def _refused_numbers(flow: Flow, allowed: Callable[[str], bool]) -> Iterator[Fin
     """A transfer to an outside number that no outbound trunk allows: the call would fail."""
     for node_id, node in flow.nodes.items():
         to = getattr(node, "to", None)
-        if node.type == "transfer" and isinstance(to, str) and to.startswith("number:"):
-            if not allowed(to.removeprefix("number:")):
-                yield Finding(("nodes", node_id, "to"), "error",
-                              f"no outbound trunk allows {to} (set outbound_trunk and an outbound_allow pattern "
-                              "matching it in the settings)")
+        if (node.type == "transfer" and isinstance(to, str) and to.startswith("number:")
+                and not allowed(to.removeprefix("number:"))):
+            yield Finding(("nodes", node_id, "to"), "error",
+                          f"no outbound trunk allows {to} (set outbound_trunk and an outbound_allow pattern "
+                          "matching it in the settings)")
 
 
 def sound_inventory(root: Path) -> set[str]:
