@@ -21,7 +21,7 @@ number size, text and list length) is an error, never a hang or a crash.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -473,34 +473,30 @@ def compile_expression(source: Any, calendars: frozenset[str] | None = None) -> 
     return Expression(source, tree, frozenset(_reads(tree)), frozenset(_opened(tree)))
 
 
-def _reads(node: Node) -> list[str]:
+def _subtrees(node: Node) -> Iterator[Node]:
+    """`node` and every node under it."""
+    yield node
     match node:
-        case Name("vars", fields):
-            return [fields[0]]
         case Attr(base, _, _) | Unary(_, base, _) | Matches(base, _, _):
-            return _reads(base)
+            yield from _subtrees(base)
         case Index(base, index, _):
-            return _reads(base) + _reads(index)
+            yield from _subtrees(base)
+            yield from _subtrees(index)
         case Binary(_, left, right, _):
-            return _reads(left) + _reads(right)
+            yield from _subtrees(left)
+            yield from _subtrees(right)
         case ListOf(items) | Call(_, items, _):
-            return [name for item in items for name in _reads(item)]
-    return []
+            for item in items:
+                yield from _subtrees(item)
+
+
+def _reads(node: Node) -> list[str]:
+    return [sub.fields[0] for sub in _subtrees(node) if isinstance(sub, Name) and sub.root == "vars"]
 
 
 def _opened(node: Node) -> list[str]:
-    match node:
-        case Call("open", (Literal(name),), _):
-            return [name]
-        case Attr(base, _, _) | Unary(_, base, _) | Matches(base, _, _):
-            return _opened(base)
-        case Index(base, index, _):
-            return _opened(base) + _opened(index)
-        case Binary(_, left, right, _):
-            return _opened(left) + _opened(right)
-        case ListOf(items) | Call(_, items, _):
-            return [name for item in items for name in _opened(item)]
-    return []
+    return [sub.args[0].value for sub in _subtrees(node)
+            if isinstance(sub, Call) and sub.function == "open" and isinstance(sub.args[0], Literal)]
 
 
 def truthy(value: Any) -> bool:
