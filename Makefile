@@ -45,6 +45,7 @@ asterisk: venv
 # loopback, as root; about 40 minutes by default, e.g. `make bench-calls BENCH_ARGS="--loads 1,50 --reps 1"`).
 bench: deps venv asterisk
 	$(PY) -m ivrpowers.bench
+	$(PY) -m bench.flows bench-results/bench.json
 	$(PY) -m bench.calls $(BENCH_ARGS)
 
 bench-calls: deps venv asterisk
