@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,7 +187,7 @@ def edit(ctx: click.Context, name: str, publish: bool, message: str | None, as_j
     path.write_bytes(base.source.encode("utf-8"))
     kept = False
     try:
-        text = _edit_until_valid(name, path, base.source)
+        text = _edit_until_valid(name, path, base.source, settings_from(ctx).number_allowed)
         if text is None:
             say_stored((base, False, live, live), publish=False, as_json=as_json)
             return
@@ -209,11 +210,13 @@ def edit(ctx: click.Context, name: str, publish: bool, message: str | None, as_j
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _edit_until_valid(name: str, path: Path, original: str) -> str | None:
+def _edit_until_valid(
+    name: str, path: Path, original: str, number_allowed: Callable[[str], bool]
+) -> str | None:
     """Edit `path` until it holds a valid flow named `name`; its text, or None if left unchanged."""
     while True:
         _run_editor(path)
-        text, problems = _check(name, path)
+        text, problems = _check(name, path, number_allowed)
         if text == original:
             return None
         if not problems:
@@ -245,9 +248,11 @@ def _run_editor(path: Path) -> None:
         raise CliError(f"the editor ({editor}) exited with status {done.returncode}; nothing stored", fix)
 
 
-def _check(name: str, path: Path) -> tuple[str | None, list[Problem]]:
+def _check(name: str, path: Path, number_allowed: Callable[[str], bool]) -> tuple[str | None, list[Problem]]:
     """The edited text (None if unreadable) and its problems, a change of the flow's name among them."""
-    from ivrpowers.flows import Problem, check_flow, load_flow
+    from ivrpowers.cli.flows import installed_sounds
+    from ivrpowers.flows import Problem, load_flow
+    from ivrpowers.flows.loader import validate_flow
 
     file = str(path)
     try:
@@ -258,7 +263,9 @@ def _check(name: str, path: Path) -> tuple[str | None, list[Problem]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [Problem(file, data[: exc.start].count(b"\n") + 1, "file is not valid UTF-8")]
-    problems = check_flow(text, file)
+    # What `flow validate` would call an error (lint's included); warnings don't stop an edit.
+    problems = [p for p in validate_flow(text, file, sounds=installed_sounds(),
+                                         number_allowed=number_allowed) if p.severity == "error"]
     if not problems and (renamed := load_flow(text, file).name) != name:
         line = next((n for n, ln in enumerate(_lines(text), 1) if re.match(r"name\s*:", ln)), 1)
         problems = [Problem(file, line, f"name: {renamed!r}: this edits flow {name!r} (to make a new flow, "
