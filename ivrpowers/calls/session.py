@@ -113,9 +113,20 @@ class Session:
         self.bridge_id, self._bridged_leg, self._bridged_at = bridge_id, leg, at
         self.ctx.writer.update_call(self.call_id, bridge_id=bridge_id)
 
+    def _resume_talk(self, adopted: CallRecord) -> None:
+        """An adopted transferred call: its bridge and when it was made come from its CDR; its leg
+        joins as the reconciler finds it (callers are adopted before legs)."""
+        self.bridge_id = adopted.bridge_id
+        self._bridged_at = next((e.at for e in reversed(adopted.events) if e.type == "transfer_answered"), None)
+
     async def _talk(self) -> None:
         """A transferred call: until either side hangs up; then the other is hung up too."""
-        call, leg = self.call, self._bridged_leg
+        call, leg = self.call, self._bridged_leg or next(iter(self.legs.values()), None)
+        if leg is None and not call.gone:  # adopted after the other side had gone: nobody to talk to
+            try:
+                await call.hangup()
+            except (AriError, CallerHungUp):
+                pass
         if leg is not None:
             ends = [asyncio.ensure_future(call.destroyed.wait()), asyncio.ensure_future(leg.destroyed.wait())]
             try:
@@ -202,7 +213,12 @@ class Session:
                 log.warning("call %s: could not check its channel after adoption: %s", self.call_id, exc)
             if ended and state is None:
                 # Its flow had already ended: don't run it again.
-                return "handed_off" if ended[-1].get("reason") == "handed_off" else "completed"
+                if ended[-1].get("reason") != "handed_off":
+                    return "completed"
+                if (ended[-1].get("handoff") or {}).get("kind") == "transfer":
+                    self._resume_talk(adopted)
+                    return "transferred"
+                return "handed_off"
         try:
             if adopted is not None and adopted.flow_name and adopted.flow_version:
                 flow, version = await self.ctx.router.flow_version(adopted.flow_name, adopted.flow_version)

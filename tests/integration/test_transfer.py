@@ -235,3 +235,26 @@ async def test_a_phone_that_never_answers_takes_on_no_answer(
     assert entered == ["answer", "to-agent", "sorry"]
     missed = next(e["detail"] for e in cdr["events"] if e["type"] == "transfer_no_answer")
     assert missed["ring_ms"] >= 1500 and missed["to"] == "endpoint:agent1"
+
+
+async def test_a_bridged_call_survives_a_controller_crash(
+    asterisk: AsteriskUnderTest, controller: ControllerUnderTest, tmp_path: Path
+) -> None:
+    number = "208" if controller.kind == "sqlite" else "209"
+    route(controller, tmp_path, number, timeout=15)
+    agent, agent_xml = agent_phone(asterisk, tmp_path, TALK.replace("{audio}", AUDIO))
+    caller = "7005" if controller.kind == "sqlite" else "7006"
+    caller_xml = tmp_path / "caller.xml"
+    caller_xml.write_text(CALLER.format(dialed=number, caller=caller, before=500, talk=12000, audio=AUDIO))
+    call = sipp(caller_xml, asterisk)
+    await controller.wait_event(caller, "transfer_answered")
+    await asyncio.to_thread(controller.crash_and_restart)
+    await controller.wait_event(caller, "adopted")  # by the new controller, while the two talk
+    # The caller talks on and hangs up; the new controller hangs up the agent, closes the CDR.
+    finished(call, caller_xml)
+    finished(agent, agent_xml)
+    cdr = await controller.wait_cdr(caller)
+    assert cdr["disposition"] == "transferred", cdr["disposition"]
+    assert "adopted" in [e["type"] for e in cdr["events"]]
+    ended = next(e["detail"] for e in cdr["events"] if e["type"] == "transfer_ended")
+    assert ended["hung_up_by"] == "caller" and ended["talk_seconds"] > 8
