@@ -13,11 +13,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -91,6 +91,20 @@ def pg_base_url() -> Iterator[Cluster | str]:
         cluster.stop()
 
 
+T = TypeVar("T")
+
+
+async def poll(probe: Callable[[], Awaitable[T | None]], timeout: float, interval: float = 0.05) -> T | None:
+    """`probe()`'s first answer that is not None (a counter reached, a record written), or None after
+    `timeout` s: how integration tests wait for what Asterisk and the controller do, never for time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (found := await probe()) is not None:
+            return found
+        await asyncio.sleep(interval)
+    return None
+
+
 @dataclass
 class ControllerUnderTest:
     kind: str
@@ -141,12 +155,13 @@ class ControllerUnderTest:
 
     async def wait_health(self, ready: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
         """Poll /health until `ready(report)`: how tests wait for counters (backlog, reconnects...)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        async def probe() -> dict[str, Any] | None:
             report = await asyncio.to_thread(self.health)
-            if report and ready(report):
-                return report
-            await asyncio.sleep(0.05)
+            return report if report and ready(report) else None
+
+        if (found := await poll(probe, timeout)) is not None:
+            return found
         raise AssertionError(f"health never got there within {timeout}s: {self.health()}\n{self.log_tail()}")
 
     async def wait_record(
@@ -154,15 +169,16 @@ class ControllerUnderTest:
     ) -> dict[str, Any]:
         """Poll the `recent` newest CDRs until one satisfies `match`; `what` names it in the failure."""
         db = Database(self.db_url)
+
+        async def probe() -> dict[str, Any] | None:
+            return next((call_to_dict(r) for r in await CdrRepository(db).latest(recent) if match(r)), None)
+
         try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                for record in await CdrRepository(db).latest(recent):
-                    if match(record):
-                        return call_to_dict(record)
-                await asyncio.sleep(0.05)
+            found = await poll(probe, timeout)
         finally:
             await db.close()
+        if found is not None:
+            return found
         raise AssertionError(f"no {what} within {timeout}s\n{self.log_tail()}")
 
     async def wait_event(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import AsteriskUnderTest, ControllerUnderTest
+from .conftest import AsteriskUnderTest, ControllerUnderTest, poll
 from .sipp import ExpectHangup, SippCall, free_rtp_port, free_udp_port, run_call_async
 from .test_phones import register
 
@@ -202,13 +202,15 @@ async def test_an_answered_transfer_bridges_the_caller_and_the_agent(
     assert detail["to"] == "endpoint:agent1" and detail["ring_ms"] >= 0 and detail["bridge"]
     # Media through the bridge, both ways: each side sends speech, each side's channel forwards it.
     leg = detail["channel"]
-    for _ in range(100):  # until the counters show speech both ways (it lasts 7 s)
-        caller_rx, caller_tx = rtp_counts(asterisk, answered["channel_id"])
-        leg_rx, leg_tx = rtp_counts(asterisk, leg)
-        if min(caller_rx, caller_tx, leg_rx, leg_tx) > 20:
-            break
-        await asyncio.sleep(0.1)
-    assert min(caller_rx, caller_tx, leg_rx, leg_tx) > 20, (caller_rx, caller_tx, leg_rx, leg_tx)
+    counts: tuple[int, ...] = ()
+
+    async def both_ways() -> tuple[int, ...] | None:  # the speech lasts 7 s
+        nonlocal counts
+        counts = (*await asyncio.to_thread(rtp_counts, asterisk, answered["channel_id"]),
+                  *await asyncio.to_thread(rtp_counts, asterisk, leg))
+        return counts if min(counts) > 20 else None
+
+    assert await poll(both_ways, timeout=10, interval=0.1), f"RTP (caller rx, tx, agent rx, tx): {counts}"
     finished(call, caller_xml)
     finished(agent, agent_xml)
     cdr = await controller.wait_cdr(caller)
