@@ -35,7 +35,7 @@ class Router:
         self.max_stale = max_stale
         self._parsed: dict[tuple[str, int], Flow] = {}  # versions are immutable: parse each once
         self._numbers: dict[str, tuple[float, tuple[str, int | None] | None]] = {}
-        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._refreshing: dict[str, asyncio.Task[tuple[str, int | None] | None]] = {}
 
     async def settle(self) -> None:
         """Wait for the refreshes under way (tests, shutdown)."""
@@ -48,14 +48,9 @@ class Router:
             return await self._lookup(dialed)
         age = time.monotonic() - cached[0]
         if age >= max(self.max_stale, self.ttl) and dialed not in self._refreshing:
-            try:
-                return await self._lookup(dialed)
-            except Exception as exc:  # the database is away: calls keep the route they had
-                log.warning("cannot look up the route of %s, keeping the last known (%s: %s)",
-                            dialed, type(exc).__name__, exc)
-                return cached[1]
+            return await self._refresh(dialed, cached[1])
         if age >= self.ttl and dialed not in self._refreshing:
-            task = asyncio.create_task(self._refresh(dialed), name=f"route-refresh-{dialed}")
+            task = asyncio.create_task(self._refresh(dialed, cached[1]), name=f"route-refresh-{dialed}")
             self._refreshing[dialed] = task
             task.add_done_callback(lambda _: self._refreshing.pop(dialed, None))
         return cached[1]
@@ -68,12 +63,14 @@ class Router:
         self._numbers[dialed] = (now, found)
         return found
 
-    async def _refresh(self, dialed: str) -> None:
+    async def _refresh(self, dialed: str, known: tuple[str, int | None] | None) -> tuple[str, int | None] | None:
+        """The number's route looked up again, or `known` when the database is away (calls keep it)."""
         try:
-            await self._lookup(dialed)
-        except Exception as exc:  # the database is away: calls keep the route they had
-            log.warning("cannot refresh the route of %s, keeping the last known (%s: %s)",
+            return await self._lookup(dialed)
+        except Exception as exc:
+            log.warning("cannot look up the route of %s, keeping the last known (%s: %s)",
                         dialed, type(exc).__name__, exc)
+            return known
 
     async def resolve(self, dialed: str) -> tuple[Flow, int]:
         found = await self._published_flow(dialed)
