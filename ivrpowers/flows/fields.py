@@ -301,3 +301,7 @@ class BaseNode(_Model):
     def media_items(self) -> Iterator[tuple[Loc, str]]:
         """Every media URI (possibly templated) this node can play, with where it is written."""
         return ((loc, value) for marker, loc, value in _walk_model(type(self), self) if marker is MEDIA)
+
+    def secret_templates(self) -> Iterator[tuple[Loc, str]]:
+        """Every template that may use `secrets.*` (an http request's url, headers, body strings)."""
+        return ((loc, value) for marker, loc, value in _walk_model(type(self), self) if marker is TEMPLATE)

@@ -318,17 +318,6 @@ def _sets(node: BaseNode) -> dict[str | int | None, frozenset[str]]:
     return {"next": frozenset({var})} if isinstance(var, str) else {}
 
 
-def _uses_secrets(node: BaseNode) -> bool:
-    for _, value in _values(node):
-        if isinstance(value, str) and has_template(value):
-            try:
-                if any(name.startswith("secrets.") for name in template_names(value)):
-                    return True
-            except TemplateError:
-                continue
-    return False
-
-
 def _values(value: Any, loc: Loc = (), depth: int = 0) -> Iterator[tuple[Loc, Any]]:
     """Every leaf value in a node's fields, with its path, in field order."""
     if isinstance(value, BaseModel):

@@ -60,20 +60,9 @@ def _ms(started: float) -> int:
 
 
 def _missing_secrets(run: Run, node: HttpNode) -> list[str]:
-    texts = [node.url, *node.headers.values(), *_strings(node.body)]
-    wanted = {name.removeprefix("secrets.") for text in texts for name in template_names(text)
+    wanted = {name.removeprefix("secrets.") for _, text in node.secret_templates() for name in template_names(text)
               if name.startswith("secrets.")}
     return sorted(wanted - set(run.services.secrets))
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for item in value.values() for s in _strings(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
 
 
 def _render_json(run: Run, value: Any) -> Any:
