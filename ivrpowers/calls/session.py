@@ -8,6 +8,7 @@ rest is rebuilt by `ivrpowers.calls.reconciler` when another controller adopts t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -122,11 +123,6 @@ class Session:
     async def _talk(self) -> None:
         """A transferred call: until either side hangs up; then the other is hung up too."""
         call, leg = self.call, self._bridged_leg or next(iter(self.legs.values()), None)
-        if leg is None and not call.gone:  # adopted after the other side had gone: nobody to talk to
-            try:
-                await call.hangup()
-            except (AriError, CallerHungUp):
-                pass
         if leg is not None:
             ends = [asyncio.ensure_future(call.destroyed.wait()), asyncio.ensure_future(leg.destroyed.wait())]
             try:
@@ -135,12 +131,11 @@ class Session:
                 for end in ends:
                     end.cancel()
             by = "caller" if call.gone else "target"
-            for side in (call, leg):
-                if not side.gone:
-                    try:
-                        await side.hangup()
-                    except (AriError, CallerHungUp):
-                        pass
+        # Whoever is left is hung up (adopted with no leg: the other side had gone, nobody to talk to).
+        for side in (call,) if leg is None else (call, leg):
+            with contextlib.suppress(AriError):  # a hangup of a gone channel is a no-op
+                await side.hangup()
+        if leg is not None:
             talk = (datetime.now(UTC) - self._bridged_at).total_seconds() if self._bridged_at else None
             self.journal.write("transfer_ended", self.journal.last_node, {"hung_up_by": by, "talk_seconds": talk})
         if self.bridge_id is not None:
