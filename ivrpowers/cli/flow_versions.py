@@ -24,7 +24,7 @@ from ivrpowers.store.flows import FlowChanged, FlowHistory, FlowRepository, Live
 from ivrpowers.store.models import FlowVersion
 
 if TYPE_CHECKING:
-    from ivrpowers.flows import Problem
+    from ivrpowers.flows import Flow, Problem
 
 
 def _time(at: datetime | None) -> str:
@@ -187,8 +187,8 @@ def edit(ctx: click.Context, name: str, publish: bool, message: str | None, as_j
     path.write_bytes(base.source.encode("utf-8"))
     kept = False
     try:
-        text = _edit_until_valid(name, path, base.source, settings_from(ctx).number_allowed)
-        if text is None:
+        edited = _edit_until_valid(name, path, base.source, settings_from(ctx).number_allowed)
+        if edited is None:
             say_stored((base, False, live, live), publish=False, as_json=as_json)
             return
         if message is None and sys.stdin.isatty():
@@ -197,7 +197,8 @@ def edit(ctx: click.Context, name: str, publish: bool, message: str | None, as_j
             except click.Abort:
                 raise EditKept("interrupted: nothing stored", f"your edit is kept in {path}") from None
         try:
-            stored = store(ctx, name, text, publish=publish, message=message, base_version=base.version)
+            text, parsed = edited
+            stored = store(ctx, parsed, text, publish=publish, message=message, base_version=base.version)
         except FlowChanged as exc:
             raise EditKept(f"{exc}; nothing stored",
                            f"your edit is in {path}: see `ivrpowers flow diff {name}`, then import it") from exc
@@ -212,16 +213,16 @@ def edit(ctx: click.Context, name: str, publish: bool, message: str | None, as_j
 
 def _edit_until_valid(
     name: str, path: Path, original: str, number_allowed: Callable[[str], bool]
-) -> str | None:
-    """Edit `path` until it holds a valid flow named `name`; its text, or None if left unchanged."""
+) -> tuple[str, Flow] | None:
+    """Edit `path` until it holds a valid flow named `name`; its text and flow, or None if left unchanged."""
     while True:
         _run_editor(path)
-        text, problems = _check(name, path, number_allowed)
+        text, flow, problems = _check(name, path, number_allowed)
         if text == original:
             return None
         if not problems:
-            assert text is not None
-            return text
+            assert text is not None and flow is not None
+            return text, flow
         for problem in problems:
             click.echo(str(problem), err=True)
         if not _edit_again():
@@ -248,26 +249,27 @@ def _run_editor(path: Path) -> None:
         raise CliError(f"the editor ({editor}) exited with status {done.returncode}; nothing stored", fix)
 
 
-def _check(name: str, path: Path, number_allowed: Callable[[str], bool]) -> tuple[str | None, list[Problem]]:
-    """The edited text (None if unreadable) and its problems, a change of the flow's name among them."""
+def _check(name: str, path: Path, number_allowed: Callable[[str], bool]
+           ) -> tuple[str | None, Flow | None, list[Problem]]:
+    """The edited text (None if unreadable), its flow and its problems, a change of the flow's name among them."""
     from ivrpowers.cli.flows import installed_sounds
-    from ivrpowers.flows import Problem, load_flow
-    from ivrpowers.flows.loader import validate_flow
+    from ivrpowers.flows import Problem
+    from ivrpowers.flows.loader import lint_flow
 
     file = str(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return None, [Problem(file, 1, f"cannot read: {exc.strerror or exc}")]
+        return None, None, [Problem(file, 1, f"cannot read: {exc.strerror or exc}")]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [Problem(file, data[: exc.start].count(b"\n") + 1, "file is not valid UTF-8")]
+        return None, None, [Problem(file, data[: exc.start].count(b"\n") + 1, "file is not valid UTF-8")]
     # What `flow validate` would call an error (lint's included); warnings don't stop an edit.
-    problems = [p for p in validate_flow(text, file, sounds=installed_sounds(),
-                                         number_allowed=number_allowed) if p.severity == "error"]
-    if not problems and (renamed := load_flow(text, file).name) != name:
+    flow, found = lint_flow(text, file, sounds=installed_sounds(), number_allowed=number_allowed)
+    problems = [p for p in found if p.severity == "error"]
+    if not problems and flow is not None and flow.name != name:
         line = next((n for n, ln in enumerate(_lines(text), 1) if re.match(r"name\s*:", ln)), 1)
-        problems = [Problem(file, line, f"name: {renamed!r}: this edits flow {name!r} (to make a new flow, "
+        problems = [Problem(file, line, f"name: {flow.name!r}: this edits flow {name!r} (to make a new flow, "
                                          "import a file)")]
-    return text, problems
+    return text, flow, problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,6 +14,9 @@ from ivrpowers.cli.errors import CliError
 from ivrpowers.store.db import Database
 from ivrpowers.store.flows import FlowRepository, LiveChange
 from ivrpowers.store.models import FlowVersion
+
+if TYPE_CHECKING:
+    from ivrpowers.flows import Flow
 
 T = TypeVar("T")
 
@@ -51,24 +54,23 @@ def validate(ctx: click.Context, files: tuple[str, ...], strict: bool, as_json: 
     Exit 1 on any error (or, with --strict, any warning). Sound names are checked against the
     Asterisk in use when one is installed; transfers to outside numbers against the settings.
     """
+    from ivrpowers.flows import Problem
     from ivrpowers.flows.subflows import subflow_cycle
 
     settings = settings_from(ctx)
     sounds = installed_sounds()
-    results, calls = [], {}
+    results: dict[str, list[Problem]] = {}
+    files_of, calls = {}, {}  # flow name -> its file, the subflows it runs
     for path in files:
-        problems, parsed = checked(path, settings.number_allowed, sounds)
+        results[path], parsed = checked(path, settings.number_allowed, sounds)
         if parsed is not None:
-            calls[parsed[0]] = (path, parsed[1])
-        results.append((path, problems))
-    for name, (path, _) in calls.items():  # cycles among the files checked together
-        if cycle := subflow_cycle(name, {n: targets for n, (_, targets) in calls.items()}):
-            from ivrpowers.flows import Problem
-
-            dict(results)[path].append(Problem(path, 1, f"subflow cycle: {' -> '.join(cycle)}"))
+            files_of[parsed[0]], calls[parsed[0]] = path, parsed[1]
+    for name, path in files_of.items():  # cycles among the files checked together
+        if cycle := subflow_cycle(name, calls):
+            results[path].append(Problem(path, 1, f"subflow cycle: {' -> '.join(cycle)}"))
     failed = False
     out = []
-    for path, problems in results:
+    for path, problems in results.items():
         errors = sum(p.severity == "error" for p in problems)
         warnings = len(problems) - errors
         ok = not errors and not (strict and warnings)
@@ -107,8 +109,8 @@ def installed_sounds() -> set[str] | None:
 def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] | None
             ) -> tuple[list[Any], tuple[str, set[str]] | None]:
     """A file's problems and warnings, and (its flow's name, the subflows it runs) when it loads."""
-    from ivrpowers.flows import FlowError, Problem, load_flow
-    from ivrpowers.flows.loader import read_flow_file, validate_flow
+    from ivrpowers.flows import FlowError, Problem
+    from ivrpowers.flows.loader import lint_flow, read_flow_file
     from ivrpowers.flows.subflows import subflow_targets
 
     try:
@@ -117,10 +119,9 @@ def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] |
         return list(exc.problems), None
     except OSError as exc:
         return [Problem(path, 1, f"cannot read: {exc}")], None
-    problems = validate_flow(text, path, sounds=sounds, number_allowed=number_allowed)
-    if any(p.severity == "error" for p in problems):
+    flow, problems = lint_flow(text, path, sounds=sounds, number_allowed=number_allowed)
+    if flow is None or any(p.severity == "error" for p in problems):
         return problems, None
-    flow = load_flow(text, path)
     return problems, (flow.name, subflow_targets(flow))
 
 
@@ -132,27 +133,25 @@ def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] |
 @click.pass_context
 def import_(ctx: click.Context, file: str, publish: bool, message: str | None, as_json: bool) -> None:
     """Store FILE as a new version of its flow, after validating it; an unchanged file makes none."""
-    from ivrpowers.flows import load_flow
-
     source = _read(file)
-    refuse_errors(source, file, settings_from(ctx).number_allowed, "not imported")
-    parsed = load_flow(source, file)
-
-    stored = store(ctx, parsed.name, source, publish=publish, message=message)
+    parsed = refuse_errors(source, file, settings_from(ctx).number_allowed, "not imported")
+    stored = store(ctx, parsed, source, publish=publish, message=message)
     say_stored(stored, publish=publish, as_json=as_json)
 
 
 Stored = tuple[FlowVersion, bool, int | None, int | None]  # version, created, live before, live now
 
 
-def store(ctx: click.Context, name: str, source: str, *, publish: bool, message: str | None,
+def store(ctx: click.Context, parsed: Flow, source: str, *, publish: bool, message: str | None,
           base_version: int | None = None) -> Stored:
-    """Store `source` as a version of `name` (see `FlowRepository.import_source`), with what is live around it."""
+    """Store `source` (`parsed`) as a version of its flow (see `FlowRepository.import_source`), with what
+    is live around it."""
+    name = parsed.name
 
     async def work(db: Database) -> Stored:
         flows = FlowRepository(db)
         if publish:
-            await refuse_subflow_cycle(flows, name, source)
+            await refuse_subflow_cycle(flows, parsed)
         before = await flows.published(name)
         version, created = await flows.import_source(name, source, publish=publish, message=message,
                                                      base_version=base_version)
@@ -162,23 +161,26 @@ def store(ctx: click.Context, name: str, source: str, *, publish: bool, message:
     return with_db(settings_from(ctx), work)
 
 
-def refuse_errors(source: str, filename: str, number_allowed: Callable[[str], bool], what: str) -> None:
-    """Print a flow's problems and warnings; refuse it (exit 1) if any is an error."""
-    from ivrpowers.flows.loader import validate_flow
+def refuse_errors(source: str, filename: str, number_allowed: Callable[[str], bool], what: str) -> Flow:
+    """Print a flow's problems and warnings; refuse it (exit 1) if any is an error; else the flow."""
+    from ivrpowers.flows.loader import lint_flow
 
-    problems = validate_flow(source, filename, sounds=installed_sounds(), number_allowed=number_allowed)
+    flow, problems = lint_flow(source, filename, sounds=installed_sounds(), number_allowed=number_allowed)
     for problem in problems:
         click.echo(str(problem), err=True)
-    if errors := sum(p.severity == "error" for p in problems):
+    errors = sum(p.severity == "error" for p in problems)
+    if flow is None or errors:
         raise CliError(f"{filename} {what}: {errors} error{'s' * (errors != 1)}", "fix them and try again")
+    return flow
 
 
-async def refuse_subflow_cycle(flows: FlowRepository, name: str, source: str) -> None:
-    """Refuse to make live a version of `name` that would run itself through subflows."""
+async def refuse_subflow_cycle(flows: FlowRepository, flow: Flow) -> None:
+    """Refuse to make live a version of a flow that would run itself through subflows."""
     from ivrpowers.flows import FlowError, load_flow
     from ivrpowers.flows.subflows import subflow_cycle, subflow_targets
 
-    calls = {name: subflow_targets(load_flow(source, name))}
+    name = flow.name
+    calls = {name: subflow_targets(flow)}
     if not calls[name]:
         return
     for summary in await flows.summaries():
@@ -225,8 +227,8 @@ def publish(ctx: click.Context, name: str, version: int | None, message: str | N
     async def work(db: Database) -> LiveChange:
         flows = FlowRepository(db)
         chosen = await flows.get(name, version)
-        refuse_errors(chosen.source, f"{name} v{chosen.version}", settings.number_allowed, "not published")
-        await refuse_subflow_cycle(flows, name, chosen.source)
+        parsed = refuse_errors(chosen.source, f"{name} v{chosen.version}", settings.number_allowed, "not published")
+        await refuse_subflow_cycle(flows, parsed)
         return await flows.publish(name, version, message=message)
 
     say_live(with_db(settings_from(ctx), work), as_json=as_json)

@@ -103,7 +103,13 @@ def validate_flow(text: str, filename: str = "<flow>", *, sounds: Collection[str
     errors) or, when it loads, what `lint` finds in it, errors and warnings. `sounds`: the sound
     names the Asterisk in use has (`lint.sound_inventory`); None skips that check.
     `number_allowed`: which outside numbers a transfer may dial (None: none)."""
-    return _load(text, filename, lint_it=True, sounds=sounds, number_allowed=number_allowed)[1]
+    return lint_flow(text, filename, sounds=sounds, number_allowed=number_allowed)[1]
+
+
+def lint_flow(text: str, filename: str = "<flow>", *, sounds: Collection[str] | None = None,
+              number_allowed: Callable[[str], bool] | None = None) -> tuple[Flow | None, list[Problem]]:
+    """`validate_flow`'s problems, and the flow when it loads (whatever lint found): one parse for both."""
+    return _load(text, filename, lint_it=True, sounds=sounds, number_allowed=number_allowed)
 
 
 def _load(text: str, filename: str, *, lint_it: bool = False, sounds: Collection[str] | None = None,
