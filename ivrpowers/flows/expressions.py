@@ -20,6 +20,7 @@ number size, text and list length) is an error, never a hang or a crash.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -116,6 +117,12 @@ def compile_expression(source: Any, calendars: frozenset[str] | None = None) -> 
         raise ExpressionError(f"expression too long ({len(source)} characters, at most {MAX_SOURCE})")
     if not source.strip():
         raise ExpressionError("empty expression")
+    return _compile_text(source, calendars)
+
+
+# A flow repeats its conditions (`vars.tries > 3` in every retry loop); an Expression is immutable.
+@functools.lru_cache(maxsize=4096)
+def _compile_text(source: str, calendars: frozenset[str] | None) -> Expression:
     tree = parse(source, calendars)
     return Expression(source, tree, frozenset(_reads(tree)), frozenset(_opened(tree)))
 

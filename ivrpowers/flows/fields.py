@@ -3,8 +3,9 @@ checks find node references, media and expressions in any node type, and `BaseNo
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin
 
@@ -223,40 +224,65 @@ class Issue(NamedTuple):
     message: str
 
 
-def _walk(annotation: Any, value: Any, loc: Loc) -> Iterator[tuple[_Marker, Loc, str]]:
-    # Values of the wrong shape are skipped, not errors: field validation reports those.
+_Found = Iterator[tuple[_Marker, Loc, str]]
+_Walker = Callable[[Any, Loc], _Found]
+
+
+def _walker(annotation: Any) -> _Walker | None:
+    """A function finding the marked strings in a value of `annotation`'s type; None when that
+    type can hold none. Made once per model (`_fields`): reading type annotations per node was most
+    of the cost of checking a big flow."""
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *metadata = get_args(annotation)
         marker = next((m for m in metadata if isinstance(m, _Marker)), None)
         if marker is None:
-            yield from _walk(base, value, loc)
-        elif isinstance(value, str):
-            yield marker, loc, value
-        elif marker is EXPRESSION and isinstance(value, Expression):
-            yield marker, loc, value.source
-        elif marker is JSON_TEMPLATES:
-            yield from _json_strings(value, loc)
-    elif origin in (Union, UnionType):
-        for option in get_args(annotation):
-            yield from _walk(option, value, loc)
-    elif origin is list:
-        (item,) = get_args(annotation)
-        if isinstance(value, str):  # raw `media: sound:x`, before validation makes it a list
-            yield from _walk(item, value, loc)
-        elif isinstance(value, list):
-            for index, element in enumerate(value):
-                yield from _walk(item, element, (*loc, index))
-    elif origin is dict:
-        _, item = get_args(annotation)
-        if isinstance(value, Mapping):
-            for key, element in value.items():
-                yield from _walk(item, element, (*loc, key))
-    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        yield from _walk_model(annotation, value, loc)
+            return _walker(base)
+        if marker is JSON_TEMPLATES:
+            return _json_strings
+        return functools.partial(_marked, marker)
+    if origin in (Union, UnionType):
+        options = [found for option in get_args(annotation) if (found := _walker(option)) is not None]
+        return functools.partial(_any_of, options) if options else None
+    if origin is list:
+        item = _walker(get_args(annotation)[0])
+        return functools.partial(_items, item) if item is not None else None
+    if origin is dict:
+        item = _walker(get_args(annotation)[1])
+        return functools.partial(_values, item) if item is not None else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return functools.partial(_walk_model, annotation) if _fields(annotation) else None
+    return None
 
 
-def _json_strings(value: Any, loc: Loc, depth: int = 0) -> Iterator[tuple[_Marker, Loc, str]]:
+# Values of the wrong shape are skipped, not errors: field validation reports those.
+def _marked(marker: _Marker, value: Any, loc: Loc) -> _Found:
+    if isinstance(value, str):
+        yield marker, loc, value
+    elif marker is EXPRESSION and isinstance(value, Expression):
+        yield marker, loc, value.source
+
+
+def _any_of(options: list[_Walker], value: Any, loc: Loc) -> _Found:
+    for option in options:
+        yield from option(value, loc)
+
+
+def _items(item: _Walker, value: Any, loc: Loc) -> _Found:
+    if isinstance(value, str):  # raw `media: sound:x`, before validation makes it a list
+        yield from item(value, loc)
+    elif isinstance(value, list):
+        for index, element in enumerate(value):
+            yield from item(element, (*loc, index))
+
+
+def _values(item: _Walker, value: Any, loc: Loc) -> _Found:
+    if isinstance(value, Mapping):
+        for key, element in value.items():
+            yield from item(element, (*loc, key))
+
+
+def _json_strings(value: Any, loc: Loc, depth: int = 0) -> _Found:
     if isinstance(value, str):
         yield TEMPLATE, loc, value
     elif depth < 16 and isinstance(value, Mapping):
@@ -267,17 +293,30 @@ def _json_strings(value: Any, loc: Loc, depth: int = 0) -> Iterator[tuple[_Marke
             yield from _json_strings(item, (*loc, index), depth + 1)
 
 
-def _walk_model(cls: type[BaseModel], value: Any, loc: Loc = ()) -> Iterator[tuple[_Marker, Loc, str]]:
+@functools.cache
+def _fields(cls: type[BaseModel]) -> list[tuple[str, _Walker]]:
+    """The fields of `cls` that can hold marked strings, with the walker of each."""
+    found = []
     for name, field in cls.model_fields.items():
-        if isinstance(value, BaseModel):
+        # pydantic moves a field's own Annotated metadata (e.g. `next: NodeRef`) to field.metadata.
+        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        if (walker := _walker(annotation)) is not None:
+            found.append((name, walker))
+    return found
+
+
+def _walk_model(cls: type[BaseModel], value: Any, loc: Loc = ()) -> _Found:
+    model = isinstance(value, BaseModel)
+    if not model and not isinstance(value, Mapping):
+        return
+    for name, walker in _fields(cls):
+        if model:
             element = getattr(value, name)
-        elif isinstance(value, Mapping) and name in value:
+        elif name in value:
             element = value[name]
         else:
             continue
-        # pydantic moves a field's own Annotated metadata (e.g. `next: NodeRef`) to field.metadata.
-        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
-        yield from _walk(annotation, element, (*loc, name))
+        yield from walker(element, (*loc, name))
 
 
 class _Model(BaseModel):

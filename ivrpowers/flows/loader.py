@@ -7,7 +7,7 @@ input, becomes a `Problem` pointing at the line to edit, and all of them are rep
 Checking is linear in the size of the file, and a file past the bounds is refused as it is read,
 not once built: flows come from authors' editors and from imports, and a big or hostile one must
 cost a CLI run or the controller's loading thread time in proportion to its size, never minutes.
-Most of that time is ruamel reading the YAML (pure Python, some 100 KB/s).
+Most of that time is reading the YAML (`yaml_reader`).
 """
 
 from __future__ import annotations
@@ -18,23 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-from ruamel.yaml.nodes import Node as YamlNode
-from ruamel.yaml.parser import Parser
-from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.scanner import Scanner
 
 from .lint import Severity, lint
-from .schema import MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
-from .yaml_values import BoundedComposer, Plain, Unusable, first_line
+from .schema import GRAPH_CHECKED_BY_CALLER, MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
+from .yaml_reader import Unusable, Where, read
 
 __all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file", "read_flow_file", "validate_flow"]
 
 # A flow is a few hundred values: this bound only stops a huge file from eating memory (the
-# others, on values and nesting, are in `yaml_values`). Characters of text, bytes of a file.
+# others, on values and nesting, are in `yaml_reader`). Characters of text, bytes of a file.
 _MAX_CHARS = 1024 * 1024
 _TOO_LARGE = f"flow file is too large (over {_MAX_CHARS // 1024} KiB)"
 
@@ -130,18 +122,16 @@ class _Checker:
         self.filename = filename
         self.problems: list[Problem] = []
         self.root: Any = None
+        self.where: Where | None = None
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.filename, line, message))
-
-    def report_at(self, loc: Loc, message: str) -> None:
-        self.problem(self.line(loc), f"{_where(loc)}: {message}" if loc else message)
 
     def run(self) -> tuple[Flow | None, list[Problem]]:
         flow = None
         try:
             self.root = self.parse()
-            flow = self.validate(Plain(self.report_at).convert(self.root))
+            flow = self.validate(self.root)
         except Unusable as exc:
             self.problem(exc.line, exc.message)
         if self.problems:
@@ -158,66 +148,35 @@ class _Checker:
 
     # -- YAML ---------------------------------------------------------------------------------
 
-    def parse(self) -> Any:
+    def parse(self) -> dict[Any, Any]:
         if len(self.text) > _MAX_CHARS:
             raise Unusable(1, _TOO_LARGE)
-        yaml = _yaml()
-        try:
-            data = yaml.load(self.text)
-        except Unusable:
-            raise
-        except ReaderError as exc:
-            line = self.text[: exc.position].count("\n") + 1
-            char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
-            raise Unusable(line, f"YAML: character U+{char:04X} is not allowed in a YAML file") from None
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            what = exc.problem or exc.context or "syntax error"
-            context = f" ({exc.context})" if exc.context and exc.problem else ""
-            if _mistake_is_at_context(exc):
-                # An unclosed bracket or quote, a key without ':': the parser notices further down,
-                # but the mistake is where the construct started.
-                mark = exc.context_mark
-                context = f" ({exc.context} started here; found on line {exc.problem_mark.line + 1})"
-            line = self.clamp(mark.line + 1 if mark is not None else 1)
-            raise Unusable(line, f"YAML: {what}{context}") from None
-        except RecursionError:  # not expected: the composer bounds nesting; kept as a last resort
-            raise Unusable(1, "flow is nested too deeply") from None
-        except YAMLError as exc:
-            raise Unusable(1, f"YAML: {exc}") from None
-        except Exception as exc:  # ruamel's constructors raise plain errors for e.g. `!!int abc`
-            raise Unusable(_construct_failure_line(yaml.composer.root, self.text),
-                           f"YAML: cannot read a value ({exc})") from None
-        for line, key in yaml.composer.duplicates:
-            self.problem(line, f"duplicate key {key!r}")
-        if data is None:
+        document = read(self.text)
+        self.where = document.where
+        for line, loc, message in document.problems:
+            self.problem(line, f"{_where(loc)}: {message}" if loc else message)
+        if document.root is None:
             raise Unusable(1, "empty flow file (expected name, start and nodes)")
-        if not isinstance(data, CommentedMap):
-            what = _kind(data)
-            raise Unusable(first_line(data), f"a flow must be a mapping with name, start and nodes, not {what}")
-        return data
-
-    def clamp(self, line: int) -> int:
-        # Errors at end of input are marked past the last line; point at the last real one.
-        return max(1, min(line, len(self.text.splitlines()) or 1))
+        if not isinstance(document.root, dict):
+            what = _kind(document.root)
+            raise Unusable(document.line, f"a flow must be a mapping with name, start and nodes, not {what}")
+        return document.root
 
     # -- validation ---------------------------------------------------------------------------
 
     def validate(self, plain: dict[Any, Any]) -> Flow | None:
+        flow: Flow | None = None
         try:
-            flow = Flow.model_validate(plain)
+            flow = Flow.model_validate(plain, context={GRAPH_CHECKED_BY_CALLER: True})
         except ValidationError as exc:
             for error in exc.errors():
-                if error["type"] != "flow_graph":  # recomputed below, with precise locations
-                    self.report(error)
-        else:
-            return flow if not self.problems else None
+                self.report(error)
         # On the raw data, so a broken field in one node doesn't hide a dangling reference elsewhere.
         nodes, calendars = plain.get("nodes"), plain.get("calendars")
         declared = [name for name in calendars if isinstance(name, str)] if isinstance(calendars, dict) else []
         for loc, message in graph_issues(plain.get("start"), nodes if isinstance(nodes, dict) else {}, declared):
             self.problem(self.line(loc), f"{_where(loc)}: {message}")
-        return None
+        return flow if not self.problems else None
 
     def report(self, error: Any) -> None:
         kind, raw_loc, message = error["type"], tuple(error["loc"]), error["msg"]
@@ -273,12 +232,12 @@ class _Checker:
     def raw_at(self, loc: Loc) -> Any:
         node = self.root
         for key in loc:
-            if isinstance(node, CommentedMap):
+            if isinstance(node, dict):
                 found = _find_key(node, key)
                 if found is _ABSENT:
                     return None
                 node = node[found]
-            elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
                 node = node[key]
             else:
                 return None
@@ -286,64 +245,31 @@ class _Checker:
 
     def line(self, loc: Loc) -> int:
         """The line to blame for `loc`: its value if a scalar, its key otherwise, else the nearest parent."""
-        line, node = 1, self.root
+        line, node, where = 1, self.root, self.where
         for index, key in enumerate(loc):
-            if isinstance(node, CommentedMap):
+            if where is None:
+                break
+            if isinstance(node, dict):
                 found = _find_key(node, key)
                 if found is _ABSENT:
                     continue  # a missing field: blame the mapping that should have it
-                value = node[found]
-                last = index == len(loc) - 1
-                scalar = value is not None and not isinstance(value, (CommentedMap, CommentedSeq))
-                # A null value's position is wherever the next token is, often the next line.
-                line = _lc_line(node.lc.value if last and scalar else node.lc.key, found, node)
-                node = value
-            elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
-                line = _lc_line(node.lc.item, key, node)
-                node = node[key]
+            elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+                found = key
             else:
                 break
+            key_line, value_line, inner = where.entries[found]
+            node = node[found]
+            # A null value's position is wherever the next token is, often the next line.
+            scalar = node is not None and inner is None
+            line = value_line if index == len(loc) - 1 and scalar else key_line
+            where = inner
         return line
-
-
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    # The round-trip scanner and parser keep comments, which a flow never needs, for 20-40% more
-    # reading time; the plain ones feed the same round-trip constructor, line numbers and all.
-    yaml.Scanner, yaml.Parser, yaml.Composer = Scanner, Parser, BoundedComposer
-    # ruamel stops at the first duplicate key; allowing them and collecting them in the composer
-    # reports every duplicate along with everything else.
-    yaml.allow_duplicate_keys = True
-    return yaml
-
-
-def _construct_failure_line(root: YamlNode | None, text: str) -> int:
-    # The exception has no position; blame the first thing that can make construction fail:
-    # an explicitly tagged scalar or a complex (non-scalar) mapping key.
-    seen: set[int] = set()
-    stack = [root] if root is not None else []
-    candidates = []
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:  # aliases share nodes
-            continue
-        seen.add(id(node))
-        if isinstance(node, ScalarNode) and text[node.start_mark.index : node.start_mark.index + 1] == "!":
-            candidates.append(node.start_mark.line + 1)
-        elif isinstance(node, MappingNode):
-            for key, value in node.value:
-                if not isinstance(key, ScalarNode):
-                    candidates.append(key.start_mark.line + 1)
-                stack.extend((key, value))
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-    return min(candidates, default=1)
 
 
 _ABSENT = object()
 
 
-def _find_key(mapping: CommentedMap, key: Any) -> Any:
+def _find_key(mapping: dict[Any, Any], key: Any) -> Any:
     try:
         if key in mapping:
             return key
@@ -351,18 +277,9 @@ def _find_key(mapping: CommentedMap, key: Any) -> Any:
         pass
     # Validation may have normalised a key (the YAML int 1 is the menu option "1").
     for candidate in mapping:
-        plain = candidate.value if isinstance(candidate, TaggedScalar) else candidate
-        if isinstance(plain, (str, int)) and str(plain) == str(key):
+        if isinstance(candidate, (str, int)) and str(candidate) == str(key):
             return candidate
     return _ABSENT
-
-
-def _lc_line(position: Any, key: Any, container: Any) -> int:
-    try:
-        return int(position(key)[0]) + 1
-    except (KeyError, TypeError, IndexError):
-        # Keys pulled in by a `<<` merge have no position of their own.
-        return first_line(container)
 
 
 def _type_name(model: Any) -> str:
@@ -391,17 +308,8 @@ def _kind(value: Any) -> str:
         return f"a number ({value})"
     if isinstance(value, str):
         return f"a string ({value!r})" if len(value) <= 40 else "a string"
-    if isinstance(value, (dict, CommentedMap)):
+    if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, (list, tuple)):
         return "a list"
     return f"a {type(value).__name__}"
-
-
-def _mistake_is_at_context(exc: MarkedYAMLError) -> bool:
-    """True for syntax errors whose cause is at the context mark, not where they were noticed."""
-    if exc.context_mark is None or exc.problem_mark is None or exc.context is None:
-        return False
-    if exc.context_mark.line >= exc.problem_mark.line:
-        return False
-    return bool(exc.context.startswith(("while scanning", "while parsing a flow")))

@@ -9,7 +9,7 @@ import functools
 from collections.abc import Collection, Iterator, Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from .calendars import OpeningHours, parse_calendar, time_zone
 from .expressions import ExpressionError, compile_expression
@@ -82,6 +82,11 @@ __all__ = [
     "TransferNode",
     "graph_issues",
 ]
+
+
+# Validation context key: the caller runs `graph_issues` itself, on the raw data, with every
+# location (the loader), so validation need not run it too.
+GRAPH_CHECKED_BY_CALLER = "graph_checked_by_caller"
 
 
 def _did_you_mean(name: str, choices: Collection[str]) -> str:
@@ -203,7 +208,9 @@ class Flow(_Model):
     nodes: Annotated[dict[NodeId, Node], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _check_graph(self) -> Flow:
+    def _check_graph(self, info: ValidationInfo) -> Flow:
+        if info.context is not None and info.context.get(GRAPH_CHECKED_BY_CALLER):
+            return self
         issues = graph_issues(self.start, self.nodes, self.calendars)
         if issues:
             raise _error("flow_graph", "; ".join(f"{'.'.join(map(str, i.loc))}: {i.message}" for i in issues))

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.flows import dangling_flow, valid_flow
-from ivrpowers.flows import NODE_TYPES, FlowError, check_flow, load_flow, load_flow_file, yaml_values
+from ivrpowers.flows import NODE_TYPES, FlowError, check_flow, load_flow, load_flow_file, yaml_reader
 from ivrpowers.flows import schema as schema_module
 from ivrpowers.flows.lint import WAITING_TYPES, Finding, lint, sound_inventory
 from ivrpowers.flows.loader import Problem, read_flow_file, validate_flow
@@ -388,21 +388,24 @@ def test_dangling_references_are_all_reported_with_their_hint() -> None:
 
 
 def test_a_list_past_the_value_bound_is_refused_where_the_bound_is_passed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(yaml_values, "MAX_VALUES", 1000)
+    monkeypatch.setattr(yaml_reader, "MAX_VALUES", 1000)
     text = "name: big\nstart: a\nnodes: {a: {type: hangup}}\ndescription:\n" + "- 1\n" * 50_000
-    converted = [0]
-    real = yaml_values.Plain.convert
+    pulled = [0]
 
-    def convert(self: yaml_values.Plain, value: Any, loc: Any = ()) -> Any:
-        converted[0] += 1
-        return real(self, value, loc)
+    def counted(events: Any) -> Any:
+        def pull(text: str) -> Any:
+            for event in events(text):
+                pulled[0] += 1
+                yield event
+        return pull
 
-    monkeypatch.setattr(yaml_values.Plain, "convert", convert)
+    monkeypatch.setattr(yaml_reader, "_libyaml_events", counted(yaml_reader._libyaml_events))
+    monkeypatch.setattr(yaml_reader, "_ruamel_events", counted(yaml_reader._ruamel_events))
     (problem,) = check_flow(text, "big.yaml")
-    # Refused while read: at the line of the 1,001st value, not after composing 50,000 and more.
+    # Refused while read: at the line of the 1,001st value, not after reading 50,000 and more.
     assert problem.message == "flow is too large (more than 1,000 values)"
     assert 990 < problem.line < 1010
-    assert converted[0] == 0
+    assert 0 < pulled[0] < 1100
 
 
 def test_a_file_past_the_size_bound_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
