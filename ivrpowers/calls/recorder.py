@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ivrpowers.ari import AriError, LiveRecording
@@ -31,7 +32,7 @@ class SessionRecorder:
 
     async def record(
         self, label: str, *, max_duration: float, max_silence: float | None = None, beep: bool = True,
-        terminator: str | None = "#",
+        terminator: str | None = "#", started: Callable[[str], Awaitable[None]] | None = None,
     ) -> Recording:
         call: AriCall = self.session.call
         client = self.session.ctx.client
@@ -49,6 +50,8 @@ class SessionRecorder:
             raise
         hung_up = False
         try:
+            if started is not None:
+                await started(name)
             finished, failed = await _first(done, call.destroyed, max_duration + _FINISH_GRACE)
         except CallerHungUp:
             hung_up = True

@@ -26,6 +26,8 @@ __all__ = ["DEFAULT_MAX_STEPS", "END_CALL", "FlowFailed", "FlowResult", "Outcome
 
 # Far beyond any real caller's path through a flow, far below a hot loop's damage.
 DEFAULT_MAX_STEPS = 1000
+# What the timeline shows for a digit of a `secret: true` gather (a PIN): that a key was pressed.
+SECRET_DIGIT = "hidden"
 
 # handed_off: the flow gave the call to something else (queue, transfer); the owner must not hang up.
 Outcome = Literal["hangup_by_flow", "caller_hangup", "error", "handed_off"]
@@ -362,9 +364,10 @@ class Run:
         return uris
 
     async def play(
-        self, node_id: str, media: Sequence[str], *, barge_in: bool, language: str | None = None
+        self, node_id: str, media: Sequence[str], *, barge_in: bool, language: str | None = None, secret: bool = False
     ) -> str | None:
-        """Play rendered media (in `language`, else the flow's); return the digit that interrupted it, if any."""
+        """Play rendered media (in `language`, else the flow's); return the digit that interrupted it, if any.
+        `secret`: the digit is the start of a PIN; the timeline says a key was pressed, not which."""
         uris = self.render(media)
         if not uris:
             return None
@@ -376,10 +379,10 @@ class Run:
             raise
         detail: dict[str, Any] = {"media": uris}
         if digit is not None:
-            detail["interrupted_by"] = digit
+            detail["interrupted_by"] = SECRET_DIGIT if secret else digit
         await self.record("prompt_played", node_id, detail)
         if digit is not None:
-            await self.record("dtmf_received", node_id, {"digit": digit})
+            await self.record("dtmf_received", node_id, {"digit": SECRET_DIGIT if secret else digit})
         return digit
 
     async def read_digit(self, node_id: str, timeout: float) -> str | None:

@@ -112,7 +112,8 @@ class GatherNode(BaseNode):
     Input ends at `max_digits`, at the `terminator` (not stored), or when `digit_timeout` passes
     after a digit; it is valid with at least `min_digits` digits that `pattern` (a regex, whole
     input) matches. Digits typed during a prompt barge in and count. Adopted mid-gather: resume
-    at the attempt it was on, with the digits it had."""
+    at the attempt it was on, with the digits it had. `secret` (a PIN): the timeline shows that
+    keys were pressed, never which, and digits are not kept for an adopting controller."""
 
     type: Literal["gather"]
     adopt: ClassVar[AdoptPolicy] = "resume"
@@ -129,6 +130,7 @@ class GatherNode(BaseNode):
     next: NodeRef
     on_invalid: NodeRef | None = None  # None: the flow ends here and hangs up
     on_timeout: NodeRef | None = None
+    secret: bool = False
 
     @model_validator(mode="after")
     def _check_lengths(self) -> GatherNode:

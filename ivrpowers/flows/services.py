@@ -8,7 +8,7 @@ it then ends the run with a flow error naming it, never a silent no-op.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -79,8 +79,10 @@ class Recorder(Protocol):
 
     async def record(
         self, label: str, *, max_duration: float, max_silence: float | None = None, beep: bool = True,
-        terminator: str | None = "#",
-    ) -> Recording: ...
+        terminator: str | None = "#", started: Callable[[str], Awaitable[None]] | None = None,
+    ) -> Recording:
+        """`started` is awaited with the recording's name once it is recording."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class RunState:
     partial: dict[str, Any] = field(default_factory=dict)
     # The version of each subflow the call entered: it keeps it, whatever is published later.
     pinned: dict[str, int] = field(default_factory=dict)
+    # Variables never journaled (a `secret: true` gather's PIN): an adopted call resumes without them.
+    secret: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,9 +120,10 @@ class StateJournal:
         """What changed since the last call (and now counts as journaled), or None."""
         changed: dict[str, Any] = {}
         state = self.state
-        if state.vars != self._vars:
-            self._vars = copy.deepcopy(state.vars)
-            changed["vars"] = copy.deepcopy(state.vars)
+        shown = {k: v for k, v in state.vars.items() if k not in state.secret} if state.secret else state.vars
+        if shown != self._vars:
+            self._vars = copy.deepcopy(shown)
+            changed["vars"] = copy.deepcopy(shown)
         if state.stack != self._stack:
             self._stack = copy.deepcopy(state.stack)
             changed["stack"] = copy.deepcopy(state.stack)

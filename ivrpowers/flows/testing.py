@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, NamedTuple
@@ -305,10 +305,13 @@ class FakeRecorder:
         self.recorded: list[str] = []
 
     async def record(self, label: str, *, max_duration: float, max_silence: float | None = None, beep: bool = True,
-                     terminator: str | None = "#") -> Recording:
+                     terminator: str | None = "#", started: Callable[[str], Awaitable[None]] | None = None,
+                     ) -> Recording:
         self.recorded.append(label)
-        return Recording(name=f"simulated-{label}-{len(self.recorded)}", duration=min(self.seconds, max_duration),
-                         reason="finished", size=0)
+        name = f"simulated-{label}-{len(self.recorded)}"
+        if started is not None:
+            await started(name)
+        return Recording(name=name, duration=min(self.seconds, max_duration), reason="finished", size=0)
 
 
 class FakeTransfer:

@@ -122,16 +122,28 @@ class CdrRepository:
             return list(rows.all())
 
     async def recordings(self, call_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Recordings made by calls (their `recording_saved` events), newest first."""
+        """Recordings made by calls, newest first: each `recording_saved` event, and each
+        `recording_started` with no saved one (a controller stopped while it recorded; Asterisk
+        finished the file: duration and size unknown, reason `unobserved`)."""
         query = (select(CallEvent, CallRecord.caller_number).join(CallRecord, CallEvent.call_id == CallRecord.id)
-                 .where(CallEvent.type == "recording_saved"))
+                 .where(CallEvent.type.in_(("recording_started", "recording_saved"))))
         if call_id is not None:
             query = query.where(CallEvent.call_id == call_id)
         async with self.db.session() as session:
-            rows = (await session.execute(query.order_by(CallEvent.at.desc(), CallEvent.id.desc()).limit(limit))).all()
-        return [{"name": event.detail.get("name"), "call": event.call_id, "caller": caller, "node": event.node,
-                 "at": event.at.isoformat(), "duration": event.detail.get("duration"),
-                 "size": event.detail.get("size"), "reason": event.detail.get("reason")} for event, caller in rows]
+            # Twice the limit: most recordings have both events.
+            rows = (await session.execute(
+                query.order_by(CallEvent.at.desc(), CallEvent.id.desc()).limit(2 * limit))).all()
+        saved = {event.detail.get("name") for event, _ in rows if event.type == "recording_saved"}
+        found = []
+        for event, caller in rows:
+            if event.type == "recording_started" and event.detail.get("name") in saved:
+                continue
+            unobserved = event.type == "recording_started"
+            found.append({"name": event.detail.get("name"), "call": event.call_id, "caller": caller,
+                          "node": event.node, "at": event.at.isoformat(), "duration": event.detail.get("duration"),
+                          "size": event.detail.get("size"),
+                          "reason": "unobserved" if unobserved else event.detail.get("reason")})
+        return found[:limit]
 
     async def unfinished(self, asterisk_id: str | None = None) -> list[CallRecord]:
         """Calls with no end (on one Asterisk, if given): to adopt after a restart, or to close as lost."""

@@ -369,3 +369,18 @@ async def test_updates_of_a_stored_call_keep_their_types_and_the_last_value_wins
     assert (t.channels, t.disposition, t.hangup_cause) == (channels, "completed", 16)
     with pytest.raises(ValueError, match="unknown CDR fields"):
         await repo.update("t", no_such_column=1)
+
+
+async def test_recordings_list_saved_ones_and_those_a_stopped_controller_never_saw_end(db: Database) -> None:
+    repo = CdrRepository(db)
+    await repo.start(id="v", channel_id="chan-v", caller_number="555", started_at=T0)
+    await repo.add_event("v", "recording_started", T0, "vm", {"name": "v-vm-1"})
+    await repo.add_event("v", "recording_saved", T0 + timedelta(seconds=9), "vm",
+                         {"name": "v-vm-1", "duration": 8.5, "size": 136044, "reason": "finished"})
+    # The controller died while this one recorded: only its start is in the timeline.
+    await repo.add_event("v", "recording_started", T0 + timedelta(seconds=20), "vm", {"name": "v-vm-2"})
+    listed = await repo.recordings("v")
+    assert [(r["name"], r["duration"], r["reason"]) for r in listed] == [
+        ("v-vm-2", None, "unobserved"), ("v-vm-1", 8.5, "finished")]
+    assert listed[1]["caller"] == "555" and listed[1]["size"] == 136044
+    assert [r["name"] for r in await repo.recordings(limit=1)] == ["v-vm-2"]

@@ -10,7 +10,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ivrpowers.flows import Flow, FlowError, RunState, Services, load_flow, resume_state, run_flow
-from ivrpowers.flows.testing import CallerAction, FakeClock, Interrupt, ListJournal, Press, ScriptedCall, Silence
+from ivrpowers.flows.testing import (
+    CallerAction,
+    FakeClock,
+    FakeRecorder,
+    Interrupt,
+    ListJournal,
+    Press,
+    ScriptedCall,
+    Silence,
+)
 
 MADRID = ZoneInfo("Europe/Madrid")
 
@@ -259,6 +268,26 @@ async def test_a_gather_adopted_midway_resumes_with_its_digits_and_attempt() -> 
     assert not any(a[0] == "play" and a[1] == ["sound:enter-account"] for a in call2.actions)
 
 
+async def test_a_secret_gather_never_shows_or_keeps_its_digits() -> None:
+    secret = flow(GATHER.replace("    on_timeout: quiet\n", "    on_timeout: quiet\n    secret: true\n"))
+    result, journal, _ = await run(secret, [Interrupt("9"), *digits("876#")])
+    assert result.state.vars == {"account": "9876"}  # the flow still has the PIN
+    pressed = [e.detail["digit"] for e in journal.of_type("dtmf_received")]
+    assert pressed == ["hidden"] * 4 + ["#"]
+    gather = [e for e in journal.entries if e.node == "g"]
+    assert [e.detail.get("interrupted_by") for e in gather if e.type == "prompt_played"] == ["hidden"]
+    assert not [e.detail for e in gather if any(digit in repr(e.detail) for digit in "9876")]
+    after = resume_state(journal.entries[:-1])  # after the gather, before the run ended
+    assert after is not None and after.node == "ok" and "account" not in after.vars
+    # Adopted midway: no digit was stored, so the try starts again, prompt and all.
+    cut = [i for i, e in enumerate(journal.entries) if e.type == "dtmf_received"][1] + 1
+    state = resume_state(journal.entries[:cut])
+    assert state is not None and state.node == "g" and state.partial == {"attempt": 1}
+    result, _, call = await run(secret, digits("4321#"), state=state)
+    assert result.state.vars == {"account": "4321"}
+    assert any(a[0] == "play" and a[1] == ["sound:enter-account"] for a in call.actions)
+
+
 def test_gather_lengths_must_agree() -> None:
     found = problems("""
     name: bad
@@ -290,3 +319,28 @@ def test_variables_named_like_words_of_the_language_are_refused() -> None:
       s: {type: set, vars: {in: 1}}
     """)
     assert "'in' is a word of the expression language" in found[0]
+
+
+# -- record (voicemail) --------------------------------------------------------------------------
+VOICEMAIL = """
+name: vm
+start: vm
+nodes:
+  vm: {type: record, prompt: sound:vm-intro, var: message, next: back}
+  back: {type: play, media: ["recording:{{ vars.message }}"]}
+"""
+
+
+async def test_a_call_adopted_mid_recording_goes_on_with_the_recording_named() -> None:
+    call, journal = ScriptedCall([]), ListJournal()
+    await run_flow(flow(VOICEMAIL), call, journal, services=Services(recorder=FakeRecorder()))
+    types = [e.type for e in journal.entries if e.node == "vm"]
+    assert types.index("recording_started") < types.index("recording_saved")
+    # The controller dies while Asterisk records: the next one skips the node, var already set.
+    cut = next(i for i, e in enumerate(journal.entries) if e.type == "recording_started") + 1
+    state = resume_state(journal.entries[:cut])
+    assert state is not None and state.node == "vm" and state.vars == {"message": "simulated-vm-1"}
+    call2, journal2 = ScriptedCall([]), ListJournal()
+    await run_flow(flow(VOICEMAIL), call2, journal2, services=Services(recorder=FakeRecorder()), state=state)
+    assert path(journal2) == ["back"]
+    assert any(a[0] == "play" and a[1] == ["recording:simulated-vm-1"] for a in call2.actions)

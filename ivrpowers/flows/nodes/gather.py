@@ -9,7 +9,7 @@ from __future__ import annotations
 import regex
 
 from ..expressions import REGEX_TIMEOUT
-from ..interpreter import Run, handles
+from ..interpreter import SECRET_DIGIT, Run, handles
 from ..schema import GatherNode
 
 
@@ -28,7 +28,8 @@ async def _gather(run: Run, node_id: str, node: GatherNode) -> str | None:
         if kept:
             start, digits, kept = None, kept, ""
         else:
-            start, digits = typed_ahead or await run.play(node_id, node.prompt, barge_in=True), ""
+            start = typed_ahead or await run.play(node_id, node.prompt, barge_in=True, secret=node.secret)
+            digits = ""
         typed_ahead = None
         complete, digits = await _collect(run, node_id, node, attempt, digits, start)
         if not complete:
@@ -37,6 +38,8 @@ async def _gather(run: Run, node_id: str, node: GatherNode) -> str | None:
             await run.record("gather_timeout", node_id, {"attempt": attempt})
             continue
         if _valid(node, digits):
+            if node.secret:
+                run.state.secret.add(node.var)
             run.state.vars[node.var] = digits
             run.state.partial = {}
             await run.record("gather_completed", node_id, {"var": node.var, "length": len(digits)})
@@ -45,7 +48,7 @@ async def _gather(run: Run, node_id: str, node: GatherNode) -> str | None:
         run.state.partial = {"attempt": attempt + 1, "last_failure": last_failure}
         await run.record("gather_invalid", node_id, {"attempt": attempt, "length": len(digits)})
         if attempt < attempts and node.invalid_prompt:
-            typed_ahead = await run.play(node_id, node.invalid_prompt, barge_in=True)
+            typed_ahead = await run.play(node_id, node.invalid_prompt, barge_in=True, secret=node.secret)
     return node.on_invalid if last_failure == "invalid" else node.on_timeout
 
 
@@ -70,10 +73,11 @@ async def _collect(
                 await run.record("dtmf_received", node_id, {"digit": digit})
             return True, digits
         digits += digit
-        # With the digit's own event: an adopting controller resumes with the digits so far.
-        run.state.partial = {"attempt": attempt, "digits": digits}
+        # With the digit's own event: an adopting controller resumes with the digits so far (a
+        # secret's are never stored: adopted, that attempt starts again).
+        run.state.partial = {"attempt": attempt} if node.secret else {"attempt": attempt, "digits": digits}
         if journal:
-            await run.record("dtmf_received", node_id, {"digit": digit})
+            await run.record("dtmf_received", node_id, {"digit": SECRET_DIGIT if node.secret else digit})
         if len(digits) >= node.max_digits:
             return True, digits
 
