@@ -7,7 +7,7 @@ input, becomes a `Problem` pointing at the line to edit, and all of them are rep
 Checking is linear in the size of the file, and a file past the bounds is refused as it is read,
 not once built: flows come from authors' editors and from imports, and a big or hostile one must
 cost a CLI run or the controller's loading thread time in proportion to its size, never minutes.
-Most of that time is reading the YAML (`yaml_reader`).
+Most of that time is reading the YAML (`ivrpowers.yaml_reader`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..yaml_reader import Document, Unusable, read
 from .lint import Severity, lint
 from .schema import GRAPH_CHECKED_BY_CALLER, MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
-from .yaml_reader import Unusable, Where, read
 
 __all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file", "read_flow_file", "validate_flow"]
 
 # A flow is a few hundred values: this bound only stops a huge file from eating memory (the
-# others, on values and nesting, are in `yaml_reader`). Characters of text, bytes of a file.
+# others, on values and nesting, are in `ivrpowers.yaml_reader`). Characters of text, bytes of a file.
 _MAX_CHARS = 1024 * 1024
 _TOO_LARGE = f"flow file is too large (over {_MAX_CHARS // 1024} KiB)"
 
@@ -122,7 +122,7 @@ class _Checker:
         self.filename = filename
         self.problems: list[Problem] = []
         self.root: Any = None
-        self.where: Where | None = None
+        self.document: Document | None = None
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.filename, line, message))
@@ -151,8 +151,7 @@ class _Checker:
     def parse(self) -> dict[Any, Any]:
         if len(self.text) > _MAX_CHARS:
             raise Unusable(1, _TOO_LARGE)
-        document = read(self.text)
-        self.where = document.where
+        document = self.document = read(self.text)
         for line, loc, message in document.problems:
             self.problem(line, f"{_where(loc)}: {message}" if loc else message)
         if document.root is None:
@@ -230,56 +229,11 @@ class _Checker:
     # -- locations ----------------------------------------------------------------------------
 
     def raw_at(self, loc: Loc) -> Any:
-        node = self.root
-        for key in loc:
-            if isinstance(node, dict):
-                found = _find_key(node, key)
-                if found is _ABSENT:
-                    return None
-                node = node[found]
-            elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
-                node = node[key]
-            else:
-                return None
-        return node
+        return self.document.value_at(loc) if self.document is not None else None
 
     def line(self, loc: Loc) -> int:
         """The line to blame for `loc`: its value if a scalar, its key otherwise, else the nearest parent."""
-        line, node, where = 1, self.root, self.where
-        for index, key in enumerate(loc):
-            if where is None:
-                break
-            if isinstance(node, dict):
-                found = _find_key(node, key)
-                if found is _ABSENT:
-                    continue  # a missing field: blame the mapping that should have it
-            elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
-                found = key
-            else:
-                break
-            key_line, value_line, inner = where.entries[found]
-            node = node[found]
-            # A null value's position is wherever the next token is, often the next line.
-            scalar = node is not None and inner is None
-            line = value_line if index == len(loc) - 1 and scalar else key_line
-            where = inner
-        return line
-
-
-_ABSENT = object()
-
-
-def _find_key(mapping: dict[Any, Any], key: Any) -> Any:
-    try:
-        if key in mapping:
-            return key
-    except TypeError:
-        pass
-    # Validation may have normalised a key (the YAML int 1 is the menu option "1").
-    for candidate in mapping:
-        if isinstance(candidate, (str, int)) and str(candidate) == str(key):
-            return candidate
-    return _ABSENT
+        return self.document.line_of(loc) if self.document is not None else 1
 
 
 def _type_name(model: Any) -> str:

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.flows import dangling_flow, valid_flow
-from ivrpowers.flows import NODE_TYPES, FlowError, check_flow, load_flow, load_flow_file, yaml_reader
+from ivrpowers import yaml_reader
+from ivrpowers.flows import NODE_TYPES, FlowError, check_flow, load_flow, load_flow_file
 from ivrpowers.flows import schema as schema_module
 from ivrpowers.flows.lint import WAITING_TYPES, Finding, lint, sound_inventory
 from ivrpowers.flows.loader import Problem, read_flow_file, validate_flow
