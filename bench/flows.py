@@ -4,7 +4,7 @@ it to OUT.json under "flow_validation": `make bench` gives bench-results/bench.j
 Validation must stay linear in the size of the file: each case is a generated flow (3,000 nodes
 of every type, valid or with every reference dangling; a 3,000-node chain of one-line play nodes;
 a 1 MiB list) checked as `flow validate` does (`validate_flow`: the loader, then lint). Beside the
-whole, `yaml_seconds` is the YAML reading alone (`ivrpowers.yaml_reader`: libyaml's events, composed
+whole, `yaml_seconds` is the YAML reading alone (`ivrpowers.yamlfile`: libyaml's events, composed
 in Python). Each figure is the median of a few rounds; compare runs on the same
 machine, never across. The generators are also what tests/unit/test_flow_lint.py counts work on.
 """
@@ -83,7 +83,7 @@ def _time(case: Callable[[], object]) -> dict[str, float]:
 
 def _yaml_seconds(text: str) -> float | None:
     try:
-        from ivrpowers.yaml_reader import Unusable, read
+        from ivrpowers.yamlfile.reader import Unusable, read
     except ImportError:  # measuring a checkout from before the reader
         return None
     times = []

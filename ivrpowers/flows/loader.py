@@ -7,52 +7,32 @@ input, becomes a `Problem` pointing at the line to edit, and all of them are rep
 Checking is linear in the size of the file, and a file past the bounds is refused as it is read,
 not once built: flows come from authors' editors and from imports, and a big or hostile one must
 cost a CLI run or the controller's loading thread time in proportion to its size, never minutes.
-Most of that time is reading the YAML (`ivrpowers.yaml_reader`).
+Most of that time is reading the YAML (`ivrpowers.yamlfile`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..yaml_reader import Document, Unusable, read
-from .lint import Severity, lint
+from ..yamlfile import MAX_CHARS, Document, FileError, Problem, Unusable, describe, kind_of, read, read_text_file, where
+from .lint import lint
 from .schema import GRAPH_CHECKED_BY_CALLER, MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
 
 __all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file", "read_flow_file", "validate_flow"]
 
 # A flow is a few hundred values: this bound only stops a huge file from eating memory (the
-# others, on values and nesting, are in `ivrpowers.yaml_reader`). Characters of text, bytes of a file.
-_MAX_CHARS = 1024 * 1024
-_TOO_LARGE = f"flow file is too large (over {_MAX_CHARS // 1024} KiB)"
+# others, on values and nesting, are in `ivrpowers.yamlfile`). Characters of text, bytes of a file.
+_TOO_LARGE = f"flow file is too large (over {MAX_CHARS // 1024} KiB)"
 
 _NODE_TYPE_NAMES = ", ".join(sorted(NODE_TYPES))
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a flow file; `str()` is the familiar `FILE:LINE: message`."""
-
-    file: str
-    line: int  # 1-based
-    message: str
-    severity: Severity = "error"  # only lint finds warnings; a flow with nothing else loads
-
-    def __str__(self) -> str:
-        label = "warning: " if self.severity == "warning" else ""
-        return f"{self.file}:{self.line}: {label}{self.message}"
-
-
-class FlowError(ValueError):
+class FlowError(FileError):
     """A flow file that can't be used; `.problems` lists every problem found, by line."""
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(map(str, self.problems)))
 
 
 def load_flow(text: str, filename: str = "<flow>") -> Flow:
@@ -69,19 +49,10 @@ def load_flow_file(path: str | os.PathLike[str]) -> Flow:
 def read_flow_file(path: str | os.PathLike[str]) -> str:
     """A flow file's text; FlowError if it can't be read, is too large (no more of it is read) or
     is not UTF-8."""
-    filename = os.fspath(path)
     try:
-        with open(filename, "rb") as fh:
-            data = fh.read(_MAX_CHARS + 1)
-    except OSError as exc:
-        raise FlowError([Problem(filename, 1, f"cannot read file: {exc.strerror or exc}")]) from None
-    if len(data) > _MAX_CHARS:
-        raise FlowError([Problem(filename, 1, _TOO_LARGE)])
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise FlowError([Problem(filename, line, "file is not valid UTF-8")]) from None
+        return read_text_file(path, _TOO_LARGE)
+    except FileError as exc:
+        raise FlowError(exc.problems) from None
 
 
 def check_flow(text: str, filename: str = "<flow>") -> list[Problem]:
@@ -149,15 +120,15 @@ class _Checker:
     # -- YAML ---------------------------------------------------------------------------------
 
     def parse(self) -> dict[Any, Any]:
-        if len(self.text) > _MAX_CHARS:
+        if len(self.text) > MAX_CHARS:
             raise Unusable(1, _TOO_LARGE)
         document = self.document = read(self.text)
         for line, loc, message in document.problems:
-            self.problem(line, f"{_where(loc)}: {message}" if loc else message)
+            self.problem(line, f"{where(loc)}: {message}" if loc else message)
         if document.root is None:
             raise Unusable(1, "empty flow file (expected name, start and nodes)")
         if not isinstance(document.root, dict):
-            what = _kind(document.root)
+            what = kind_of(document.root)
             raise Unusable(document.line, f"a flow must be a mapping with name, start and nodes, not {what}")
         return document.root
 
@@ -174,34 +145,28 @@ class _Checker:
         nodes, calendars = plain.get("nodes"), plain.get("calendars")
         declared = [name for name in calendars if isinstance(name, str)] if isinstance(calendars, dict) else []
         for loc, message in graph_issues(plain.get("start"), nodes if isinstance(nodes, dict) else {}, declared):
-            self.problem(self.line(loc), f"{_where(loc)}: {message}")
+            self.problem(self.line(loc), f"{where(loc)}: {message}")
         return flow if not self.problems else None
 
     def report(self, error: Any) -> None:
-        kind, raw_loc, message = error["type"], tuple(error["loc"]), error["msg"]
+        kind, raw_loc = error["type"], tuple(error["loc"])
         loc = self.strip_tag(raw_loc)
         if loc and loc[-1] == "[key]":
             loc = loc[:-1]  # a bad mapping key: point at the key, name it in the message
         if kind == "union_tag_invalid":
             tag = error.get("ctx", {}).get("tag")
             expected = f"(expected one of: {_NODE_TYPE_NAMES})"
-            self.problem(self.line((*loc, "type")), f"{_where(loc)}: unknown node type {tag!r} {expected}")
+            self.problem(self.line((*loc, "type")), f"{where(loc)}: unknown node type {tag!r} {expected}")
         elif kind == "union_tag_not_found":
-            self.problem(self.line(loc), f"{_where(loc)}: node has no 'type' (expected one of: {_NODE_TYPE_NAMES})")
+            self.problem(self.line(loc), f"{where(loc)}: node has no 'type' (expected one of: {_NODE_TYPE_NAMES})")
         elif kind == "model_attributes_type" and len(loc) == 2 and loc[0] == "nodes":
-            what = _kind(error["input"])
-            self.problem(self.line(loc), f"{_where(loc)}: a node must be a mapping with a 'type', not {what}")
-        elif kind in ("extra_forbidden", "missing"):
-            parent, field = loc[:-1], loc[-1]
-            if kind == "missing":
-                text = f"missing required field {field!r}"
-            else:
-                text = f"unknown field {field!r}{self.allowed_fields(parent)}"
-            self.problem(self.line(loc), f"{_where(parent)}: {text}" if parent else text)
+            what = kind_of(error["input"])
+            self.problem(self.line(loc), f"{where(loc)}: a node must be a mapping with a 'type', not {what}")
         else:
+            loc, message = describe({**error, "loc": loc}, self.allowed_fields)
             if kind.endswith("_type"):
-                message = f"{message}, got {_kind(error['input'])}{_space_hint(error['input'])}"
-            self.problem(self.line(loc), f"{_where(loc)}: {message}" if loc else message)
+                message += _space_hint(error["input"])
+            self.problem(self.line(loc), message)
 
     def strip_tag(self, loc: Loc) -> Loc:
         # Discriminated unions put the tag in the error location (nodes.main.menu.timeout);
@@ -247,23 +212,3 @@ def _space_hint(value: Any) -> str:
         if key in MEDIA_SCHEMES:
             return f" (write {key}:{'' if inner is None else inner} with no space after the colon)"
     return ""
-
-
-def _where(loc: Loc) -> str:
-    return ".".join(str(part) for part in loc) or "flow"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, (int, float)):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})" if len(value) <= 40 else "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"a {type(value).__name__}"

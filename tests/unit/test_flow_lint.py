@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.flows import dangling_flow, valid_flow
-from ivrpowers import yaml_reader
 from ivrpowers.flows import NODE_TYPES, FlowError, check_flow, load_flow, load_flow_file
 from ivrpowers.flows import schema as schema_module
 from ivrpowers.flows.lint import WAITING_TYPES, Finding, lint, sound_inventory
 from ivrpowers.flows.loader import Problem, read_flow_file, validate_flow
 from ivrpowers.flows.schema import BaseNode, Flow, NodeRef, graph_issues
+from ivrpowers.yamlfile import reader as yaml_reader
 
 DEMO = Path(__file__).resolve().parents[2] / "ivrpowers" / "demo" / "demo.yaml"
 

@@ -14,8 +14,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import YAMLError
 
-from ivrpowers import yaml_reader
-from ivrpowers.yaml_reader import Unusable, Where, read
+from ivrpowers.yamlfile import reader as yaml_reader
+from ivrpowers.yamlfile.reader import Unusable, Where, read
 
 
 def ruamel_plain(value: Any) -> Any:

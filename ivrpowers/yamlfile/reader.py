@@ -132,10 +132,11 @@ def find_key(mapping: dict[Any, Any], key: Any) -> Any:
 
 # Where libyaml (YAML 1.1) and ruamel (1.2) both read a text but differently: an anchor or alias
 # name running on past libyaml's [A-Za-z0-9_-] (`&a:b` is the anchor `a:b` to ruamel), a tag
-# running into a flow indicator (`[!, 2]`), tabs (where they end a plain scalar), the line breaks
-# 1.2 no longer has. Found by the differential tests in tests/unit/test_yaml_reader.py; such a
-# text goes to ruamel, slower but the same.
-_DIVERGES = re.compile(r"[&*][A-Za-z0-9_-]+[?:%@`]|![^\s,\[\]{}]*[,\[\]{}]|[\t\x85\u2028\u2029]")
+# running into a flow indicator (`[!, 2]`), `?` or `:` starting a plain scalar (`[?::x]`), tabs
+# (where they end a plain scalar), the line breaks 1.2 no longer has. Found by the differential
+# tests in tests/unit/test_yaml_reader.py; such a text goes to ruamel, slower but the same.
+_DIVERGES = re.compile(r"[&*][A-Za-z0-9_-]+[?:%@`]|![^\s,\[\]{}]*[,\[\]{}]|\?\S|::|[\[{,]\s*:|"
+                       r"[\t\x85\u2028\u2029]")
 
 
 def read(text: str) -> Document:
@@ -165,6 +166,8 @@ def read(text: str) -> Document:
         raise Unusable(line, f"YAML: {what}{context}") from None
     except YAMLError as exc:
         raise Unusable(1, f"YAML: {exc}") from None
+    except (AssertionError, ValueError, TypeError) as exc:  # ruamel asserts on e.g. `%YAML 1.12`
+        raise Unusable(1, f"YAML: cannot read the file ({exc})") from None
 
 
 def _libyaml_events(text: str) -> Iterator[Any]:
