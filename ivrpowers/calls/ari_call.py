@@ -114,6 +114,15 @@ class AriCall:
             pass  # already gone: what we wanted
         self._media.feed_gone()
 
+    async def hold(self, media: str | None) -> None:
+        if media is None:
+            await self._request(lambda: self.client.stop_moh(self.channel_id))
+            return
+        scheme, _, moh_class = media.partition(":")
+        if scheme != "moh" or not moh_class:
+            raise ValueError(f"hold media must be moh:CLASS, not {media!r}")
+        await self._request(lambda: self.client.start_moh(self.channel_id, moh_class))
+
     async def progress(self) -> None:
         """Early media (183) without answering: announcements that must not be billed."""
         await self._request(lambda: self.client.progress(self.channel_id))

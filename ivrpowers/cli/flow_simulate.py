@@ -86,12 +86,16 @@ async def _run(simulate: Any, parsed: Any, http: Any, **options: Any) -> Any:
               help='Answers for http nodes, by "METHOD URL" (YAML or JSON); without it they make real requests.')
 @click.option("--transfer", "transfer", type=click.Choice(["answered", "no_answer", "busy", "failed"]),
               default="answered", show_default=True, help="How transfer nodes end.")
+@click.option("--queue", "queue", type=click.Choice(["answered", "timeout", "no_agents", "wait"]),
+              default="answered", show_default=True,
+              help="How queue nodes end: an agent answers, the queue times out, nobody is logged in, or no agent "
+                   "ever comes (the caller's digits and the node's max_wait decide).")
 @click.option("--caller", default="5551234", show_default=True, help="The caller's number.")
 @click.option("--dialed", default="100", show_default=True, help="The number dialed.")
 @json_option
 @click.pass_context
 def simulate(ctx: click.Context, flow_ref: str, dtmf: str, variables: tuple[str, ...], at: str | None,
-             fixture: str | None, transfer: str, caller: str, dialed: str, as_json: bool) -> None:
+             fixture: str | None, transfer: str, queue: str, caller: str, dialed: str, as_json: bool) -> None:
     """Run a flow on a simulated call: the path taken, the prompts heard, the variables at the end.
 
     NAME|FILE is a flow file, or the name of a stored flow (its published version, else its latest).
@@ -110,7 +114,7 @@ def simulate(ctx: click.Context, flow_ref: str, dtmf: str, variables: tuple[str,
     http = _fixture(fixture) if fixture else None
     options: dict[str, Any] = {"dtmf": dtmf, "variables": initial, "at": when, "default_tz": settings.timezone,
                                "caller_number": caller, "dialed": dialed, "secrets": settings.flow_secrets,
-                               "transfer": transfer}
+                               "transfer": transfer, "queue": queue}
     if os.path.exists(flow_ref) or flow_ref.endswith((".yaml", ".yml")):
         from ivrpowers.flows.simulate import DirectoryFlows
 

@@ -45,6 +45,10 @@ class Call(Protocol):
     async def hangup(self) -> None:
         """Hang the call up from the flow's side."""
 
+    async def hold(self, media: str | None) -> None:
+        """Start hold media (`moh:CLASS`: Asterisk's music on hold) or, with None, stop it. It plays
+        until stopped, through digit waits; stop it before a playback."""
+
 
 class Journal(Protocol):
     """Where the interpreter writes the call's timeline (node entered, prompt played, DTMF...)."""

@@ -35,7 +35,7 @@ Severity = Literal["error", "warning"]
 # moves at the caller's pace. A loop through none of them spins until the interpreter's step limit.
 # Kept here by name, not as a ClassVar in schema.py, where node types are defined by their authors:
 # a new type that plays or listens belongs in this set.
-WAITING_TYPES = frozenset({"menu", "gather", "play", "say", "record"})
+WAITING_TYPES = frozenset({"menu", "gather", "play", "say", "record", "queue"})
 
 # Node types after which any variable may be set: a subflow runs another flow on the call's variables.
 _SETS_ANY_VARIABLE = frozenset({"subflow"})

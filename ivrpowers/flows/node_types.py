@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .expressions import Expression
+from .expressions import Expression, compile_expression
 from .fields import (
     JSON_TEMPLATES,
     AdoptPolicy,
@@ -253,9 +253,52 @@ class HttpNode(BaseNode):
     on_error: NodeRef | None = None
 
 
+class QueueAnnounce(_Model):
+    """What a waiting caller is told every `every` seconds (0: never): their position, the wait."""
+
+    every: Annotated[int, Field(ge=0, le=3600)] = 30
+    position: bool = True
+    wait_time: bool = True
+
+
+class QueueNode(BaseNode):
+    """Waits in an ACD queue for an agent, hearing the queue's hold media (and `announce`ments),
+    then talks to the agent who answers; when the agent hangs up, the flow goes on at `next`.
+
+    `priority` and each `skills` level are expressions (from a gather or an http lookup). The
+    caller may press `leave_digit` (to `on_leave`) or `callback_digit`: they keep their place, hang
+    up, and are called back at `callback_number` (default: the number they called from) when an
+    agent is free. `max_wait` (s) ends the wait at `on_timeout`, as does the queue's own; a queue
+    with nobody logged in may refuse the call: `on_no_agents`. Resumed when adopted: the call keeps
+    its place and its wait so far."""
+
+    type: Literal["queue"]
+    adopt: ClassVar[AdoptPolicy] = "resume"
+    queue: Slug
+    priority: Expr = Field(default_factory=lambda: compile_expression(0))
+    skills: dict[Slug, Expr] = {}
+    prompt: MediaList = []  # played once on joining, before the hold media
+    max_wait: Annotated[int, Field(ge=1, le=86_400)] | None = None
+    announce: QueueAnnounce | None = None  # None: the queue's
+    leave_digit: Annotated[str, AfterValidator(_dtmf)] | None = None
+    callback_digit: Annotated[str, AfterValidator(_dtmf)] | None = None
+    callback_number: Expr | None = None  # None: caller.number
+    next: NodeRef | None = None
+    on_timeout: NodeRef | None = None
+    on_no_agents: NodeRef | None = None
+    on_leave: NodeRef | None = None
+    on_callback: NodeRef | None = None
+
+    @model_validator(mode="after")
+    def _check_digits(self) -> QueueNode:
+        if self.leave_digit is not None and self.leave_digit == self.callback_digit:
+            raise _error("queue", "leave_digit and callback_digit must differ")
+        return self
+
+
 Node = Annotated[
     AnswerNode | PlayNode | MenuNode | HangupNode | SetNode | BranchNode | GatherNode | HttpNode | SayNode
-    | SubflowNode | TransferNode | RecordNode,
+    | SubflowNode | TransferNode | RecordNode | QueueNode,
     Field(discriminator="type"),
 ]
 

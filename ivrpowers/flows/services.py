@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from .schema import Flow
 
-__all__ = ["Acd", "Clock", "FlowSource", "HandOff", "Http", "HttpError", "HttpResponse", "Recorder", "Recording",
-           "Services", "TransferResult", "Transferer"]
+__all__ = ["Acd", "Clock", "FlowSource", "HandOff", "Http", "HttpError", "HttpResponse", "QueueRefused",
+           "QueueRequest", "QueueTicket", "QueueUpdate", "Recorder", "Recording", "Services", "TransferResult",
+           "Transferer"]
 
 
 class Clock(Protocol):
@@ -101,11 +102,72 @@ class HandOff:
         return {"kind": self.kind, "target": self.target, "detail": dict(self.detail)}
 
 
-class Acd(Protocol):
-    """Automatic call distribution: queues of agents."""
+@dataclass(frozen=True)
+class QueueRequest:
+    """A call joining a queue: `skills` it needs (name -> level), `data` the agent sees (the call's
+    variables), `max_wait` the flow's own limit (None: the queue's)."""
 
-    async def enqueue(self, queue: str, *, priority: int = 0, data: Mapping[str, Any] | None = None) -> HandOff:
-        """Put the call in `queue`; the returned hand-off ends the flow (the ACD owns the call now)."""
+    queue: str
+    priority: int = 0
+    skills: Mapping[str, int] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueUpdate:
+    """What happened to a call in a queue. `ringing`: offered to `agent`; `connected`: the agent
+    answered and the call is bridged with them; `ended`: the agent's side of the conversation is
+    over and the caller is still there (`caller_hung_up` in `detail` when not); `timeout`: the
+    queue's `max_wait` passed; `no_agents`: the last agent logged out of a queue that refuses
+    callers then. `position` (1 = next) and `estimated_wait` (seconds) come with `waiting`."""
+
+    kind: Literal["waiting", "ringing", "connected", "ended", "timeout", "no_agents"]
+    agent: str | None = None
+    position: int | None = None
+    estimated_wait: float | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class QueueRefused(Exception):
+    """A queue that won't take the call: `reason` is "no_agents" (nobody logged in, and the queue
+    refuses callers then) or "unknown_queue"."""
+
+    def __init__(self, reason: Literal["no_agents", "unknown_queue"], message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class QueueTicket(Protocol):
+    """The call's place in a queue, from `Acd.join` until it leaves, is parked or its conversation ends."""
+
+    @property
+    def hold(self) -> str:
+        """What the caller hears while waiting: `moh:CLASS`."""
+
+    @property
+    def announce(self) -> Mapping[str, Any]:
+        """The queue's announcements: `every` (seconds, 0: never), `position`, `wait_time` (booleans)."""
+
+    async def update(self) -> QueueUpdate:
+        """The next change (waits as long as it takes)."""
+
+    async def status(self) -> QueueUpdate:
+        """Where the call is now (a `waiting` update with position and estimate)."""
+
+    async def leave(self, reason: Literal["left", "timeout", "caller_hangup"]) -> None:
+        """The call leaves the queue (a no-op once it has)."""
+
+    async def park(self, number: str) -> None:
+        """Callback: the call keeps its place, the caller hangs up; `number` is called back when an
+        agent is free for it (the agent first)."""
+
+
+class Acd(Protocol):
+    """Automatic call distribution: the call waits in a queue for an agent."""
+
+    async def join(self, request: QueueRequest) -> QueueTicket:
+        """Put the call in the queue (again, keeping its place, for a call adopted while waiting).
+        Raises QueueRefused."""
 
 
 @dataclass(frozen=True)

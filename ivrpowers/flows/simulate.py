@@ -2,7 +2,8 @@
 
 The caller presses the given digits, one each time the flow waits for one (`,` is a wait with
 nothing pressed: one timeout), then hangs up. A record node "records" 5 s at once; a transfer ends
-the way the caller of `simulate` says (answered by default: the call is handed off). No Asterisk,
+the way the caller of `simulate` says (answered by default: the call is handed off), and so does
+a queue (answered by default: an agent answers at once, talks, and the flow goes on). No Asterisk,
 and no waiting in real time: a timeout moves the simulated clock on by its length instead. The
 call is `testing.ScriptedCall`, whose digit and barge-in rules are those of a real call
 (`flows.digits`).
@@ -22,7 +23,17 @@ from .loader import load_flow_file
 from .schema import DTMF_DIGITS, Flow
 from .services import FlowSource, Http, HttpError, HttpResponse, Services
 from .state import RunState
-from .testing import CallerAction, FakeClock, FakeRecorder, FakeTransfer, ListJournal, Press, ScriptedCall, Silence
+from .testing import (
+    CallerAction,
+    FakeAcd,
+    FakeClock,
+    FakeRecorder,
+    FakeTransfer,
+    ListJournal,
+    Press,
+    ScriptedCall,
+    Silence,
+)
 
 __all__ = ["DirectoryFlows", "FixtureHttp", "Simulation", "parse_dtmf", "simulate"]
 
@@ -129,6 +140,7 @@ async def simulate(
     secrets: Mapping[str, str] | None = None,
     flows: FlowSource | None = None,
     transfer: Literal["answered", "no_answer", "busy", "failed"] = "answered",
+    queue: Literal["answered", "timeout", "no_agents", "wait"] = "answered",
 ) -> Simulation:
     """Run `flow` once; `at` is when the call happens (naive: in the flow's time zone; default now)."""
     zone = time_zone(flow.timezone or default_tz)
@@ -139,7 +151,7 @@ async def simulate(
     journal = ListJournal()
     state = RunState(vars=dict(variables or {}))
     services = Services(clock=clock, http=http, secrets=dict(secrets or {}), flows=flows,
-                        recorder=FakeRecorder(), transfer=FakeTransfer(transfer))
+                        recorder=FakeRecorder(), transfer=FakeTransfer(transfer), acd=FakeAcd(queue, clock=clock))
     result = await run_flow(flow, call, journal, services=services, state=state)
     end = _ENDS.get(result.outcome) or (result.handoff or {}).get("kind", "handed_off")
     return Simulation(

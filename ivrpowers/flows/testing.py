@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from .digits import CallMedia
 from .schema import Flow
-from .services import HandOff, HttpError, HttpResponse, Recording, TransferResult
+from .services import HttpError, HttpResponse, QueueRefused, QueueRequest, QueueUpdate, Recording, TransferResult
 
 __all__ = [
     "CallerAction",
@@ -138,6 +138,11 @@ class ScriptedCall:
         self.actions.append(("hangup",))
         self.hung_up_by = "flow"
         self.media.feed_gone()
+
+    async def hold(self, media: str | None) -> None:
+        self.media.check_alive()
+        self.actions.append(("hold", media))
+        self.media_requests.append(("hold", media))
 
 
 class _ScriptedCaller:
@@ -327,11 +332,55 @@ class FakeTransfer:
 
 
 class FakeAcd:
-    """An `Acd` that accepts every call: `enqueued` logs (queue, priority, data)."""
+    """An `Acd` whose queues all end one way, at once in simulated time: `answered` (offered to
+    `agent`, who answers and later hangs up: the flow goes on at `next`), `timeout` (the queue's
+    max_wait), `no_agents` (refused on joining), or `wait` (no agent ever: the caller's digits and
+    the node's own timers decide; with a `clock`, the queue gives up after `give_up` simulated
+    seconds). `joined` logs the requests, `left` the reasons, `parked` the callback numbers."""
 
-    def __init__(self) -> None:
-        self.enqueued: list[tuple[str, int, dict[str, Any]]] = []
+    def __init__(self, outcome: Literal["answered", "timeout", "no_agents", "wait"] = "answered", *,
+                 agent: str = "agent1", clock: FakeClock | None = None, give_up: float = 3600.0,
+                 position: int = 2, estimated_wait: float = 90.0) -> None:
+        self.outcome, self.agent, self.clock, self.give_up = outcome, agent, clock, give_up
+        self.position, self.estimated_wait = position, estimated_wait
+        self.joined: list[QueueRequest] = []
+        self.left: list[str] = []
+        self.parked: list[str] = []
 
-    async def enqueue(self, queue: str, *, priority: int = 0, data: Mapping[str, Any] | None = None) -> HandOff:
-        self.enqueued.append((queue, priority, dict(data or {})))
-        return HandOff("queue", queue, {"priority": priority})
+    async def join(self, request: QueueRequest) -> _FakeTicket:
+        self.joined.append(request)
+        if self.outcome == "no_agents":
+            raise QueueRefused("no_agents", f"nobody is logged in to queue {request.queue!r}")
+        return _FakeTicket(self)
+
+
+class _FakeTicket:
+    hold = "moh:default"
+    announce: Mapping[str, Any] = {"every": 30, "position": True, "wait_time": True}
+
+    def __init__(self, acd: FakeAcd) -> None:
+        self.acd = acd
+        self.started = acd.clock.now() if acd.clock is not None else None
+        answered = [QueueUpdate("ringing", acd.agent), QueueUpdate("connected", acd.agent),
+                    QueueUpdate("ended", acd.agent, detail={"talk": 60})]
+        self.updates = deque({"answered": answered, "timeout": [QueueUpdate("timeout")]}.get(acd.outcome, []))
+
+    async def update(self) -> QueueUpdate:
+        if self.updates:
+            return self.updates.popleft()
+        # `wait`: nothing happens until the simulated clock, moved on by the caller's silences, says so.
+        while self.acd.clock is None or self.started is None or \
+                (self.acd.clock.now() - self.started).total_seconds() < self.acd.give_up:
+            await asyncio.sleep(0)
+        return QueueUpdate("timeout")
+
+    async def status(self) -> QueueUpdate:
+        return QueueUpdate("waiting", position=self.acd.position, estimated_wait=self.acd.estimated_wait)
+
+    async def leave(self, reason: str) -> None:
+        self.acd.left.append(reason)
+        self.updates.clear()
+
+    async def park(self, number: str) -> None:
+        self.acd.parked.append(number)
+        self.updates.clear()

@@ -29,7 +29,6 @@ from ivrpowers.flows import (
 from ivrpowers.flows.interpreter import _HANDLERS, handles
 from ivrpowers.flows.testing import (
     Entry,
-    FakeAcd,
     FakeClock,
     FakeHttp,
     ListJournal,
@@ -86,7 +85,7 @@ async def _set_and_checkpoint(run: Run, node_id: str, node: SavedSetNode) -> str
 
 
 async def _queue(run: Run, node_id: str, node: QueueNode) -> HandOff:
-    return await run.acd.enqueue(node.queue, data=run.state.vars)
+    return HandOff("queue", node.queue, {"priority": 0})
 
 
 async def _now(run: Run, node_id: str, node: NowNode) -> str | None:
@@ -144,12 +143,11 @@ QUEUED = flow(
 
 
 async def test_a_hand_off_ends_the_run_without_hanging_up() -> None:
-    call, journal, acd = ScriptedCall(), ListJournal(), FakeAcd()
-    result = await run_flow(QUEUED, call, journal, services=Services(acd=acd))
+    call, journal = ScriptedCall(), ListJournal()
+    result = await run_flow(QUEUED, call, journal)
 
     assert (result.outcome, result.reason, result.last_node) == ("handed_off", "handed_off", "q")
     assert result.handoff == {"kind": "queue", "target": "sales", "detail": {"priority": 0}}
-    assert acd.enqueued == [("sales", 0, {"lang": "fr"})]
     assert ("hangup",) not in call.actions and call.hung_up_by is None
     assert journal.entries[-1] == (
         "flow_ended",
@@ -161,7 +159,8 @@ async def test_a_hand_off_ends_the_run_without_hanging_up() -> None:
 
 async def test_a_node_needing_an_absent_service_is_a_flow_error() -> None:
     call, journal = ScriptedCall(), ListJournal()
-    result = await run_flow(QUEUED, call, journal)  # no ACD here
+    queued = load_flow("name: queued\nstart: q\nnodes:\n  q: {type: queue, queue: sales}\n")
+    result = await run_flow(queued, call, journal)  # no ACD here
 
     assert (result.outcome, result.last_node) == ("error", "q")
     assert result.error == "node 'q' needs the ACD service, which is not available here"

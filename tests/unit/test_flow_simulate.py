@@ -112,3 +112,25 @@ async def test_record_and_transfer_nodes_have_simulated_services() -> None:
     missed = await simulate(flow, transfer="no_answer")
     assert missed.path == ["t", "vm", "back"] and missed.vars == {"msg": "simulated-vm-1"}
     assert missed.prompts == ["recording:simulated-vm-1"] and missed.end == "hangup"
+
+
+async def test_queue_nodes_end_the_way_the_simulation_says() -> None:
+    flow = load_flow(dedent("""
+        name: q
+        start: q
+        nodes:
+          q: {type: queue, queue: sales, leave_digit: "0", max_wait: 90, next: survey, on_timeout: vm,
+              on_leave: menu, on_no_agents: vm}
+          survey: {type: play, media: sound:thanks}
+          vm: {type: play, media: sound:vm-intro}
+          menu: {type: play, media: sound:menu}
+        """))
+    at = datetime(2026, 12, 7, 10, 0)
+    assert (await simulate(flow, at=at)).path == ["q", "survey"]
+    assert (await simulate(flow, at=at, queue="no_agents")).path == ["q", "vm"]
+    assert (await simulate(flow, at=at, queue="timeout")).path == ["q", "vm"]
+    left = await simulate(flow, at=at, queue="wait", dtmf=",0")
+    assert left.path == ["q", "menu"] and left.prompts[-1] == "sound:menu"
+    waited = await simulate(flow, at=at, queue="wait", dtmf=",,,,")
+    assert waited.path == ["q", "vm"]
+    assert [e["detail"]["wait"] for e in waited.events if e["type"] == "queue_announced"] == [30, 60]

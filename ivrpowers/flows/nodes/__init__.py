@@ -4,6 +4,6 @@ Each module registers its handlers with `@handles(...)` when imported; `ivrpower
 them all, so any import of the flows package has every node type runnable.
 """
 
-from . import basic, gather, http, logic, record, say, subflow, transfer
+from . import basic, gather, http, logic, queue, record, say, subflow, transfer
 
-__all__ = ["basic", "gather", "http", "logic", "record", "say", "subflow", "transfer"]
+__all__ = ["basic", "gather", "http", "logic", "queue", "record", "say", "subflow", "transfer"]
