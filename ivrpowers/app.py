@@ -16,10 +16,12 @@ from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.routing import Router
 from ivrpowers.calls.services import AiohttpHttp, SystemClock
 from ivrpowers.config import Settings
+from ivrpowers.endpoints.sync import EndpointSync
 from ivrpowers.flows.services import Services
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.controllers import ControllerRepository
 from ivrpowers.store.db import Database
+from ivrpowers.store.endpoints import EndpointRepository
 from ivrpowers.store.flows import FlowRepository
 from ivrpowers.store.migrate import SchemaOutdated, check_schema
 from ivrpowers.store.routes import RouteRepository
@@ -46,6 +48,9 @@ class Controller:
         services = Services(clock=SystemClock(settings.timezone), http=self.http, secrets=settings.flow_secrets,
                             flows=router)
         self.calls = CallController(self.client, settings, router, self.cdrs, self.writer, self.liveness, services)
+        # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
+        self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, settings.bind_address,
+                                      settings.outbound_trunk)
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
 
@@ -59,6 +64,8 @@ class Controller:
             problems.append(f"database: the last {self.writer.failures} CDR write attempts failed")
         if problem := self.writer.health()["problem"]:
             problems.append(f"CDR writer: {problem}")
+        if self.endpoints.problem:
+            problems.append(self.endpoints.problem)
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,
@@ -75,6 +82,7 @@ class Controller:
             "active_calls": len(self.calls.sessions),
             "cdr_backlog": self.writer.backlog,
             "cdr_write_failures": self.writer.failures,
+            "endpoint_syncs": self.endpoints.passes,
         }
 
     async def start(self) -> None:
@@ -87,6 +95,7 @@ class Controller:
         self.writer.start()
         self.liveness.start()
         self.calls.install()
+        self.endpoints.install()
         self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")
         app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"])
         self._runner = web.AppRunner(app, access_log=None)
@@ -96,6 +105,7 @@ class Controller:
 
     async def stop(self) -> None:
         await self.calls.shutdown()
+        await self.endpoints.close()
         await self.client.close()
         if self._ari_task:
             self._ari_task.cancel()

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from .models import AriModel, Bridge, Channel, LiveRecording, Playback
+from .models import AriModel, Bridge, Channel, Endpoint, LiveRecording, Playback
 
 log = logging.getLogger("ivrpowers.ari")
 
@@ -112,6 +112,42 @@ class ChannelLeftBridge(Event):
     channel: Channel
 
 
+class EndpointStateChange(Event):
+    endpoint: Endpoint
+
+
+class Peer(AriModel):
+    peer_status: str = ""  # PJSIP: Reachable, Unreachable
+    cause: str | None = None
+    address: str | None = None
+    port: str | None = None
+    time: str | None = None
+
+
+class PeerStatusChange(Event):
+    """An endpoint went online (`peer.peer_status` Reachable) or offline; `endpoint.state` is the new state.
+
+    What an app subscribed to every endpoint (`endpoint:`) receives when an endpoint's state changes.
+    """
+
+    endpoint: Endpoint
+    peer: Peer = Field(default_factory=Peer)
+
+
+class ContactInfo(AriModel):
+    uri: str = ""
+    contact_status: str = ""  # Unreachable, Reachable, Unknown, NonQualified, Removed
+    aor: str = ""
+    roundtrip_usec: str | None = None
+
+
+class ContactStatusChange(Event):
+    """One contact (a phone's registration) was added, qualified or removed."""
+
+    endpoint: Endpoint
+    contact_info: ContactInfo
+
+
 class ApplicationReplaced(Event):
     """Another websocket registered our app name: this connection will receive nothing more."""
 
@@ -134,6 +170,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RecordingFailed,
         ChannelEnteredBridge,
         ChannelLeftBridge,
+        EndpointStateChange,
+        PeerStatusChange,
+        ContactStatusChange,
         ApplicationReplaced,
     )
 }

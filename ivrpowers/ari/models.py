@@ -95,6 +95,23 @@ class LiveRecording(AriModel):
     cause: str | None = None
 
 
+class Endpoint(AriModel):
+    """An endpoint as Asterisk sees it: PJSIP's `state` is "online" while one of its contacts is
+    reachable (registered and, where qualified, answering OPTIONS), else "offline"."""
+
+    technology: str
+    resource: str
+    state: str | None = None  # unknown, offline, online
+    channel_ids: list[str] = Field(default_factory=list)
+
+
+class ConfigTuple(AriModel):
+    """One attribute of a dynamic configuration object (GET/PUT /asterisk/config/dynamic/...)."""
+
+    attribute: str
+    value: str = ""
+
+
 class BuildInfo(AriModel):
     os: str = ""
     kernel: str = ""

@@ -11,12 +11,16 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from .http import AriHttp, Params
-from .models import AsteriskInfo, Bridge, Channel, LiveRecording, Playback
+from .models import AsteriskInfo, Bridge, Channel, ConfigTuple, Endpoint, LiveRecording, Playback
 
 
 def _seg(value: str) -> str:
     """Quote one path segment: ids are ours or the caller's, and may contain '/' or spaces."""
     return quote(value, safe="")
+
+
+def _config_path(config_class: str, object_type: str, id: str) -> str:
+    return f"/asterisk/config/dynamic/{_seg(config_class)}/{_seg(object_type)}/{_seg(id)}"
 
 
 def _as_list(value: str | Sequence[str]) -> list[str]:
@@ -33,6 +37,42 @@ class AriRest(AriHttp):
 
     async def asterisk_info(self) -> AsteriskInfo:
         return AsteriskInfo.model_validate(await self.request("GET", "/asterisk/info"))
+
+    # --- dynamic configuration (sorcery objects: e.g. res_pjsip endpoint/auth/aor) ------------
+
+    async def get_config_object(self, config_class: str, object_type: str, id: str) -> list[ConfigTuple]:
+        """Every attribute of one object; `AriNotFound` if there is none of that id."""
+        data = await self.request("GET", _config_path(config_class, object_type, id))
+        return [ConfigTuple.model_validate(t) for t in data or []]
+
+    async def put_config_object(
+        self, config_class: str, object_type: str, id: str, fields: Sequence[tuple[str, str]]
+    ) -> list[ConfigTuple]:
+        """Create the object with `fields` (attribute, value) in order, or update an existing one.
+
+        Creating needs a sorcery wizard that can (sorcery.conf; the config wizard cannot): else
+        `AriUnauthorized` (403). A field Asterisk refuses is an `AriBadRequest` (400), and nothing
+        is created. Beware the update: Asterisk copies the object through its fields first, which
+        for a PJSIP AOR turns its registered contacts into permanent ones.
+        """
+        body = {"fields": [{"attribute": name, "value": value} for name, value in fields]}
+        data = await self.request("PUT", _config_path(config_class, object_type, id), json=body)
+        return [ConfigTuple.model_validate(t) for t in data or []]
+
+    async def delete_config_object(self, config_class: str, object_type: str, id: str) -> None:
+        """`AriNotFound` if there is none; `AriUnauthorized` (403) if its wizard cannot delete it
+        (an object from a configuration file)."""
+        await self.request("DELETE", _config_path(config_class, object_type, id))
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    async def list_endpoints(self, technology: str | None = None) -> list[Endpoint]:
+        """Every endpoint, or those of one technology ("PJSIP")."""
+        path = "/endpoints" if technology is None else f"/endpoints/{_seg(technology)}"
+        return [Endpoint.model_validate(e) for e in await self.request("GET", path)]
+
+    async def get_endpoint(self, technology: str, resource: str) -> Endpoint:
+        return Endpoint.model_validate(await self.request("GET", f"/endpoints/{_seg(technology)}/{_seg(resource)}"))
 
     # --- channels -------------------------------------------------------------------------
 

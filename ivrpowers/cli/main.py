@@ -18,6 +18,7 @@ from ivrpowers.cli.asterisk import asterisk
 from ivrpowers.cli.cdr import cdr
 from ivrpowers.cli.common import settings_from, setup_logging
 from ivrpowers.cli.db import db
+from ivrpowers.cli.endpoints import endpoint
 from ivrpowers.cli.errors import Invalid, one_line, report
 from ivrpowers.cli.flows import flow
 from ivrpowers.cli.recordings import recording
@@ -91,6 +92,7 @@ cli.add_command(flow)
 cli.add_command(route)
 cli.add_command(cdr)
 cli.add_command(recording)
+cli.add_command(endpoint)
 
 
 _debug = False

@@ -196,7 +196,10 @@ class ControllerUnderTest:
                                       f"finished CDR for caller {caller}", timeout)
 
 
-def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path) -> ControllerUnderTest:
+def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path,
+                      flows: list[Path] | None = None, routes: dict[str, str] | None = None) -> ControllerUnderTest:
+    """A controller on `asterisk` with `flows` published and `routes` set (by default the demo's and
+    tests/integration/flows/' on ROUTES)."""
     proxy = TcpProxy("127.0.0.1", asterisk.settings.http_port).start()
     web_port = free_tcp_port()
     env = {
@@ -209,9 +212,11 @@ def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: 
     }
     setup = ControllerUnderTest(kind, db_url, env, proxy, None, log, web_port)  # type: ignore[arg-type]
     setup.ivrpowers("db", "upgrade")
-    for flow_file in [PROJECT_ROOT / "ivrpowers" / "demo" / "demo.yaml", *sorted(FLOWS.glob("*.yaml"))]:
+    if flows is None:
+        flows = [PROJECT_ROOT / "ivrpowers" / "demo" / "demo.yaml", *sorted(FLOWS.glob("*.yaml"))]
+    for flow_file in flows:
         setup.ivrpowers("flow", "import", str(flow_file), "--publish")
-    for number, flow in ROUTES.items():
+    for number, flow in (ROUTES if routes is None else routes).items():
         setup.ivrpowers("route", "set", number, flow)
     log.write_bytes(b"")
     setup.launch()
