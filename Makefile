@@ -41,11 +41,12 @@ $(STAMP): pyproject.toml
 asterisk: venv
 	@$(IVR) asterisk build
 
-# `make bench`: the pure core and the CDR path, then the call-load bench (bench/: SIPp and tcpdump on
+# `make bench`: the pure core (flows, the ACD router) and the CDR path, then the call-load bench (bench/: SIPp and tcpdump on
 # loopback, as root; about 40 minutes by default, e.g. `make bench-calls BENCH_ARGS="--loads 1,50 --reps 1"`).
 bench: deps venv asterisk
 	$(PY) -m ivrpowers.bench
 	$(PY) -m bench.flows bench-results/bench.json
+	$(PY) -m bench.acd bench-results/bench.json
 	$(PY) -m bench.calls $(BENCH_ARGS)
 
 bench-calls: deps venv asterisk

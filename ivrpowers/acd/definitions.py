@@ -1,0 +1,169 @@
+"""Queues and agents as admins define them, from the CLI, the REST API or an ACD file
+(`acd apply FILE`): validated here, stored by `store.acd`, run by the router.
+
+Strict like flow files: a number written as text, an unknown field or a queue an agent names
+that does not exist is an error at its line, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ivrpowers.yamlfile import Document, Loc, Problem, check_file
+
+Channel = Literal["voice", "video", "chat"]
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
+Strategy = Literal["ringall", "round-robin", "longest-idle", "fewest-calls", "random", "linear", "skills"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+# A queue with nobody logged in: `refuse` sends callers (arriving or waiting) to the flow's
+# `on_no_agents`; `wait` keeps them, up to `max_wait`.
+NoAgents = Literal["refuse", "wait"]
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# Music on hold for now; looped media (and video) comes with video hold.
+_HOLD = re.compile(r"moh:[A-Za-z0-9_-]+")
+
+
+def _error(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise _error("name", f"{value!r} is not a valid name (lowercase letters, digits, '_' and '-', "
+                             "at most 63, e.g. 'billing-es')")
+    return value
+
+
+def _hold(value: str) -> str:
+    if not _HOLD.fullmatch(value):
+        raise _error("hold", f"{value!r} is not hold media (a music-on-hold class, e.g. 'moh:default')")
+    return value
+
+
+def _unique_channels(value: list[str]) -> list[str]:
+    if not value:
+        raise _error("channels", "a queue takes at least one channel (voice, video, chat)")
+    if len(set(value)) != len(value):
+        raise _error("channels", "a channel is listed twice")
+    return value
+
+
+def _queue_list(value: Any) -> Any:
+    # `queues: [sales, support]` is `queues: {sales: 0, support: 0}`: penalty 0 in each.
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return dict.fromkeys(value, 0)
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Seconds = Annotated[int, Field(ge=1, le=86_400)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Announce(_Model):
+    """What a waiting caller is told, every `every` seconds (0: never)."""
+
+    every: Annotated[int, Field(ge=0, le=3600)] = 30
+    position: bool = True
+    wait_time: bool = True
+
+
+class Relaxation(_Model):
+    """After `after` seconds of waiting, every required skill level is `lower_by` lower."""
+
+    after: Seconds
+    lower_by: Annotated[int, Field(ge=1, le=10)]
+
+
+class QueueDef(_Model):
+    name: Name
+    description: str | None = None
+    strategy: Strategy = "longest-idle"
+    channels: Annotated[list[Channel], AfterValidator(_unique_channels)] = ["voice"]
+    ring_timeout: Annotated[int, Field(ge=5, le=600)] = 20
+    wrapup_seconds: Annotated[int, Field(ge=0, le=3600)] = 10
+    max_wait: Seconds | None = None  # None: as long as the caller stays
+    sla_seconds: Annotated[int, Field(ge=1, le=3600)] = 20
+    hold: Annotated[str, AfterValidator(_hold)] = "moh:default"
+    announce: Announce = Announce()
+    no_agents: NoAgents = "refuse"
+    # An agent who lets an offer ring out is paused (reason `ring_no_answer`) until they unpause.
+    rna_pause: bool = True
+    skill_relaxation: list[Relaxation] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> QueueDef:
+        if self.skill_relaxation and self.strategy != "skills":
+            raise _error("queue", "skill_relaxation is for the 'skills' strategy")
+        afters = [step.after for step in self.skill_relaxation]
+        if afters != sorted(set(afters)):
+            raise _error("queue", "skill_relaxation steps must come in order of 'after', each once")
+        return self
+
+
+class Capacity(_Model):
+    """How many tasks at once, per channel. Voice and video are exclusive: one call and nothing else."""
+
+    voice: Annotated[int, Field(ge=0, le=1)] = 1
+    video: Annotated[int, Field(ge=0, le=1)] = 1
+    chat: Annotated[int, Field(ge=0, le=20)] = 3
+
+
+class AgentDef(_Model):
+    id: Name
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    endpoint: Name | None = None  # the SIP phone or browser endpoint calls ring (`endpoint create`)
+    skills: dict[Name, Annotated[int, Field(ge=1, le=10)]] = {}
+    # queue -> penalty: 0 is first; `linear` offers to lower penalties first.
+    queues: Annotated[dict[Name, Annotated[int, Field(ge=0, le=100)]], BeforeValidator(_queue_list)] = {}
+    capacity: Capacity = Capacity()
+    # Logged in whenever the controller runs (app_queue's static members): a desk that is always staffed.
+    auto_login: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentDef:
+        if self.endpoint is None and (self.capacity.voice or self.capacity.video):
+            raise _error("agent", f"agent {self.id!r} takes calls (capacity voice/video) but has no endpoint to "
+                                  "ring: set endpoint, or capacity voice: 0 and video: 0 for chat only")
+        return self
+
+
+class AcdFile(_Model):
+    """An ACD file: queues and agents, applied together (`acd apply`)."""
+
+    queues: list[QueueDef] = []
+    agents: list[AgentDef] = []
+
+
+def file_issues(acd: AcdFile, document: Document, known_queues: Collection[str] = ()) -> list[tuple[Loc, str]]:
+    """Whole-file checks: names given twice, agents in queues that neither the file nor the
+    database (`known_queues`) has."""
+    issues: list[tuple[Loc, str]] = []
+    queues = {q.name for q in acd.queues} | set(known_queues)
+    for kind, items in (("queue", [q.name for q in acd.queues]), ("agent", [a.id for a in acd.agents])):
+        seen: set[str] = set()
+        for index, name in enumerate(items):
+            if name in seen:
+                issues.append(((f"{kind}s", index), f"{kind} {name!r} is defined twice"))
+            seen.add(name)
+    for index, agent in enumerate(acd.agents):
+        for queue in agent.queues:
+            if queue not in queues:
+                issues.append((("agents", index, "queues", queue), f"no queue named {queue!r}"))
+    return issues
+
+
+def check_acd_file(text: str, filename: str, known_queues: Collection[str] = ()) -> tuple[AcdFile | None,
+                                                                                          list[Problem]]:
+    """The file's definitions, or every problem by line (`FILE:LINE: message`)."""
+    return check_file(text, filename, AcdFile, what="an ACD file (queues and agents)",
+                      extra=lambda acd, document: file_issues(acd, document, known_queues))
