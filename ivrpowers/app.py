@@ -10,14 +10,19 @@ from contextlib import suppress
 from aiohttp import web
 
 from ivrpowers.ari import AriClient
+from ivrpowers.calls.acd_offers import Offers
+from ivrpowers.calls.acd_service import AcdService
 from ivrpowers.calls.controller import CallController
 from ivrpowers.calls.identity import new_controller_id
 from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.routing import Router
 from ivrpowers.calls.services import AiohttpHttp, SystemClock
 from ivrpowers.config import Settings
+from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.sync import EndpointSync
 from ivrpowers.flows.services import Services
+from ivrpowers.store.acd import AcdRepository
+from ivrpowers.store.acd_state import AcdStateRepository
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.controllers import ControllerRepository
 from ivrpowers.store.db import Database
@@ -48,6 +53,14 @@ class Controller:
         services = Services(clock=SystemClock(settings.timezone), http=self.http, secrets=settings.flow_secrets,
                             flows=router)
         self.calls = CallController(self.client, settings, router, self.cdrs, self.writer, self.liveness, services)
+        self.acd_definitions = AcdRepository(self.db)
+        self.acd = AcdService(self.acd_definitions, AcdStateRepository(self.db), self.id)
+        self.acd.offers = Offers(self.acd, self.calls.ctx)
+        self.calls.ctx.acd = self.acd
+        # Agents whose phone is not registered (and answering) get no call offers.
+        self.presence = Presence(self.client)
+        self.acd.reachable = self.presence.reachable
+        self.presence.watch(self.acd.endpoint_changed)
         # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
         self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, settings.bind_address,
                                       settings.outbound_trunk)
@@ -83,6 +96,7 @@ class Controller:
             "cdr_backlog": self.writer.backlog,
             "cdr_write_failures": self.writer.failures,
             "endpoint_syncs": self.endpoints.passes,
+            "acd_decisions": self.acd.decisions,
         }
 
     async def start(self) -> None:
@@ -94,10 +108,16 @@ class Controller:
             log.warning("database not reachable at start (%s: %s); continuing", type(exc).__name__, exc)
         self.writer.start()
         self.liveness.start()
+        try:
+            await self.acd.start()
+        except Exception as exc:  # no database: queues wait for it (join refuses meanwhile)
+            log.warning("ACD not started (%s: %s)", type(exc).__name__, exc)
         self.calls.install()
         self.endpoints.install()
+        self.presence.install()
         self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")
-        app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"])
+        app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"],
+                         acd=self.acd_definitions, acd_runtime=self.acd)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()
@@ -105,6 +125,9 @@ class Controller:
 
     async def stop(self) -> None:
         await self.calls.shutdown()
+        if self.acd.offers is not None:
+            await self.acd.offers.close()
+        await self.acd.close()
         await self.endpoints.close()
         await self.client.close()
         if self._ari_task:

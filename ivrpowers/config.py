@@ -190,7 +190,7 @@ def make_private(path: Path) -> None:
         pass
 
 
-SECRET_NAMES = ("ari_password", "ami_secret", "agent_password", "webrtc_password", "api_token")
+SECRET_NAMES = ("ari_password", "ami_secret", "agent_password", "agent2_password", "webrtc_password", "api_token")
 
 
 def load_secrets(state_dir: Path) -> dict[str, str]:

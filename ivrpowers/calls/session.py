@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ivrpowers.ari import AriClient, AriError, Channel
+from ivrpowers.calls.acd_service import AcdService, SessionAcd
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.journal import CallJournal
@@ -51,6 +52,7 @@ class CallContext:
     events: EventRouter
     controller_id: str
     services: Services
+    acd: AcdService | None = None  # the ACD's run time, when this controller runs one
 
 
 @dataclass
@@ -231,7 +233,8 @@ class Session:
         if adopted is None or not adopted.flow_name:
             self.ctx.writer.update_call(self.call_id, flow_name=flow.name, flow_version=version)
         services = dataclasses.replace(
-            self.ctx.services, transfer=SessionTransfer(self), recorder=SessionRecorder(self))
+            self.ctx.services, transfer=SessionTransfer(self), recorder=SessionRecorder(self),
+            acd=SessionAcd(self.ctx.acd, self) if self.ctx.acd is not None else None)
         result = await run_flow(flow, call, journal, services=services, state=state)
         if result.handoff is not None and result.handoff.get("kind") == "transfer":
             return "transferred"

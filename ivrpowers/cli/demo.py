@@ -6,16 +6,25 @@ from pathlib import Path
 
 import click
 
+from ivrpowers.acd.definitions import AgentDef, QueueDef
 from ivrpowers.cli.common import with_db
 from ivrpowers.config import Settings, ensure_state_dir
+from ivrpowers.endpoints.accounts import password_digest
+from ivrpowers.endpoints.fields import REALM
 from ivrpowers.flows import load_flow
 from ivrpowers.resources import demo_flow, demo_sipp_scenario
+from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.db import Database
+from ivrpowers.store.endpoints import EndpointRepository
 from ivrpowers.store.flows import FlowRepository
 from ivrpowers.store.migrate import upgrade
 from ivrpowers.store.routes import RouteRepository
 
 DEMO_NUMBER = "100"
+DEMO_QUEUE = QueueDef(name="support", description="the demo's option 4", strategy="longest-idle",
+                      ring_timeout=15, wrapup_seconds=5)
+DEMO_AGENTS = [AgentDef(id=name, name=f"Demo {name}", endpoint=name, queues={"support": 0}, auto_login=True)
+               for name in ("agent1", "agent2")]
 
 
 def install_demo(settings: Settings, flow_file: Path | None = None) -> None:
@@ -37,8 +46,26 @@ def install_demo(settings: Settings, flow_file: Path | None = None) -> None:
         await flows.import_source(name, source, publish=unpublished)
         if await routes.get(DEMO_NUMBER) is None:
             await routes.set(DEMO_NUMBER, name)
+        await _demo_queue(AcdRepository(db))
+        # agent2: a phone made like `endpoint create` would (the controller pushes it to Asterisk),
+        # with its password in secrets.json like agent1's, so the demo can print it every time.
+        endpoints = EndpointRepository(db)
+        if await endpoints.get("agent2") is None:
+            digest = password_digest("agent2", REALM, settings.secrets()["agent2_password"])
+            await endpoints.add("agent2", "phone", REALM, digest)
 
     with_db(settings, work)
+
+
+async def _demo_queue(acd: AcdRepository) -> None:
+    """The support queue the demo's option 4 waits in, and its two agents, always logged in: made
+    once, so an operator's changes to them stay."""
+    if DEMO_QUEUE.name not in await acd.queues():
+        await acd.put_queue(DEMO_QUEUE)
+    agents = await acd.agents()
+    for agent in DEMO_AGENTS:
+        if agent.id not in agents:
+            await acd.put_agent(agent)
 
 
 def print_how_to_call(settings: Settings) -> None:
@@ -56,6 +83,10 @@ ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "d
   Or register a softphone (UDP) and dial {DEMO_NUMBER}:
     server {host}:{settings.sip_port}   user agent1   password {secrets['agent_password']}
   (its calls show the number 1001: that is what the demo reads back)
+
+  Option 4 waits in the "support" queue for an agent: register a second softphone as
+    server {host}:{settings.sip_port}   user agent2   password {secrets['agent2_password']}
+  and it rings (agents agent1 and agent2 are always logged in; `ivrpowers agent state agent2`).
 
   Then read the call records:
     ivrpowers cdr list          (or: cdr list --json, cdr show ID)

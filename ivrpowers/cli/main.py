@@ -14,6 +14,8 @@ from ivrpowers.cli import flow_graph as _flow_graph  # noqa: F401  (adds `flow g
 from ivrpowers.cli import flow_schema as _flow_schema  # noqa: F401  (adds `flow schema`)
 from ivrpowers.cli import flow_simulate  # noqa: F401  (adds `flow simulate`)
 from ivrpowers.cli import flow_versions as _flow_versions  # noqa: F401  (adds `flow history`, `diff`, `edit`...)
+from ivrpowers.cli.acd import acd
+from ivrpowers.cli.agents import agent
 from ivrpowers.cli.asterisk import asterisk
 from ivrpowers.cli.cdr import cdr
 from ivrpowers.cli.common import settings_from, setup_logging
@@ -21,6 +23,7 @@ from ivrpowers.cli.db import db
 from ivrpowers.cli.endpoints import endpoint
 from ivrpowers.cli.errors import Invalid, one_line, report
 from ivrpowers.cli.flows import flow
+from ivrpowers.cli.queues import queue
 from ivrpowers.cli.recordings import recording
 from ivrpowers.cli.routes import route
 from ivrpowers.config import load_settings
@@ -93,6 +96,9 @@ cli.add_command(route)
 cli.add_command(cdr)
 cli.add_command(recording)
 cli.add_command(endpoint)
+cli.add_command(queue)
+cli.add_command(agent)
+cli.add_command(acd)
 
 
 _debug = False

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 typed models: flows and their publishes, routes, calls (CDRs) and their event timelines."""
+"""SQLAlchemy 2 typed models: flows and their publishes, routes, calls (CDRs) and their event timelines,
+ACD queues and agents."""
 
 from __future__ import annotations
 
@@ -167,3 +168,53 @@ class ControllerRecord(Base):
     heartbeat_at: Mapped[datetime]
     # Set on a clean stop: its calls may be adopted or closed at once, without waiting for staleness.
     stopped_at: Mapped[datetime | None]
+
+
+class AcdQueue(Base):
+    """A queue as defined (`acd.definitions.QueueDef`, without its name, as JSON): definitions
+    change with the product, and nothing queries inside them."""
+
+    __tablename__ = "acd_queues"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AcdAgent(Base):
+    """An agent as defined (`acd.definitions.AgentDef`, without its id, as JSON), its queues included."""
+
+    __tablename__ = "acd_agents"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AcdState(Base):
+    """The ACD router's state (`acd.Snapshot` as JSON), saved after every change it makes: queue
+    entries with their places, offers, agents' states, round-robin positions. One row per router
+    (`id`); `owner` is the controller running it."""
+
+    __tablename__ = "acd_state"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    snapshot: Mapped[dict[str, Any]]
+    owner: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AcdAgentEvent(Base):
+    """One change of an agent's state (`logged_out`, `available`, `reserved`, `busy`, `wrap_up`,
+    `paused` with its reason), stored once, for reports."""
+
+    __tablename__ = "acd_agent_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(String(63), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    old: Mapped[str] = mapped_column(String(16))
+    new: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200))

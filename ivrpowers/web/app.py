@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ivrpowers import __version__
+from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.cdrs import (
     MAX_LIMIT,
     AmbiguousCall,
@@ -23,9 +25,11 @@ from ivrpowers.store.cdrs import (
     PrefixTooShort,
     call_to_dict,
 )
+from ivrpowers.web.acd_api import AcdRuntime, add_acd_routes
 from ivrpowers.web.index import INDEX_HTML
+from ivrpowers.web.openapi import ERROR, Api, Param
 
-OPEN_PATHS = {"/", "/health"}
+OPEN_PATHS = {"/", "/health", "/api/openapi.json"}
 
 log = logging.getLogger("ivrpowers.web")
 
@@ -78,11 +82,14 @@ def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]
     return check
 
 
-def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str) -> web.Application:
+def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
+               acd: AcdRepository | None = None, acd_runtime: AcdRuntime | None = None) -> web.Application:
     handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}
-    # No route takes a body: 64 KiB is plenty, anything larger is refused with 413 unread.
+    # The largest body is an agent or queue definition, a few hundred bytes: 64 KiB is plenty,
+    # anything larger is refused with 413 unread.
     app = web.Application(middlewares=[_auth_middleware(api_token)], handler_args=handler_args,
                           client_max_size=64 * 1024)
+    api = Api(app, "ivrpowers", __version__)
 
     async def get_health(request: web.Request) -> web.Response:
         report = health.health()
@@ -110,8 +117,24 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str) -> 
             raise _json_error(web.HTTPConflict, str(exc), extra={"candidates": exc.candidates}) from None
         return web.json_response(call_to_dict(call))
 
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(api.document())
+
     app.router.add_get("/", index)
-    app.router.add_get("/health", get_health)
-    app.router.add_get("/api/calls", list_calls)
-    app.router.add_get("/api/calls/{call_id}", get_call)
+    health_schema = {"type": "object", "required": ["status", "problems"], "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded"]}, "problems": {"type": "array",
+                                                                               "items": {"type": "string"}}}}
+    api.add("GET", "/health", get_health, summary="Is the controller fit to take calls (open: no token)",
+            returns={200: health_schema, 503: health_schema}, open=True)
+    api.add("GET", "/api/openapi.json", openapi, summary="This document (open: no token)",
+            returns={200: {"type": "object"}}, open=True)
+    call = {"type": "object", "description": "A CDR with its timeline (the shape of `cdr show --json`)"}
+    api.add("GET", "/api/calls", list_calls, summary="The latest calls, newest first",
+            params=[Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})],
+            returns={200: {"type": "array", "items": call}, 400: ERROR})
+    api.add("GET", "/api/calls/{call_id}", get_call, summary="One call, by its id or the start of it",
+            params=[Param("call_id", "path", {"type": "string"})],
+            returns={200: call, 400: ERROR, 404: ERROR, 409: ERROR})
+    if acd is not None:
+        add_acd_routes(api, acd, acd_runtime)
     return app

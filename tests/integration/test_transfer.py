@@ -138,12 +138,15 @@ Content-Length: 0
 """
 
 
-def sipp(scenario: Path, asterisk: AsteriskUnderTest, port: int | None = None) -> subprocess.Popen[bytes]:
+def sipp(
+    scenario: Path, asterisk: AsteriskUnderTest, port: int | None = None, calls: int = 1
+) -> subprocess.Popen[bytes]:
     host, sip_port = asterisk.sip_target
     log = scenario.with_suffix(".log")
     return subprocess.Popen(
         # -aa: Asterisk's qualify (OPTIONS) to the registered phone is answered, not taken for a call.
-        ["sipp", f"{host}:{sip_port}", "-sf", str(scenario), "-m", "1", "-i", host, "-p", str(port or free_udp_port()),
+        ["sipp", f"{host}:{sip_port}", "-sf", str(scenario), "-m", str(calls), "-i", host,
+         "-p", str(port or free_udp_port()),
          "-mp", str(free_rtp_port()), "-timeout", "60", "-nostdin", "-aa", "-trace_msg", "-message_file", str(log)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )

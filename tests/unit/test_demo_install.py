@@ -49,3 +49,31 @@ def test_first_run_publishes_and_routes_then_respects_the_operator(tmp_path: Pat
     install_demo(settings, changed)
     published, route, latest = state(settings)
     assert (published, route, latest) == (2, "other", 3)  # imported, but neither published nor rerouted
+
+
+def test_the_demo_has_a_support_queue_with_two_always_logged_in_agents_and_a_second_phone(tmp_path: Path) -> None:
+    from ivrpowers.endpoints.accounts import password_digest
+    from ivrpowers.endpoints.fields import REALM
+    from ivrpowers.store.acd import AcdRepository
+    from ivrpowers.store.endpoints import EndpointRepository
+
+    settings = load_settings(state_dir=tmp_path)
+    install_demo(settings)
+
+    async def read() -> tuple[dict, dict, object]:  # type: ignore[type-arg]
+        db = Database(settings.database_url)
+        try:
+            repo = AcdRepository(db)
+            return await repo.queues(), await repo.agents(), await EndpointRepository(db).get("agent2")
+        finally:
+            await db.close()
+
+    queues, agents, phone = asyncio.run(read())
+    assert list(queues) == ["support"]
+    assert {a.id: (a.endpoint, a.queues, a.auto_login) for a in agents.values()} == {
+        "agent1": ("agent1", {"support": 0}, True), "agent2": ("agent2", {"support": 0}, True)}
+    # The printed password is the one the phone's digest was made from.
+    assert phone is not None and phone.password_digest == password_digest(  # type: ignore[attr-defined]
+        "agent2", REALM, settings.secrets()["agent2_password"])
+    install_demo(settings)  # again: nothing changes, nothing fails
+    assert list(asyncio.run(read())[0]) == ["support"]

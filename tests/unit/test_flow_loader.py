@@ -68,10 +68,11 @@ def test_demo_flow_loads() -> None:
     assert flow.start == "welcome"
     menu = flow.nodes["main"]
     assert isinstance(menu, MenuNode)
-    assert menu.options == {"1": "readback", "2": "account", "3": "office-hours"}
+    assert menu.options == {"1": "readback", "2": "account", "3": "office-hours", "4": "support"}
     assert (menu.timeout, menu.retries, menu.on_invalid, menu.on_timeout) == (4, 2, "bye", "bye")
-    # The issue's contract for the demo: gather, set, branch by business hours, voicemail, transfer.
-    assert {"gather", "set", "branch", "record", "transfer"} <= {node.type for node in flow.nodes.values()}
+    # The issues' contract for the demo: gather, set, branch by business hours, voicemail, transfer,
+    # and a queue (the ACD's).
+    assert {"gather", "set", "branch", "record", "transfer", "queue"} <= {node.type for node in flow.nodes.values()}
     assert "office" in flow.calendars
     readback = flow.nodes["readback"]
     assert isinstance(readback, PlayNode)

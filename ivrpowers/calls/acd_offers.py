@@ -1,0 +1,155 @@
+"""The ACD's offers on ARI: ring an agent's endpoint (a `leg` of the caller's interaction, showing
+the caller's number), and when the agent answers, bridge them; when either hangs up, tell the
+router (the agent wraps up) and the caller's queue node (its flow goes on at `next`).
+
+The leg's id is chosen before the originate, so a leg that never answers still reaches this
+offer (`EventRouter.expect`), as for transfers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ivrpowers.ari import AriError, Channel
+from ivrpowers.calls.roles import LEG, StasisArgs
+from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
+from ivrpowers.flows.services import QueueUpdate
+
+if TYPE_CHECKING:
+    from ivrpowers.calls.acd_service import AcdService, Ticket
+    from ivrpowers.calls.ari_call import AriCall
+    from ivrpowers.calls.session import CallContext
+
+log = logging.getLogger("ivrpowers.acd")
+
+# Beyond the router's ring timeout (it withdraws the offer at its tick): Asterisk's own limit on
+# the originate, and how long it may take to say the leg is gone.
+_GRACE = 5.0
+
+
+class Offers:
+    def __init__(self, service: AcdService, ctx: CallContext) -> None:
+        self.service, self.ctx = service, ctx
+        self.ringing: dict[tuple[str, str], str] = {}  # (task, agent) -> the leg's channel id
+        self.cancelled: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def ring(self, ticket: Ticket, agent_id: str, expires: float) -> None:
+        self._spawn(self._ring(ticket, agent_id, expires), f"offer-{ticket.task_id}-{agent_id}")
+
+    def cancel(self, task_id: str, agent_id: str) -> None:
+        key = (task_id, agent_id)
+        self.cancelled.add(key)
+        leg_id = self.ringing.get(key)
+        if leg_id is not None:
+            self._spawn(self._hang_up(leg_id), f"cancel-{leg_id}")
+
+    def resume_conversation(self, ticket: Ticket, agent_id: str) -> None:
+        """An adopted call that was talking to its agent: watch the bridge it is still in."""
+        leg = next(iter(ticket.session.legs.values()), None)
+        self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
+        self._spawn(self._talk(ticket, agent_id, leg, None, None), f"talk-{ticket.task_id}")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ring(self, ticket: Ticket, agent_id: str, expires: float) -> None:
+        key, session, service = (ticket.task_id, agent_id), ticket.session, self.service
+        endpoint = service.endpoint_of(agent_id)
+        if endpoint is None:
+            service.not_answered(ticket.task_id, agent_id, declined=True)
+            return
+        leg_id = f"{session.call_id}-q{os.urandom(4).hex()}"
+        waiter = LegWaiter()
+        self.ctx.events.expect(leg_id, waiter)
+        self.ringing[key] = leg_id
+        ring = max(1.0, expires - service.clock())
+        args = StasisArgs(LEG, {"interaction": session.call_id, "purpose": "queue", "agent": agent_id})
+        try:
+            try:
+                await self.ctx.client.originate(
+                    f"PJSIP/{endpoint}", app_args=args.encode(), caller_id=_caller_id(session),
+                    timeout=math.ceil(ring + _GRACE), channel_id=leg_id)
+            except AriError as exc:
+                log.info("call %s: offer to %s failed: %s", session.call_id, agent_id, exc)
+                service.not_answered(ticket.task_id, agent_id, declined=True)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.done.wait(), ring + 2 * _GRACE)
+        finally:
+            self.ctx.events.unexpect(leg_id)
+            self.ringing.pop(key, None)
+        if key in self.cancelled:  # the router withdrew it (rang out, answered elsewhere, caller gone)
+            self.cancelled.discard(key)
+            if waiter.channel is not None:
+                await self._hang_up(waiter.channel.id)
+            return
+        if waiter.channel is None:
+            if not waiter.done.is_set():
+                await self._hang_up(leg_id)
+            service.not_answered(ticket.task_id, agent_id, declined=waiter.cause in BUSY)
+            return
+        if ticket.done or not service.answered(ticket.task_id, agent_id):
+            await self._hang_up(waiter.channel.id)
+            return
+        await self._connect(ticket, agent_id, waiter.channel)
+
+    async def _connect(self, ticket: Ticket, agent_id: str, channel: Channel) -> None:
+        session, client = ticket.session, self.ctx.client
+        leg = session.add_leg(channel)
+        bridge_id = f"{session.call_id}-b{os.urandom(3).hex()}"
+        try:
+            with contextlib.suppress(AriError):  # no music to stop is fine
+                await session.call.hold(None)
+            await client.create_bridge("mixing", bridge_id=bridge_id)
+            await client.add_to_bridge(bridge_id, [session.channel_id, channel.id])
+        except AriError as exc:
+            log.warning("call %s: could not bridge with agent %s: %s", session.call_id, agent_id, exc)
+            await self._hang_up(channel.id)
+            self.service.notify(ticket.task_id, QueueUpdate("ended", agent_id, detail={"problem": str(exc)}))
+            self.service.end(ticket.task_id, "bridge_failed")
+            return
+        session.bridged(bridge_id, leg, datetime.now(UTC))
+        self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
+        await self._talk(ticket, agent_id, leg, bridge_id, datetime.now(UTC))
+
+    async def _talk(self, ticket: Ticket, agent_id: str, leg: AriCall | None, bridge_id: str | None,
+                    since: datetime | None) -> None:
+        session = ticket.session
+        caller_gone = asyncio.ensure_future(session.call.destroyed.wait())
+        waits = [caller_gone]
+        if leg is not None:
+            waits.append(asyncio.ensure_future(leg.destroyed.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        caller_hung_up = session.call.gone
+        if leg is not None and caller_hung_up:
+            with contextlib.suppress(AriError):
+                await leg.hangup()
+        if bridge_id is not None or session.bridge_id is not None:
+            with contextlib.suppress(AriError):  # the caller leaves it for the rest of the flow
+                await self.ctx.client.destroy_bridge(bridge_id or session.bridge_id or "")
+        talk = round((datetime.now(UTC) - since).total_seconds(), 3) if since is not None else None
+        detail = {"caller_hung_up": caller_hung_up, "talk": talk}
+        self.service.notify(ticket.task_id, QueueUpdate("ended", agent_id, detail=detail))
+        self.service.end(ticket.task_id, "caller_hangup" if caller_hung_up else "conversation_ended")
+
+    async def _hang_up(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):
+            await self.ctx.client.hangup(channel_id)

@@ -1,0 +1,260 @@
+"""`ivrpowers agent ...`: the ACD's agents (`acd.definitions.AgentDef`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from ivrpowers.acd.definitions import AgentDef
+from ivrpowers.cli import controller_api
+from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
+from ivrpowers.cli.errors import CliError, Invalid, NotFound
+from ivrpowers.cli.queues import invalid
+from ivrpowers.store.acd import AcdRepository, NoSuchAgent, NoSuchQueue
+from ivrpowers.store.db import Database
+
+
+def _pairs(values: tuple[str, ...], option: str, separator: str, default: int | None) -> dict[str, int]:
+    found = {}
+    for value in values:
+        name, sep, number = value.partition(separator)
+        if not sep and default is not None:
+            number = str(default)
+        if not name or not number.isdigit():
+            example = f"NAME{separator}N" if default is None else f"NAME or NAME{separator}N"
+            raise Invalid(f"{option} {value!r}: write {example}")
+        found[name] = int(number)
+    return found
+
+
+def agent_options(f: Any) -> Any:
+    for option in reversed([
+        click.option("--name", "display_name", help="The agent's name, as people read it."),
+        click.option("--endpoint", help="The phone or browser endpoint their calls ring (`ivrpowers endpoint list`)."),
+        click.option("--skill", "skills", multiple=True, metavar="SKILL=LEVEL",
+                     help="A skill and its level, 1-10 (repeat); level 0 removes it."),
+        click.option("--queue", "queues", multiple=True, metavar="QUEUE[:PENALTY]",
+                     help="A queue the agent serves, with a penalty (0 first; repeat)."),
+        click.option("--leave-queue", "leave", multiple=True, metavar="QUEUE", help="A queue the agent leaves."),
+        click.option("--voice", type=int, help="Calls at once (0 or 1)."),
+        click.option("--video", type=int, help="Video calls at once (0 or 1)."),
+        click.option("--chat", type=int, help="Chats at once."),
+        click.option("--auto-login/--no-auto-login", default=None,
+                     help="Logged in whenever the controller runs (a desk always staffed)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _changes(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    wanted = dict(current)
+    if options["display_name"] is not None:
+        wanted["name"] = options["display_name"]
+    if options["endpoint"] is not None:
+        wanted["endpoint"] = options["endpoint"] or None  # --endpoint "": none
+    skills = {**wanted.get("skills", {}), **_pairs(options["skills"], "--skill", "=", None)}
+    wanted["skills"] = {skill: level for skill, level in skills.items() if level}
+    queues = {**wanted.get("queues", {}), **_pairs(options["queues"], "--queue", ":", 0)}
+    wanted["queues"] = {queue: penalty for queue, penalty in queues.items() if queue not in options["leave"]}
+    if options["auto_login"] is not None:
+        wanted["auto_login"] = options["auto_login"]
+    capacity = {channel: options[channel] for channel in ("voice", "video", "chat") if options[channel] is not None}
+    wanted["capacity"] = {**wanted.get("capacity", {}), **capacity}
+    return wanted
+
+
+def _summary(agent: AgentDef) -> str:
+    queues = ", ".join(f"{q}:{p}" if p else q for q, p in agent.queues.items()) or "no queue"
+    skills = ", ".join(f"{s}={lvl}" for s, lvl in agent.skills.items()) or "no skills"
+    cap = agent.capacity
+    return (f"{agent.id} ({agent.name}): endpoint {agent.endpoint or '-'}; queues {queues}; skills {skills}; "
+            f"capacity voice {cap.voice}, video {cap.video}, chat {cap.chat}")
+
+
+async def _store(db: Database, agent: AgentDef) -> None:
+    try:
+        await AcdRepository(db).put_agent(agent)
+    except NoSuchQueue as exc:
+        raise NotFound(str(exc), "create it first: `ivrpowers queue create NAME`") from None
+
+
+@click.group()
+def agent() -> None:
+    """ACD agents: who answers queued calls and chats, with their skills and capacity."""
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@agent_options
+@json_option
+@click.pass_context
+def create(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) -> None:
+    """Create agent ID (--name is required)."""
+    if options["display_name"] is None:
+        raise Invalid("an agent needs a --name")
+    try:
+        definition = AgentDef.model_validate(_changes(options, {"id": agent_id}))
+    except ValidationError as exc:
+        raise invalid(exc, f"agent {agent_id}") from None
+
+    async def work(db: Database) -> None:
+        if agent_id in await AcdRepository(db).agents():
+            raise CliError(f"agent {agent_id!r} already exists", f"change it with `ivrpowers agent update {agent_id}`")
+        await _store(db, definition)
+
+    with_db(settings_from(ctx), work)
+    controller_api.reload_quietly(settings_from(ctx))
+    if as_json:
+        emit_json(definition.model_dump(mode="json"))
+    else:
+        click.echo(_summary(definition))
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@agent_options
+@json_option
+@click.pass_context
+def update(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) -> None:
+    """Change some of agent ID's settings (the others stay)."""
+
+    async def work(db: Database) -> AgentDef:
+        try:
+            current = await AcdRepository(db).agent(agent_id)
+        except NoSuchAgent as exc:
+            raise NotFound(str(exc), "see `ivrpowers agent list`") from None
+        try:
+            definition = AgentDef.model_validate(_changes(options, current.model_dump(mode="json")))
+        except ValidationError as exc:
+            raise invalid(exc, f"agent {agent_id}") from None
+        await _store(db, definition)
+        return definition
+
+    definition = with_db(settings_from(ctx), work)
+    controller_api.reload_quietly(settings_from(ctx))
+    if as_json:
+        emit_json(definition.model_dump(mode="json"))
+    else:
+        click.echo(_summary(definition))
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@click.pass_context
+def delete(ctx: click.Context, agent_id: str) -> None:
+    """Delete agent ID."""
+
+    async def work(db: Database) -> None:
+        try:
+            await AcdRepository(db).delete_agent(agent_id)
+        except NoSuchAgent as exc:
+            raise NotFound(str(exc), "see `ivrpowers agent list`") from None
+
+    with_db(settings_from(ctx), work)
+    controller_api.reload_quietly(settings_from(ctx))
+    click.echo(f"deleted agent {agent_id}")
+
+
+@agent.command(name="list")
+@click.option("--queue", "queue_name", help="Only the agents of this queue.")
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
+    """Agents, with their endpoint, queues and skills."""
+
+    async def work(db: Database) -> list[AgentDef]:
+        agents = (await AcdRepository(db).agents()).values()
+        return [a for a in agents if queue_name is None or queue_name in a.queues]
+
+    agents = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json([a.model_dump(mode="json") for a in agents])
+        return
+    click.echo(f"{'AGENT':<20} {'NAME':<24} {'ENDPOINT':<16} QUEUES")
+    for a in agents:
+        click.echo(f"{a.id:<20} {a.name[:24]:<24} {a.endpoint or '-':<16} {', '.join(a.queues) or '-'}")
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, agent_id: str, as_json: bool) -> None:
+    """Agent ID's settings."""
+
+    async def work(db: Database) -> AgentDef:
+        try:
+            return await AcdRepository(db).agent(agent_id)
+        except NoSuchAgent as exc:
+            raise NotFound(str(exc), "see `ivrpowers agent list`") from None
+
+    definition = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json(definition.model_dump(mode="json"))
+    else:
+        click.echo(_summary(definition))
+
+
+def _state_line(state: dict[str, Any]) -> str:
+    reason = f" ({state['reason']})" if state.get("reason") else ""
+    return f"{state['agent']}: {state['state']}{reason}"
+
+
+def _action(ctx: click.Context, agent_id: str, action: str, as_json: bool, body: dict[str, Any] | None = None) -> None:
+    state = controller_api.call(settings_from(ctx), "POST", f"/api/agents/{agent_id}/{action}", body)
+    if as_json:
+        emit_json(state)
+    else:
+        click.echo(_state_line(state))
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@json_option
+@click.pass_context
+def login(ctx: click.Context, agent_id: str, as_json: bool) -> None:
+    """Agent ID starts taking tasks (the running controller's ACD)."""
+    _action(ctx, agent_id, "login", as_json)
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@json_option
+@click.pass_context
+def logout(ctx: click.Context, agent_id: str, as_json: bool) -> None:
+    """Agent ID stops taking tasks; what rings goes to someone else, what is answered carries on."""
+    _action(ctx, agent_id, "logout", as_json)
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@click.option("--reason", default="break", show_default=True, help="Why (reports show it).")
+@json_option
+@click.pass_context
+def pause(ctx: click.Context, agent_id: str, reason: str, as_json: bool) -> None:
+    """Agent ID gets no new offers until unpaused."""
+    _action(ctx, agent_id, "pause", as_json, {"reason": reason})
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@json_option
+@click.pass_context
+def unpause(ctx: click.Context, agent_id: str, as_json: bool) -> None:
+    """Agent ID takes offers again."""
+    _action(ctx, agent_id, "unpause", as_json)
+
+
+@agent.command()
+@click.argument("agent_id", metavar="ID")
+@json_option
+@click.pass_context
+def state(ctx: click.Context, agent_id: str, as_json: bool) -> None:
+    """What agent ID is doing now: logged_out, available, reserved, busy, wrap_up or paused (why)."""
+    found = controller_api.call(settings_from(ctx), "GET", f"/api/agents/{agent_id}/state")
+    if as_json:
+        emit_json(found)
+    else:
+        click.echo(_state_line(found))

@@ -1,0 +1,200 @@
+"""`ivrpowers queue ...`: the ACD's queues (`acd.definitions.QueueDef`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from ivrpowers.acd.definitions import CHANNELS, STRATEGIES, QueueDef, Relaxation
+from ivrpowers.cli import controller_api
+from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
+from ivrpowers.cli.errors import CliError, Invalid, NotFound
+from ivrpowers.store.acd import AcdRepository, NoSuchQueue, QueueInUse
+from ivrpowers.store.db import Database
+from ivrpowers.yamlfile import describe
+
+
+def invalid(exc: ValidationError, what: str) -> Invalid:
+    """A definition the options make invalid, in one line: the first problem, with its field."""
+    _, message = describe(exc.errors()[0])
+    return Invalid(f"{what}: {message}")
+
+
+def _relaxation(values: tuple[str, ...]) -> list[dict[str, int]] | None:
+    steps = []
+    for value in values:
+        after, _, lower = value.partition(":")
+        if not (after.isdigit() and lower.isdigit()):
+            raise Invalid(f"--relax {value!r}: write AFTER_SECONDS:LOWER_BY, e.g. 30:1")
+        steps.append(Relaxation(after=int(after), lower_by=int(lower)).model_dump())
+    return steps or None
+
+
+def queue_options(f: Any) -> Any:
+    for option in reversed([
+        click.option("--strategy", type=click.Choice(STRATEGIES),
+                     help="How an agent is chosen (default longest-idle)."),
+        click.option("--channel", "channels", multiple=True, type=click.Choice(CHANNELS),
+                     help="A channel the queue takes (repeat; default voice)."),
+        click.option("--ring-timeout", type=int, help="Seconds an offer rings before it goes to the next agent."),
+        click.option("--wrapup", "wrapup_seconds", type=int, help="Seconds an agent gets after each task."),
+        click.option("--max-wait", type=int, help="Seconds a caller waits at most (0: no limit)."),
+        click.option("--sla", "sla_seconds", type=int, help="Answered within this many seconds counts as in SLA."),
+        click.option("--hold", help="Music on hold while waiting: moh:CLASS (default moh:default)."),
+        click.option("--no-agents", type=click.Choice(["refuse", "wait"]),
+                     help="With nobody logged in: refuse (the flow's on_no_agents) or wait."),
+        click.option("--rna-pause/--no-rna-pause", default=None, help="Pause an agent who lets an offer ring out."),
+        click.option("--announce-every", type=int, help="Seconds between position/wait announcements (0: never)."),
+        click.option("--relax", multiple=True, metavar="AFTER:LOWER_BY",
+                     help="skills strategy: after AFTER seconds, required levels LOWER_BY lower (repeat)."),
+        click.option("--description"),
+    ]):
+        f = option(f)
+    return f
+
+
+def _changes(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    given = {key: value for key, value in options.items() if value not in (None, ())}
+    if "channels" in given:
+        given["channels"] = list(given["channels"])
+    if given.get("max_wait") == 0:
+        given["max_wait"] = None
+    if "relax" in given:
+        given["skill_relaxation"] = _relaxation(given.pop("relax"))
+    if "announce_every" in given:
+        given["announce"] = {**current.get("announce", {}), "every": given.pop("announce_every")}
+    return {**current, **given}
+
+
+def show_queue(queue: QueueDef) -> None:
+    announce = "never" if not queue.announce.every else f"every {queue.announce.every}s"
+    click.echo(f"{queue.name}: {queue.strategy}, {'+'.join(queue.channels)}, ring {queue.ring_timeout}s, "
+               f"wrap-up {queue.wrapup_seconds}s, max wait {queue.max_wait or '-'}s, SLA {queue.sla_seconds}s, "
+               f"hold {queue.hold}, no agents: {queue.no_agents}, announce {announce}")
+
+
+@click.group()
+def queue() -> None:
+    """ACD queues: where callers and chats wait for an agent."""
+
+
+@queue.command()
+@click.argument("name")
+@queue_options
+@json_option
+@click.pass_context
+def create(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> None:
+    """Create queue NAME (the options' defaults are in the README)."""
+    try:
+        definition = QueueDef.model_validate(_changes(options, {"name": name}))
+    except ValidationError as exc:
+        raise invalid(exc, f"queue {name}") from None
+
+    async def work(db: Database) -> None:
+        repo = AcdRepository(db)
+        if name in await repo.queues():
+            raise CliError(f"queue {name!r} already exists", f"change it with `ivrpowers queue update {name}`")
+        await repo.put_queue(definition)
+
+    with_db(settings_from(ctx), work)
+    controller_api.reload_quietly(settings_from(ctx))
+    if as_json:
+        emit_json(definition.model_dump(mode="json"))
+    else:
+        show_queue(definition)
+
+
+@queue.command()
+@click.argument("name")
+@queue_options
+@json_option
+@click.pass_context
+def update(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> None:
+    """Change some of queue NAME's settings (the others stay)."""
+
+    async def work(db: Database) -> QueueDef:
+        repo = AcdRepository(db)
+        try:
+            current = await repo.queue(name)
+        except NoSuchQueue as exc:
+            raise NotFound(str(exc), "see `ivrpowers queue list`") from None
+        try:
+            definition = QueueDef.model_validate(_changes(options, current.model_dump(mode="json")))
+        except ValidationError as exc:
+            raise invalid(exc, f"queue {name}") from None
+        await repo.put_queue(definition)
+        return definition
+
+    definition = with_db(settings_from(ctx), work)
+    controller_api.reload_quietly(settings_from(ctx))
+    if as_json:
+        emit_json(definition.model_dump(mode="json"))
+    else:
+        show_queue(definition)
+
+
+@queue.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete it although agents are in it (they leave it).")
+@click.pass_context
+def delete(ctx: click.Context, name: str, force: bool) -> None:
+    """Delete queue NAME."""
+
+    async def work(db: Database) -> list[str]:
+        try:
+            return await AcdRepository(db).delete_queue(name, force=force)
+        except NoSuchQueue as exc:
+            raise NotFound(str(exc), "see `ivrpowers queue list`") from None
+        except QueueInUse as exc:
+            raise CliError(str(exc), "move them first, or delete anyway with --force") from None
+
+    left = with_db(settings_from(ctx), work)
+    controller_api.reload_quietly(settings_from(ctx))
+    click.echo(f"deleted queue {name}" + (f" (agents left it: {', '.join(left)})" if left else ""))
+
+
+@queue.command(name="list")
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """Queues, with their strategy, channels and how many agents are in each."""
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        repo = AcdRepository(db)
+        agents = (await repo.agents()).values()
+        return [{**q.model_dump(mode="json"), "agents": sorted(a.id for a in agents if q.name in a.queues)}
+                for q in (await repo.queues()).values()]
+
+    rows = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json(rows)
+        return
+    click.echo(f"{'QUEUE':<24} {'STRATEGY':<13} {'CHANNELS':<17} {'AGENTS':>6}")
+    for row in rows:
+        click.echo(f"{row['name']:<24} {row['strategy']:<13} {'+'.join(row['channels']):<17} {len(row['agents']):>6}")
+
+
+@queue.command()
+@click.argument("name")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Queue NAME's settings and its agents (with penalties)."""
+
+    async def work(db: Database) -> tuple[QueueDef, dict[str, int]]:
+        repo = AcdRepository(db)
+        try:
+            definition = await repo.queue(name)
+        except NoSuchQueue as exc:
+            raise NotFound(str(exc), "see `ivrpowers queue list`") from None
+        return definition, {a.id: a.queues[name] for a in (await repo.agents()).values() if name in a.queues}
+
+    definition, members = with_db(settings_from(ctx), work)
+    if as_json:
+        emit_json({**definition.model_dump(mode="json"), "agents": members})
+        return
+    show_queue(definition)
+    for agent_id, penalty in sorted(members.items(), key=lambda item: (item[1], item[0])):
+        click.echo(f"  {agent_id} (penalty {penalty})")
