@@ -210,22 +210,21 @@ def _action(ctx: click.Context, agent_id: str, action: str, as_json: bool, body:
         click.echo(_state_line(state))
 
 
-@agent.command()
-@click.argument("agent_id", metavar="ID")
-@json_option
-@click.pass_context
-def login(ctx: click.Context, agent_id: str, as_json: bool) -> None:
-    """Agent ID starts taking tasks (the running controller's ACD)."""
-    _action(ctx, agent_id, "login", as_json)
+def _action_command(action: str, doc: str) -> None:
+    @agent.command(name=action, help=doc)
+    @click.argument("agent_id", metavar="ID")
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, agent_id: str, as_json: bool) -> None:
+        _action(ctx, agent_id, action, as_json)
 
 
-@agent.command()
-@click.argument("agent_id", metavar="ID")
-@json_option
-@click.pass_context
-def logout(ctx: click.Context, agent_id: str, as_json: bool) -> None:
-    """Agent ID stops taking tasks; what rings goes to someone else, what is answered carries on."""
-    _action(ctx, agent_id, "logout", as_json)
+for _name, _doc in (
+    ("login", "Agent ID starts taking tasks (the running controller's ACD)."),
+    ("logout", "Agent ID stops taking tasks; what rings goes to someone else, what is answered carries on."),
+    ("unpause", "Agent ID takes offers again."),
+):
+    _action_command(_name, _doc)
 
 
 @agent.command()
@@ -236,15 +235,6 @@ def logout(ctx: click.Context, agent_id: str, as_json: bool) -> None:
 def pause(ctx: click.Context, agent_id: str, reason: str, as_json: bool) -> None:
     """Agent ID gets no new offers until unpaused."""
     _action(ctx, agent_id, "pause", as_json, {"reason": reason})
-
-
-@agent.command()
-@click.argument("agent_id", metavar="ID")
-@json_option
-@click.pass_context
-def unpause(ctx: click.Context, agent_id: str, as_json: bool) -> None:
-    """Agent ID takes offers again."""
-    _action(ctx, agent_id, "unpause", as_json)
 
 
 @agent.command()

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from textwrap import dedent
 
+import pytest
+
 from .cli_run import Run
 
 ACD = dedent("""\
@@ -140,3 +142,14 @@ def test_an_acd_file_with_mistakes_says_where_and_stores_nothing(run: Run, state
                                         f"{fixed}:26: agents.3: agent 'ana' is defined twice"]
     assert json.loads(run("queue", "list", "--json").out) == []
     assert run("acd", "apply", str(tmp_path / "none.yaml")).code == 1
+
+
+def test_agent_actions_need_the_running_controller_and_say_so(run: Run, state: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVRPOWERS_WEB_PORT", "1")  # nothing listens there
+    for args in (("login", "ana"), ("pause", "ana", "--reason", "lunch"), ("state", "ana")):
+        ran = run("agent", *args)
+        assert ran.code == 4 and ran.error_lines and "the controller does not answer" in ran.err, ran.err
+        assert "make run" in ran.err and ran.err.count("\n") == 1
+    # Changing definitions without a controller is fine: it reads them when it starts.
+    assert run("queue", "create", "sales").code == 0
