@@ -44,6 +44,7 @@ log = logging.getLogger("ivrpowers.acd")
 
 # "Recent" for the estimated wait: the answers of the last half hour.
 RATE_WINDOW = 1800.0
+SAVE_EVERY = 1.0  # seconds
 
 
 def queue_config(queue: QueueDef) -> QueueConfig:
@@ -110,6 +111,7 @@ class AcdService:
         self.agents: dict[str, AgentDef] = {}
         self.tickets: dict[str, Ticket] = {}
         self.callbacks: dict[str, str] = {}  # parked task -> the number to call back
+        self.pending: dict[str, tuple[str, float]] = {}  # offers made before their call came back
         self.offers: Offers | None = None  # set by the composition root (ARI side)
         # Whether an endpoint can ring now (`endpoints.Presence.reachable`); None: take them all as able.
         self.reachable: Callable[[str], bool] | None = None
@@ -180,6 +182,8 @@ class AcdService:
             known = self.router.task(task_id)
             if known.status == "active" and self.offers is not None and known.agent is not None:
                 self.offers.resume_conversation(ticket, known.agent)
+            elif (offer := self.pending.pop(task_id, None)) is not None and self.offers is not None:
+                self.offers.ring(ticket, *offer)
             return ticket
         now = self.clock()
         task = Task(task_id, request.queue, "voice", arrived=now, priority=request.priority,
@@ -298,11 +302,15 @@ class AcdService:
                 ticket = self.tickets.get(decision.task)
                 if self.offers is not None and ticket is not None:
                     self.offers.ring(ticket, decision.agent, decision.expires)
-                else:  # no call to connect (parked, or not adopted yet): let it ring out elsewhere
-                    self.not_answered(decision.task, decision.agent, declined=True)
+                else:  # its call is not back yet (a restart adopts it in a moment): ring when it is
+                    self.pending[decision.task] = (decision.agent, decision.expires)
             elif isinstance(decision, CancelOffer):
+                self.pending.pop(decision.task, None)
                 if self.offers is not None:
                     self.offers.cancel(decision.task, decision.agent)
+            elif isinstance(decision, NoAgents):  # a waiting caller, when the last agent logged out
+                self.notify(decision.task, QueueUpdate("no_agents"))
+                self.tickets.pop(decision.task, None)
             elif isinstance(decision, TaskTimedOut):
                 self.notify(decision.task, QueueUpdate("timeout"))
                 self.tickets.pop(decision.task, None)
@@ -330,9 +338,12 @@ class AcdService:
                 self.tick()
 
     async def _saver(self) -> None:
+        # At most one save a second: a snapshot of thousands of agents costs tens of milliseconds of
+        # this event loop; the router's changes in between go in the next one.
         while True:
             await self._dirty.wait()
             await self._save()
+            await asyncio.sleep(SAVE_EVERY)
 
     async def _save(self) -> None:
         self._dirty.clear()

@@ -132,3 +132,27 @@ async def test_an_auto_login_agent_is_logged_in_whenever_the_controller_runs(db:
     acd, _ = await service(db, Clock())
     assert acd.agent_state("desk")["state"] == "available" and acd.agent_state("ana")["state"] == "logged_out"
     await acd.close()
+
+
+async def test_waiting_callers_hear_no_agents_when_the_last_agent_logs_out(db: Database) -> None:
+    acd, offers = await service(db, Clock())
+    acd.agent_event("ana", "login")
+    acd.agent_event("ana", "pause", "meeting")
+    ticket = await acd.join(session("c1"), QueueRequest("sales"))
+    acd.agent_event("ana", "logout")
+    assert (await ticket.update()).kind == "no_agents" and offers.rung == []
+    await acd.close()
+
+
+async def test_an_offer_made_before_its_call_is_adopted_rings_when_the_call_is_back(db: Database) -> None:
+    from ivrpowers.acd import Task
+
+    clock = Clock()
+    acd, offers = await service(db, clock)
+    acd.agent_event("ana", "login")
+    # As after a restart: the router knows the task, its call has not joined again yet.
+    acd._apply(acd.router.arrive(Task("c7", "sales", "voice", arrived=clock.now), clock.now))
+    assert offers.rung == [] and acd.agent_state("ana")["state"] == "reserved"
+    ticket = await acd.join(session("c7"), QueueRequest("sales"))
+    assert offers.rung == [("c7", "ana")] and ticket.task_id == "c7"
+    await acd.close()

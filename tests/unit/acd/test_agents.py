@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ivrpowers.acd import AgentConfig, AgentStateChanged, QueueConfig
+from ivrpowers.acd import AgentConfig, AgentStateChanged, Channel, QueueConfig
 
 from .helpers import agent, cancels, offers, ring, router, states, task
 
-VOICE_CHAT = frozenset({"voice", "video", "chat"})
+VOICE_CHAT: frozenset[Channel] = frozenset({"voice", "video", "chat"})
 
 
 def test_each_state_change_is_reported_once_with_its_time() -> None:

@@ -55,7 +55,7 @@ def test_select_picks_what_choose_picks(data: st.DataObject) -> None:
         declined = data.draw(st.sets(st.sampled_from(sorted(agents)))) if agents else set()
         last = data.draw(st.none() | st.integers(-1, 70))
         seed = data.draw(st.integers(0, 1000))
-        got = pool.select(channel, requirement, declined, last, random.Random(seed), agents)  # type: ignore[arg-type]
+        got = pool.select(channel, requirement, declined, last, random.Random(seed), agents)
         assert got == expected(strategy, agents, channel, requirement, declined, last, seed)
 
 

@@ -29,6 +29,7 @@ from ivrpowers.acd import (
     AgentConfig,
     AgentStateChanged,
     CancelOffer,
+    Channel,
     Decision,
     NoAgents,
     Offer,
@@ -40,7 +41,7 @@ from ivrpowers.acd import (
 )
 
 SKILLS = ("billing", "spanish")
-EXCLUSIVE = {"voice", "video"}
+EXCLUSIVE: tuple[Channel, ...] = ("voice", "video")
 QUEUES = ("q0", "q1", "q2")
 AGENTS = ("a0", "a1", "a2", "a3", "a4")
 # Which event may lead to which cancellation.
@@ -141,7 +142,7 @@ class RouterMachine(RuleBasedStateMachine):
     def held(self, agent: ModelAgent) -> list[str]:
         return [self.tasks[t].task.channel for t in agent.offers | agent.active]
 
-    def has_room(self, agent: ModelAgent, channel: str) -> bool:
+    def has_room(self, agent: ModelAgent, channel: Channel) -> bool:
         held = self.held(agent)
         chats = held.count("chat")
         if len(held) > chats:
@@ -295,7 +296,7 @@ class RouterMachine(RuleBasedStateMachine):
     # Events.
 
     def pick(self, data: st.DataObject, ids: Any) -> str:
-        return data.draw(st.sampled_from(sorted(ids)))
+        return str(data.draw(st.sampled_from(sorted(ids))))
 
     @rule(data=st.data(), count=st.integers(1, 3))
     def arrive(self, data: st.DataObject, count: int) -> None:

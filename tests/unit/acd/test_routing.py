@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ivrpowers.acd import AgentStateChanged, Offer, QueueConfig
+from ivrpowers.acd import AgentStateChanged, Offer, QueueConfig, Strategy
 
 from .helpers import agent, cancels, offers, ring, router, states, task
 
@@ -203,7 +203,7 @@ def test_a_task_arriving_with_an_old_arrival_time_is_relaxed_already() -> None:
 
 @pytest.mark.parametrize("strategy", ["ringall", "round-robin", "longest-idle", "fewest-calls", "random", "linear",
                                       "skills"])
-def test_every_strategy_routes_to_a_lone_agent(strategy: str) -> None:
+def test_every_strategy_routes_to_a_lone_agent(strategy: Strategy) -> None:
     r = router([QueueConfig("q", strategy=strategy)], [agent("ana", "q")])
     assert offers(r.arrive(task("c1"), 0)) == [("c1", "ana")]
     assert ring(r, "c1") == ["ana"]

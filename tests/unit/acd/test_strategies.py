@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ivrpowers.acd import STRATEGIES, Candidate, choose
+from ivrpowers.acd import STRATEGIES, Candidate, Strategy, choose
 from ivrpowers.acd.strategies import fewest_calls, linear, longest_idle, random_pick, ringall, round_robin, skills
 
 
@@ -64,7 +64,7 @@ def test_random_uses_the_injected_generator_whatever_the_candidates_order() -> N
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_choose_gives_one_agent_but_for_ringall_and_none_from_nobody(strategy: str) -> None:
+def test_choose_gives_one_agent_but_for_ringall_and_none_from_nobody(strategy: Strategy) -> None:
     pool = [c("a", 1), c("b", 2), c("c", 3)]
     chosen = choose(strategy, pool, last=None, rng=random.Random(1))
     assert len(chosen) == (3 if strategy == "ringall" else 1)

@@ -148,7 +148,7 @@ def test_a_late_tick_runs_the_deadlines_in_order() -> None:
         r.answer("c1", "ana", 1)
         r.arrive(task("c2"), 2)  # rings bob until 12
         r.end_task("c1", 3)  # ana wraps up until 10
-        out = []
+        out: list[object] = []
         for now in ticks:
             out += [(type(d).__name__, getattr(d, "task", None), d.agent if hasattr(d, "agent") else None)
                     for d in r.tick(now)]
