@@ -18,7 +18,6 @@ from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.routing import Router
 from ivrpowers.calls.services import AiohttpHttp, SystemClock
 from ivrpowers.config import Settings
-from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.sync import EndpointSync
 from ivrpowers.flows.services import Services
 from ivrpowers.store.acd import AcdRepository
@@ -57,10 +56,9 @@ class Controller:
         self.acd = AcdService(self.acd_definitions, AcdStateRepository(self.db), self.id)
         self.acd.offers = Offers(self.acd, self.calls.ctx)
         self.calls.ctx.acd = self.acd
-        # Agents whose phone is not registered (and answering) get no call offers.
-        self.presence = Presence(self.client)
-        self.acd.reachable = self.presence.reachable
-        self.presence.watch(self.acd.endpoint_changed)
+        # Not installed: subscribing the app to `endpoint:` made Asterisk 22.10 die when a phone's
+        # registration expired (seen in the integration suite). Until presence comes from another
+        # source, every agent's phone counts as able to ring (`AcdService.reachable` is None).
         # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
         self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, settings.bind_address,
                                       settings.outbound_trunk)
@@ -114,7 +112,6 @@ class Controller:
             log.warning("ACD not started (%s: %s)", type(exc).__name__, exc)
         self.calls.install()
         self.endpoints.install()
-        self.presence.install()
         self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")
         app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"],
                          acd=self.acd_definitions, acd_runtime=self.acd)
