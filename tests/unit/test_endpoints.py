@@ -41,6 +41,8 @@ from ivrpowers.endpoints.push import push, registration, remove
 from ivrpowers.endpoints.sync import EndpointSync, sync
 from ivrpowers.store.endpoints import EndpointRecord
 
+from .waiting import until
+
 # --- field sets --------------------------------------------------------------------------------------
 
 
@@ -326,16 +328,10 @@ async def test_the_controller_syncs_after_each_connect_and_retries_until_the_dat
     syncer = EndpointSync(client, load, "127.0.0.1")  # type: ignore[arg-type]
     syncer.install()
     await client.connect()
-    for _ in range(200):
-        if syncer.passes:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: syncer.passes)
     assert syncer.passes == 1 and syncer.problem is None and ("endpoint", "ana") in client.objects
     await client.connect()  # a reconnect: another pass
-    for _ in range(200):
-        if syncer.passes == 2:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: syncer.passes == 2)
     assert syncer.passes == 2
     await syncer.close()
 
