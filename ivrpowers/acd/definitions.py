@@ -16,6 +16,8 @@ from pydantic_core import PydanticCustomError
 
 from ivrpowers.yamlfile import Document, Loc, Problem, check_file
 
+from .model import AgentConfig, QueueConfig
+
 Channel = Literal["voice", "video", "chat"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 Strategy = Literal["ringall", "round-robin", "longest-idle", "fewest-calls", "random", "linear", "skills"]
@@ -128,6 +130,8 @@ class AgentDef(_Model):
     capacity: Capacity = Capacity()
     # Logged in whenever the controller runs (app_queue's static members): a desk that is always staffed.
     auto_login: bool = False
+    # Chats beside a call and a call beside chats (each within capacity); otherwise a call is exclusive.
+    blended: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> AgentDef:
@@ -167,3 +171,21 @@ def check_acd_file(text: str, filename: str, known_queues: Collection[str] = ())
     """The file's definitions, or every problem by line (`FILE:LINE: message`)."""
     return check_file(text, filename, AcdFile, what="an ACD file (queues and agents)",
                       extra=lambda acd, document: file_issues(acd, document, known_queues))
+
+
+def queue_config(queue: QueueDef) -> QueueConfig:
+    """What the router needs of a queue's definition."""
+    return QueueConfig(name=queue.name, strategy=queue.strategy, channels=frozenset(queue.channels),
+                       ring_timeout=float(queue.ring_timeout), wrapup_seconds=float(queue.wrapup_seconds),
+                       max_wait=float(queue.max_wait) if queue.max_wait else None,
+                       sla_seconds=float(queue.sla_seconds),
+                       relaxation=tuple((float(s.after), s.lower_by) for s in queue.skill_relaxation),
+                       rna_pause=queue.rna_pause, join_empty=queue.no_agents == "wait")
+
+
+def agent_config(agent: AgentDef) -> AgentConfig:
+    """What the router needs of an agent's definition."""
+    capacity = agent.capacity
+    return AgentConfig(id=agent.id, skills=dict(agent.skills), queues=dict(agent.queues),
+                       capacity={"voice": capacity.voice, "video": capacity.video, "chat": capacity.chat},
+                       blended=agent.blended)

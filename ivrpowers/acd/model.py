@@ -121,12 +121,15 @@ class AgentConfig:
     takes the best task across them (priority, then longest wait, then penalty). `capacity` says
     how many tasks of each channel the agent may hold at once; channels it omits keep the default
     (voice 1, video 1, chat 3); 0 is never. Voice and video, being exclusive, are 0 or 1.
+    A `blended` agent also takes chats while on a call, and a call while in chats (each within
+    its capacity); otherwise a call is all an agent does, and chats keep calls away.
     """
 
     id: str
     skills: Mapping[str, int] = field(default_factory=dict)
     queues: Mapping[str, int] = field(default_factory=dict)
     capacity: Mapping[Channel, int] = field(default_factory=dict)
+    blended: bool = False
 
     def __post_init__(self) -> None:
         if not self.id:

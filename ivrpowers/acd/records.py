@@ -53,12 +53,17 @@ class AgentRecord:
 
     def free_channels(self) -> tuple[Channel, ...]:
         """The channels it may be offered a task on now. Voice and video are exclusive, and an
-        agent holding chats gets no voice or video (Amazon Connect's rule); wrap-up holds all."""
-        if not self.logged_in or self.paused is not None or self.wrap_until is not None or self.exclusive:
+        agent holding chats gets no voice or video (Amazon Connect's default), unless blended
+        (chats beside a call, a call beside chats); wrap-up holds all."""
+        if not self.logged_in or self.paused is not None or self.wrap_until is not None:
             return ()
         capacity = self.config.capacity
-        if self.chats:
+        if self.exclusive:
+            return _CHAT if self.config.blended and self.chats < capacity["chat"] else ()
+        if self.chats and not self.config.blended:
             return _CHAT if self.chats < capacity["chat"] else ()
+        if self.chats >= capacity["chat"]:
+            return tuple(c for c in _VOICE_VIDEO_CHAT if c != "chat" and capacity[c] and self.reachable)
         if self.reachable and capacity["voice"] and capacity["video"] and capacity["chat"]:
             return _VOICE_VIDEO_CHAT
         return tuple(c for c in _VOICE_VIDEO_CHAT if capacity[c] and (self.reachable or c == "chat"))

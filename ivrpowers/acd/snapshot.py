@@ -46,7 +46,7 @@ class AgentSnapshot:
         wrap = data.get("wrap_until")
         return cls(
             config=AgentConfig(id=config["id"], skills=config.get("skills", {}), queues=config.get("queues", {}),
-                               capacity=config.get("capacity", {})),
+                               capacity=config.get("capacity", {}), blended=bool(config.get("blended", False))),
             rank=int(data["rank"]), logged_in=bool(data.get("logged_in")), paused=data.get("paused"),
             reachable=bool(data.get("reachable", True)), wrap_until=None if wrap is None else float(wrap),
             idle_since=float(data.get("idle_since", 0.0)), answered=int(data.get("answered", 0)),
@@ -141,4 +141,4 @@ def _queue_from(data: Mapping[str, Any]) -> QueueConfig:
 
 def _agent_config(agent: AgentConfig) -> dict[str, Any]:
     return {"id": agent.id, "skills": dict(agent.skills), "queues": dict(agent.queues),
-            "capacity": dict(agent.capacity)}
+            "capacity": dict(agent.capacity), "blended": agent.blended}

@@ -43,6 +43,8 @@ def agent_options(f: Any) -> Any:
         click.option("--chat", type=int, help="Chats at once."),
         click.option("--auto-login/--no-auto-login", default=None,
                      help="Logged in whenever the controller runs (a desk always staffed)."),
+        click.option("--blended/--no-blended", default=None,
+                     help="Takes chats while on a call, and a call while in chats (within capacity)."),
     ]):
         f = option(f)
     return f
@@ -58,8 +60,9 @@ def _changes(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]
     wanted["skills"] = {skill: level for skill, level in skills.items() if level}
     queues = {**wanted.get("queues", {}), **_pairs(options["queues"], "--queue", ":", 0)}
     wanted["queues"] = {queue: penalty for queue, penalty in queues.items() if queue not in options["leave"]}
-    if options["auto_login"] is not None:
-        wanted["auto_login"] = options["auto_login"]
+    for flag in ("auto_login", "blended"):
+        if options[flag] is not None:
+            wanted[flag] = options[flag]
     capacity = {channel: options[channel] for channel in ("voice", "video", "chat") if options[channel] is not None}
     wanted["capacity"] = {**wanted.get("capacity", {}), **capacity}
     return wanted

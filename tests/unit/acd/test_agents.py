@@ -145,6 +145,18 @@ def test_a_call_excludes_everything_else() -> None:
     assert r.agent("ana").offers == ("m1",)  # m1 was first in line
 
 
+def test_a_blended_agent_takes_chats_beside_a_call_and_a_call_beside_chats() -> None:
+    r = router([QueueConfig("q", channels=VOICE_CHAT)], [agent("ana", "q", capacity={"chat": 1}, blended=True)])
+    assert offers(r.arrive(task("c1"), 0)) == [("c1", "ana")]
+    r.answer("c1", "ana", 1)
+    assert offers(r.arrive(task("m1", channel="chat"), 2)) == [("m1", "ana")]  # beside the call
+    assert offers(r.arrive(task("m2", channel="chat"), 2) + r.arrive(task("c2"), 2)) == []  # chat capacity 1; one call
+    # No wrap-up here: a call beside the chat it still holds; m2 waits for chat room.
+    assert offers(r.end_task("c1", 3)) == [("c2", "ana")]
+    r.answer("m1", "ana", 15)
+    assert offers(r.end_task("m1", 16)) == [("m2", "ana")]
+
+
 def test_capacity_zero_means_never_that_channel() -> None:
     r = router([QueueConfig("q", channels=VOICE_CHAT)], [agent("ana", "q", capacity={"voice": 0, "chat": 0})])
     assert offers(r.arrive(task("c1"), 0) + r.arrive(task("m1", channel="chat"), 0)) == []

@@ -66,7 +66,8 @@ def agent_configs(draw: st.DrawFn, agent_id: str) -> AgentConfig:
     return AgentConfig(
         agent_id, skills=draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 8))), queues=queues,
         capacity={"voice": draw(st.sampled_from([1, 1, 1, 0])), "video": draw(st.sampled_from([1, 1, 0])),
-                  "chat": draw(st.sampled_from([3, 2, 1, 0]))})
+                  "chat": draw(st.sampled_from([3, 2, 1, 0]))},
+        blended=draw(st.sampled_from([False, False, True])))
 
 
 @dataclass
@@ -145,10 +146,11 @@ class RouterMachine(RuleBasedStateMachine):
     def has_room(self, agent: ModelAgent, channel: Channel) -> bool:
         held = self.held(agent)
         chats = held.count("chat")
-        if len(held) > chats:
+        blended = agent.config.blended
+        if len(held) > chats and (channel in EXCLUSIVE or not blended):
             return False
         if channel in EXCLUSIVE:
-            return not chats and agent.config.capacity[channel] >= 1 and agent.reachable
+            return (not chats or blended) and agent.config.capacity[channel] >= 1 and agent.reachable
         return chats < agent.config.capacity["chat"]
 
     def may_take(self, agent: ModelAgent, task: ModelTask, requirement: Mapping[str, int] | None = None) -> bool:
@@ -461,7 +463,7 @@ class RouterMachine(RuleBasedStateMachine):
         for agent in self.agents.values():
             held = self.held(agent)
             exclusive, chats = len(held) - held.count("chat"), held.count("chat")
-            assert exclusive <= 1 and not (exclusive and chats), (agent, held)
+            assert exclusive <= 1 and (agent.config.blended or not (exclusive and chats)), (agent, held)
             assert chats <= agent.config.capacity["chat"]
             for channel in EXCLUSIVE:
                 assert held.count(channel) <= agent.config.capacity[channel]
