@@ -166,6 +166,22 @@ class Router(Core):
         task.status = "parked"
         return self._finish()
 
+    def release(self, task_id: str, now: float) -> list[Decision]:
+        """An answered task goes back, parked, to its original place: the agent who had it wraps
+        up. (A callback whose customer did not answer, to be tried again: `resume` then.)"""
+        task = self._task(task_id)
+        if task.status != "active" or task.agent is None:
+            raise InvalidEvent(f"task {task_id} is not answered: there is nothing to release")
+        self._begin(now)
+        agent = self._agents[task.agent]
+        del agent.active[task.id]
+        agent.release(task.task.channel)
+        if agent.logged_in:
+            self._start_wrap_up(agent, self._queues[task.task.queue])
+        self._refresh(agent)
+        task.agent, task.status = None, "parked"
+        return self._finish()
+
     def resume(self, task_id: str, now: float) -> list[Decision]:
         """Make a parked task offerable again, at its original place; max_wait counts from now.
         It waits even in a queue nobody is logged in to: its callback was promised."""

@@ -50,6 +50,20 @@ def test_a_parked_callback_keeps_its_place_and_is_served_first_when_resumed() ->
     assert offers(r.unpause("bob", 51)) == [("cb", "bob")]
 
 
+def test_a_released_callback_goes_back_parked_to_its_place_and_its_agent_wraps_up() -> None:
+    r = router([QueueConfig("q", strategy="linear", wrapup_seconds=5)], [agent("ana", "q")])
+    r.arrive(task("cb", at=1), 1)
+    r.answer("cb", "ana", 2)  # the agent took the callback; the customer does not answer
+    r.arrive(task("c2", at=3), 3)
+    decisions = r.release("cb", 4)
+    assert offers(decisions) == [] and r.task("cb").status == "parked" and r.task("cb").agent is None
+    assert r.agent("ana").state == "wrap_up" and r.agent("ana").active == ()
+    assert r.resume("cb", 5) == [] and r.waiting("q") == ["cb", "c2"]  # ahead of who came after it
+    assert offers(r.tick(9)) == [("cb", "ana")]
+    with pytest.raises(InvalidEvent):
+        r.release("c2", 10)  # waiting, not answered
+
+
 def test_parking_stops_max_wait_and_resuming_starts_it_again() -> None:
     r = router([QueueConfig("q", max_wait=60)], [agent("ana", "q")])
     r.pause("ana", "brief", 0)
