@@ -1,4 +1,11 @@
-"""A small async AMI client over panoramisk (pinned: 1.4 handles events and EventList replies)."""
+"""A small async AMI client over panoramisk (pinned: 1.4 handles events and EventList replies).
+
+Actions (`action`, `contacts`) on a connection of their own (`async with AmiClient(...)`), or events:
+
+    ami.on_event("ContactStatus", handler)   # handler(fields), in Asterisk's order
+    ami.on_login(handler)                    # after every login: events missed meanwhile are lost
+    task = asyncio.create_task(ami.run())    # connects, and stays connected until close()
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +24,9 @@ log = logging.getLogger("ivrpowers.ami")
 
 class AmiError(Exception):
     pass
+
+
+EventHandler = Callable[[dict[str, Any]], None]  # an event's fields (Event, and its headers)
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,16 @@ class _Manager(Manager):  # type: ignore[misc]
         super().connection_lost(exc)
 
 
+def _deliver(handler: EventHandler) -> Callable[[Manager, Any], None]:
+    def deliver(manager: Manager, message: Any) -> None:
+        try:
+            handler(dict(message.items()))
+        except Exception:
+            log.exception("AMI event handler %r failed", handler)
+
+    return deliver
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -62,6 +83,45 @@ class AmiClient:
         self.host, self.port = host, port
         self._username, self._secret = username, secret
         self._manager: Manager | None = None
+        self._handlers: list[tuple[str, EventHandler]] = []
+        self._on_login: list[Callable[[], None]] = []
+        self._closed = False
+        self.logins = 0  # successful logins: the first, then one after each reconnect
+        self.problem: str | None = None  # why `run` is not connected, while it is not
+
+    def on_event(self, name: str, handler: EventHandler) -> None:
+        """Call `handler(fields)` for every event `name` (as the account's read class and eventfilter let
+        Asterisk send it), in the order Asterisk sent them. Before `connect`/`run`."""
+        self._handlers.append((name, handler))
+
+    def on_login(self, handler: Callable[[], None]) -> None:
+        """Call `handler()` after every login: the first, and each one after panoramisk reconnected (the
+        events sent meanwhile are lost: read the state again)."""
+        self._on_login.append(handler)
+
+    @property
+    def connected(self) -> bool:
+        """Logged in on a live connection (events flow)."""
+        manager = self._manager
+        return manager is not None and bool(manager.authenticated) and bool(manager._connected)
+
+    async def run(self, retry: float = 2.0) -> None:
+        """Connect, retrying every `retry` s while Asterisk cannot be reached or refuses; once in,
+        panoramisk reconnects after a drop by itself. Returns at `close()`."""
+        while not self._closed:
+            manager = self._manager
+            if manager is not None and manager._connected and not manager.authenticated \
+                    and manager.authenticated_future is None:
+                self._drop()  # panoramisk reconnected, but its login was refused: it would stay so
+            if self._manager is None:
+                try:
+                    await self.connect()
+                    self.problem = None
+                except AmiError as exc:
+                    if str(exc) != self.problem:
+                        log.warning("AMI: %s; retrying every %.0f s", exc, retry)
+                    self.problem = str(exc)
+            await asyncio.sleep(retry)
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect and log in; AmiError if Asterisk refuses the login or cannot be reached."""
@@ -76,8 +136,10 @@ class AmiClient:
         manager = _Manager(
             loop=asyncio.get_running_loop(), host=self.host, port=self.port,
             username=self._username, secret=self._secret, ping_delay=10, reconnect_timeout=2,
-            log=log,
+            log=log, on_login=self._logged_in,
         )
+        for name, handler in self._handlers:
+            manager.register_event(name, _deliver(handler))
         manager.connect()
         self._manager = manager
         deadline = time.monotonic() + timeout
@@ -86,13 +148,28 @@ class AmiClient:
             if manager.authenticated:
                 return
             if manager.protocol is not None and manager.authenticated_future is None:
-                self.close()
+                self._drop()
                 raise AmiError(f"AMI login as {self._username!r} refused by {self.host}:{self.port}")
             await asyncio.sleep(0.02)
-        self.close()
+        self._drop()
         raise AmiError(f"no AMI login on {self.host}:{self.port} within {timeout:.0f}s")
 
+    def _logged_in(self, manager: Manager) -> None:
+        if manager is not self._manager:
+            return  # a late login of a connection given up meanwhile
+        self.logins += 1
+        for handler in list(self._on_login):
+            try:
+                handler()
+            except Exception:
+                log.exception("AMI login handler %r failed", handler)
+
     def close(self) -> None:
+        """Disconnect; `run` returns."""
+        self._closed = True
+        self._drop()
+
+    def _drop(self) -> None:
         if self._manager is not None:
             self._manager.close()
             self._manager = None

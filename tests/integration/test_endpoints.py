@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ivrpowers.ami import AmiClient
 from ivrpowers.ari import AriClient
 from ivrpowers.asterisk import process
 from ivrpowers.endpoints.accounts import new_password, password_digest
@@ -303,8 +304,7 @@ IDLE_PHONE = """<?xml version="1.0" encoding="UTF-8"?>
 async def test_presence_follows_a_phone_online_and_offline(asterisk: AsteriskUnderTest, tmp_path: Path) -> None:
     s = asterisk.settings
     client = AriClient(s.ari_base_url, s.ari_user, s.ari_secret, "ivrpowers-test-presence", rest_lanes=0)
-    presence = Presence(client)
-    presence.install()
+    presence = Presence(client, AmiClient(s.bind_address, s.ami_port, s.ami_user, s.ami_password))
     name, password = f"presence-{secrets.token_hex(3)}", new_password()
     changes: asyncio.Queue[bool] = asyncio.Queue()
     presence.watch(lambda endpoint, reachable: changes.put_nowait(reachable) if endpoint == name else None)
@@ -314,6 +314,12 @@ async def test_presence_follows_a_phone_online_and_offline(asterisk: AsteriskUnd
     phone: subprocess.Popen[bytes] | None = None
     try:
         await client.wait_connected(10)
+        presence.install()
+
+        async def read() -> bool | None:  # Asterisk's endpoints read once: what follows are changes
+            return True if presence.reads else None
+
+        assert await poll(read, 10)
         await push(client, record, s.bind_address)
         port = registers(asterisk, tmp_path, name, password)
         assert not presence.reachable(name)  # registered, but nobody answers Asterisk's OPTIONS there yet
@@ -342,5 +348,6 @@ async def test_presence_follows_a_phone_online_and_offline(asterisk: AsteriskUnd
         if phone is not None and phone.poll() is None:
             phone.kill()
             phone.wait()
+        await presence.close()
         await remove(client, name)
         await client.close()

@@ -113,9 +113,12 @@ def test_the_trunk_is_known_by_its_address_alone_and_only_it_is_trusted_with_cal
     assert "anonymous" not in (rendered / "modules.conf").read_text()
 
 
-def test_ami_account_may_list_contacts_and_nothing_more(rendered: Path) -> None:
+def test_ami_account_may_list_contacts_hear_phone_reachability_and_nothing_more(rendered: Path) -> None:
     account = _section((rendered / "manager.conf").read_text(), "ivrpowers")
-    assert account["read"] == ""
+    assert account["read"] == "system"  # PeerStatus' and ContactStatus' class...
+    filters = sorted(key for key in account if key.startswith("eventfilter"))
+    assert filters == ["eventfilter(action(include),name(ContactStatus))",  # ...and only they get through
+                       "eventfilter(action(include),name(PeerStatus))"]
     assert account["write"] == "system"  # PJSIPShowContacts' class; never command or originate
 
 

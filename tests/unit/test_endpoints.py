@@ -1,5 +1,5 @@
 """Endpoints created at run time, the pure parts: their field sets (one source with pjsip.conf's
-templates), names, passwords and digests, and what a push, a sync pass and presence do with ARI's
+templates), names, passwords and digests, and what a push and a sync pass do with ARI's
 answers (a fake of its dynamic configuration, behaving as Asterisk's does: see test_endpoints in
 tests/integration for the real one)."""
 
@@ -20,8 +20,6 @@ from ivrpowers.ari import (
     AriUnauthorized,
     ConfigTuple,
     Endpoint,
-    PeerStatusChange,
-    parse_event,
 )
 from ivrpowers.asterisk.conf import render_config
 from ivrpowers.config import load_settings
@@ -36,7 +34,6 @@ from ivrpowers.endpoints.accounts import (
     static_names,
 )
 from ivrpowers.endpoints.fields import AOR, AUTH, PHONE, REALM, TEMPLATES, WEBRTC, objects
-from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.push import push, registration, remove
 from ivrpowers.endpoints.sync import EndpointSync, sync
 from ivrpowers.store.endpoints import EndpointRecord
@@ -280,33 +277,20 @@ async def test_the_database_is_read_after_asterisk_is_listed() -> None:
 
 
 class StubClient(FakeConfig):
-    """What `EndpointSync` and `Presence` use of an `AriClient`: resync and event registration."""
+    """What `EndpointSync` uses of an `AriClient`: its resync."""
 
     def __init__(self) -> None:
         super().__init__()
         self.resync: list[Any] = []
-        self.handlers: dict[str, list[Any]] = {}
-        self.subscriptions: list[str] = []
 
     def on_resync(self, handler: Any) -> None:
         self.resync.append(handler)
-
-    def subscribe(self, event_type: Any, handler: Any) -> None:
-        self.handlers.setdefault(event_type.__name__, []).append(handler)
-
-    async def subscribe_app(self, event_source: str) -> None:
-        self.subscriptions.append(event_source)
 
     async def connect(self) -> None:
         for handler in self.resync:
             result = handler([], False)
             if asyncio.iscoroutine(result):
                 await result
-
-    async def event(self, raw: dict[str, Any]) -> None:
-        event = parse_event(raw)
-        for handler in self.handlers.get(event.type, []):
-            await handler(event)
 
 
 async def test_the_controller_syncs_after_each_connect_and_retries_until_the_database_answers(
@@ -334,39 +318,3 @@ async def test_the_controller_syncs_after_each_connect_and_retries_until_the_dat
     await until(lambda: syncer.passes == 2)
     assert syncer.passes == 2
     await syncer.close()
-
-
-def _state_event(name: str, state: str) -> dict[str, Any]:
-    return {"type": "PeerStatusChange", "application": "ivrpowers", "timestamp": "2026-01-01T00:00:00.000+0000",
-            "endpoint": {"technology": "PJSIP", "resource": name, "state": state, "channel_ids": []},
-            "peer": {"peer_status": "Reachable" if state == "online" else "Unreachable"}}
-
-
-async def test_presence_reports_changes_only_and_catches_up_after_a_reconnect() -> None:
-    client = StubClient()
-    presence = Presence(client)  # type: ignore[arg-type]
-    presence.install()
-    seen: list[tuple[str, bool]] = []
-    stop = presence.watch(lambda name, reachable: seen.append((name, reachable)))
-    await push(client, record("ana"), "127.0.0.1")
-    await push(client, record("bob"), "127.0.0.1")
-    client.contacts["bob"] = ["sip:bob@127.0.0.1:5070"]  # online while we connect
-    await client.connect()
-    assert client.subscriptions == ["endpoint:"]
-    assert seen == [("bob", True)] and presence.reachable("bob") and not presence.reachable("ana")
-    await client.event(_state_event("ana", "online"))
-    await client.event(_state_event("ana", "online"))  # no change: not reported again
-    await client.event({**_state_event("ana", "offline"), "type": "ContactStatusChange",
-                        "contact_info": {"uri": "sip:ana@x", "contact_status": "Removed", "aor": "ana"}})
-    assert seen[1:] == [("ana", True), ("ana", False)]
-    assert isinstance(parse_event(_state_event("ana", "online")), PeerStatusChange)
-    # Away meanwhile: bob unregistered, and was deleted; the next connect says so.
-    del client.contacts["bob"]
-    await client.connect()
-    assert seen[3:] == [("bob", False)] and "bob" in presence.states
-    await remove(client, "bob")
-    await client.connect()
-    assert "bob" not in presence.states and seen[4:] == []
-    stop()
-    await client.event(_state_event("ana", "online"))
-    assert seen[4:] == [] and presence.reachable("ana")
