@@ -9,6 +9,7 @@ from contextlib import suppress
 
 from aiohttp import web
 
+from ivrpowers.ami import AmiClient
 from ivrpowers.ari import AriClient
 from ivrpowers.calls.acd_offers import Offers
 from ivrpowers.calls.acd_service import AcdService
@@ -17,12 +18,15 @@ from ivrpowers.calls.identity import new_controller_id
 from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.routing import Router
 from ivrpowers.calls.services import AiohttpHttp, SystemClock
+from ivrpowers.chats.service import ChatService
 from ivrpowers.config import Settings
+from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.sync import EndpointSync
 from ivrpowers.flows.services import Services
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.acd_state import AcdStateRepository
 from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.chats import ChatRepository
 from ivrpowers.store.controllers import ControllerRepository
 from ivrpowers.store.db import Database
 from ivrpowers.store.endpoints import EndpointRepository
@@ -53,12 +57,17 @@ class Controller:
                             flows=router)
         self.calls = CallController(self.client, settings, router, self.cdrs, self.writer, self.liveness, services)
         self.acd_definitions = AcdRepository(self.db)
-        self.acd = AcdService(self.acd_definitions, AcdStateRepository(self.db), self.id)
+        self.acd = AcdService(self.acd_definitions, AcdStateRepository(self.db), self.id, timezone=settings.timezone)
         self.acd.offers = Offers(self.acd, self.calls.ctx)
+        self.acd.callbacks.ctx = self.calls.ctx
         self.calls.ctx.acd = self.acd
-        # Not installed: subscribing the app to `endpoint:` made Asterisk 22.10 die when a phone's
-        # registration expired (seen in the integration suite). Until presence comes from another
-        # source, every agent's phone counts as able to ring (`AcdService.reachable` is None).
+        self.chats = ChatService(ChatRepository(self.db), self.acd)
+        # Agents whose phone is not registered (and answering) get no voice or video offers. The changes
+        # come over AMI: ARI's `endpoint:` event source made Asterisk 22.10 crash (presence.py says why).
+        self.presence = Presence(self.client, AmiClient(settings.bind_address, settings.ami_port,
+                                                        settings.ami_user, settings.ami_password))
+        self.acd.reachable = self.presence.reachable
+        self.presence.watch(self.acd.endpoint_changed)
         # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
         self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, settings.bind_address,
                                       settings.outbound_trunk)
@@ -83,6 +92,8 @@ class Controller:
             "controller_id": self.id,
             "asterisk_id": self.liveness.asterisk_id,
             "ari_connected": ari,
+            "ami_connected": self.presence.ami.connected,  # phones' reachability: polled while it is down
+            "presence_problem": self.presence.problem,
             "ari_connects": self.client.connects,
             "ari_rest": "websocket" if self.client.rest_over_websocket else "http",
             "ari_rest_lanes": self.client.rest_lanes_ready,
@@ -95,6 +106,7 @@ class Controller:
             "cdr_write_failures": self.writer.failures,
             "endpoint_syncs": self.endpoints.passes,
             "acd_decisions": self.acd.decisions,
+            "acd_events": self.acd.happenings.count,
         }
 
     async def start(self) -> None:
@@ -110,11 +122,17 @@ class Controller:
             await self.acd.start()
         except Exception as exc:  # no database: queues wait for it (join refuses meanwhile)
             log.warning("ACD not started (%s: %s)", type(exc).__name__, exc)
+        else:  # chats take their places back from the router's saved state: only once it is restored
+            try:
+                await self.chats.start()
+            except Exception as exc:
+                log.warning("chats not restored (%s: %s)", type(exc).__name__, exc)
         self.calls.install()
         self.endpoints.install()
+        self.presence.install()
         self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")
         app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"],
-                         acd=self.acd_definitions, acd_runtime=self.acd)
+                         acd=self.acd_definitions, acd_runtime=self.acd, chats=self.chats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()
@@ -124,8 +142,10 @@ class Controller:
         await self.calls.shutdown()
         if self.acd.offers is not None:
             await self.acd.offers.close()
+        await self.chats.close()
         await self.acd.close()
         await self.endpoints.close()
+        await self.presence.close()
         await self.client.close()
         if self._ari_task:
             self._ari_task.cancel()

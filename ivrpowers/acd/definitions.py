@@ -101,6 +101,10 @@ class QueueDef(_Model):
     # An agent who lets an offer ring out is paused (reason `ring_no_answer`) until they unpause.
     rna_pause: bool = True
     skill_relaxation: list[Relaxation] = []
+    # A callback whose customer does not answer is tried again, keeping its place, this many times
+    # in all, `callback_retry` seconds apart.
+    callback_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    callback_retry: Annotated[int, Field(ge=10, le=86400)] = 120
 
     @model_validator(mode="after")
     def _check(self) -> QueueDef:

@@ -23,7 +23,8 @@ from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
 from ivrpowers.flows.services import QueueUpdate
 
 if TYPE_CHECKING:
-    from ivrpowers.calls.acd_service import AcdService, Ticket
+    from ivrpowers.calls.acd_service import AcdService
+    from ivrpowers.calls.acd_voice import Ticket
     from ivrpowers.calls.ari_call import AriCall
     from ivrpowers.calls.session import CallContext
 
@@ -87,6 +88,8 @@ class Offers:
                 log.info("call %s: offer to %s failed: %s", session.call_id, agent_id, exc)
                 service.not_answered(ticket.task_id, agent_id, declined=True)
                 return
+            if key in self.cancelled:  # withdrawn while the originate was on its way
+                await self._hang_up(leg_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.done.wait(), ring + 2 * _GRACE)
         finally:
@@ -139,16 +142,19 @@ class Offers:
             for wait in waits:
                 wait.cancel()
         caller_hung_up = session.call.gone
+        talk = round((datetime.now(UTC) - since).total_seconds(), 3) if since is not None else None
+        # The agent is free from now: the router's next offer goes out while this conversation is
+        # torn down, not after the bridge's round trip.
+        self.service.end(ticket.task_id, "caller_hangup" if caller_hung_up else "conversation_ended")
         if leg is not None and caller_hung_up:
             with contextlib.suppress(AriError):
                 await leg.hangup()
         if bridge_id is not None or session.bridge_id is not None:
             with contextlib.suppress(AriError):  # the caller leaves it for the rest of the flow
                 await self.ctx.client.destroy_bridge(bridge_id or session.bridge_id or "")
-        talk = round((datetime.now(UTC) - since).total_seconds(), 3) if since is not None else None
-        detail = {"caller_hung_up": caller_hung_up, "talk": talk}
-        self.service.notify(ticket.task_id, QueueUpdate("ended", agent_id, detail=detail))
-        self.service.end(ticket.task_id, "caller_hangup" if caller_hung_up else "conversation_ended")
+        # end() made the service forget the ticket: the caller's queue node hears from it directly.
+        ticket.updates.put_nowait(QueueUpdate("ended", agent_id, detail={"caller_hung_up": caller_hung_up,
+                                                                          "talk": talk}))
 
     async def _hang_up(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):

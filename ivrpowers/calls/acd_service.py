@@ -1,5 +1,6 @@
-"""The ACD at run time: the pure router (`ivrpowers.acd`) fed with what happens on calls and by
-agents, its decisions carried out on ARI (`acd_offers`), its state saved after every change.
+"""The ACD at run time: the pure router (`ivrpowers.acd`) fed with what happens on calls, chats and
+by agents, its decisions carried out by each task's desk (a call's `acd_voice.Ticket` ringing agents
+over ARI, a chat's desk), what happened told as `AcdEvent`s (`acd_events`), its state saved.
 
 Everything the router does happens on the event loop between two awaits, so its calls need no
 lock; what takes time (ringing an agent, bridging, saving) runs in tasks of its own. Time is the
@@ -15,23 +16,28 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 from ivrpowers.acd import (
     AcdError,
-    AgentConfig,
     AgentStateChanged,
     CancelOffer,
     Decision,
     NoAgents,
     Offer,
-    QueueConfig,
     Router,
     Snapshot,
     Task,
     TaskTimedOut,
 )
-from ivrpowers.acd.definitions import AgentDef, QueueDef
+from ivrpowers.acd.definitions import AgentDef, QueueDef, agent_config, queue_config
+from ivrpowers.acd.events import AcdEvent, OfferOutcome, TaskOutcome
+from ivrpowers.acd.stats import Stats
+from ivrpowers.calls import acd_views
+from ivrpowers.calls.acd_callbacks import Callbacks
+from ivrpowers.calls.acd_events import Happenings
+from ivrpowers.calls.acd_voice import Ticket
 from ivrpowers.flows.services import QueueRefused, QueueRequest, QueueUpdate
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.acd_state import AcdStateRepository
@@ -46,80 +52,48 @@ log = logging.getLogger("ivrpowers.acd")
 RATE_WINDOW = 1800.0
 SAVE_EVERY = 1.0  # seconds
 
-
-def queue_config(queue: QueueDef) -> QueueConfig:
-    return QueueConfig(name=queue.name, strategy=queue.strategy, channels=frozenset(queue.channels),
-                       ring_timeout=float(queue.ring_timeout), wrapup_seconds=float(queue.wrapup_seconds),
-                       max_wait=float(queue.max_wait) if queue.max_wait else None,
-                       sla_seconds=float(queue.sla_seconds),
-                       relaxation=tuple((float(s.after), s.lower_by) for s in queue.skill_relaxation),
-                       rna_pause=queue.rna_pause, join_empty=queue.no_agents == "wait")
+# How a task's end, as its desk tells it, counts (a task answered first always counts as handled).
+_OUTCOMES: dict[str, TaskOutcome] = {"caller_hangup": "abandoned", "conversation_ended": "handled",
+                                     "timeout": "timeout", "left": "left", "bridge_failed": "failed",
+                                     "callback_failed": "failed"}
 
 
-def agent_config(agent: AgentDef) -> AgentConfig:
-    capacity = agent.capacity
-    return AgentConfig(id=agent.id, skills=dict(agent.skills), queues=dict(agent.queues),
-                       capacity={"voice": capacity.voice, "video": capacity.video, "chat": capacity.chat})
+class Desk(Protocol):
+    """Who carries out the router's decisions for one task: a call's ticket, a chat, a callback."""
 
+    def ring(self, task_id: str, agent_id: str, expires: float) -> None:
+        """Offer the task to the agent; its answer comes back by `answered`/`not_answered`."""
 
-class Ticket:
-    """A call's place in a queue (`flows.services.QueueTicket`), fed by the service."""
+    def cancel(self, task_id: str, agent_id: str) -> None:
+        """The offer is withdrawn (rang out, answered elsewhere, the task ended)."""
 
-    def __init__(self, service: AcdService, task_id: str, queue: QueueDef, session: Session) -> None:
-        self.service, self.task_id, self.queue, self.session = service, task_id, queue, session
-        self.updates: asyncio.Queue[QueueUpdate] = asyncio.Queue()
-        self.done = False
-
-    @property
-    def hold(self) -> str:
-        return self.queue.hold
-
-    @property
-    def announce(self) -> dict[str, Any]:
-        return self.queue.announce.model_dump()
-
-    async def update(self) -> QueueUpdate:
-        return await self.updates.get()
-
-    async def status(self) -> QueueUpdate:
-        position, estimate = self.service.position(self.task_id)
-        return QueueUpdate("waiting", position=position, estimated_wait=estimate)
-
-    async def leave(self, reason: str) -> None:
-        self.service.end(self.task_id, reason)
-
-    async def park(self, number: str) -> None:
-        self.service.park(self.task_id, number)
-
-
-class SessionAcd:
-    """The `flows.services.Acd` of one call."""
-
-    def __init__(self, service: AcdService, session: Session) -> None:
-        self.service, self.session = service, session
-
-    async def join(self, request: QueueRequest) -> Ticket:
-        return await self.service.join(self.session, request)
+    def closed(self, task_id: str, outcome: str) -> None:
+        """The router sent the task away: `timeout` (max_wait) or `no_agents`."""
 
 
 class AcdService:
     def __init__(self, definitions: AcdRepository, state: AcdStateRepository, owner: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, timezone: str = "UTC") -> None:
         self.definitions, self.state, self.owner, self.clock = definitions, state, owner, clock
+        self.tz = ZoneInfo(timezone)
         self.router = Router()
         self.queues: dict[str, QueueDef] = {}
         self.agents: dict[str, AgentDef] = {}
-        self.tickets: dict[str, Ticket] = {}
-        self.callbacks: dict[str, str] = {}  # parked task -> the number to call back
-        self.pending: dict[str, tuple[str, float]] = {}  # offers made before their call came back
+        self.desks: dict[str, Desk] = {}  # task -> who carries out its offers
+        self.pending: dict[str, dict[str, float]] = {}  # offers made while their task had no desk yet
+        self.callbacks = Callbacks(self)
         self.offers: Offers | None = None  # set by the composition root (ARI side)
         # Whether an endpoint can ring now (`endpoints.Presence.reachable`); None: take them all as able.
         self.reachable: Callable[[str], bool] | None = None
         self.answers: dict[str, deque[float]] = {}  # queue -> when its recent calls were answered
         self.decisions = 0  # how many the router made: health and tests wait on it
+        self.happenings = Happenings(clock)
+        self.stats = Stats()
+        self.day = self._day_start(clock())
+        self.happenings.subscribe(self._noted)
         self._dirty = asyncio.Event()
         self._wake = asyncio.Event()
-        self._events: list[tuple[str, datetime, str, str, str | None]] = []
+        self._agent_changes: list[tuple[str, datetime, str, str, str | None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life ---------------------------------------------------------------------------------
@@ -127,10 +101,24 @@ class AcdService:
         saved = await self.state.load()
         if saved is not None:
             self.router = Router.restore(Snapshot.from_dict(saved))
+        tasks = [self.router.task(task_id) for task_id in self.router.task_ids()]
+        since = min([self.day, *(t.task.arrived for t in tasks)])
+        self.stats.new_day(self.day)
+        for event in await self.state.events_since(since):
+            self.happenings.replay([event])
+            if event.at >= self.day:
+                self.stats.feed(event)
+        for task in tasks:  # joined before what was replayed: its facts from the router's
+            self.happenings.adopt(task.task, task.agent)
         await self.reload()
+        now = self.clock()
+        for agent_id in self.router.agent_ids():  # one whose state has not changed today shows as it is
+            agent = self.router.agent(agent_id)
+            self.stats.feed(AcdEvent("agent_state", now, agent=agent_id,
+                                     detail={"old": agent.state, "new": agent.state, "reason": agent.reason}))
+        self.callbacks.restore()
         for name, coro in (("acd-timer", self._timer()), ("acd-saver", self._saver())):
-            task = asyncio.create_task(coro, name=name)
-            self._tasks.add(task)
+            self._tasks.add(asyncio.create_task(coro, name=name))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -141,19 +129,24 @@ class AcdService:
         if self._dirty.is_set():
             await self._save()
 
+    def subscribe(self, subscriber: Callable[[AcdEvent], None]) -> Callable[[], None]:
+        """Every `AcdEvent` as it happens (called on the event loop: keep it quick). Returns the
+        function that unsubscribes."""
+        return self.happenings.subscribe(subscriber)
+
     async def reload(self) -> None:
         """Take the queues and agents as now defined (after `acd apply`, a CLI or REST change)."""
         queues, agents = await self.definitions.queues(), await self.definitions.agents()
         now = self.clock()
         for name, queue in queues.items():
             if self.queues.get(name) != queue:
-                self._apply(self.router.set_queue(queue_config(queue), now))
+                self.apply(self.router.set_queue(queue_config(queue), now))
         for agent_id, agent in agents.items():
             if self.agents.get(agent_id) != agent or agent_id not in self.router.agent_ids():
-                self._apply(self.router.set_agent(agent_config(agent), now))
+                self.apply(self.router.set_agent(agent_config(agent), now))
         for agent_id in set(self.router.agent_ids()) - set(agents):
             with contextlib.suppress(AcdError):  # still logged in or busy: removed when it can be
-                self._apply(self.router.logout(agent_id, now))
+                self.apply(self.router.logout(agent_id, now))
                 self.router.remove_agent(agent_id)
         for config in self.router.queues:
             if config.name not in queues:
@@ -161,53 +154,69 @@ class AcdService:
                     self.router.remove_queue(config.name)
         for agent_id, agent in agents.items():
             if agent.auto_login and not self.router.agent(agent_id).logged_in:
-                self._apply(self.router.login(agent_id, now))
+                self.apply(self.router.login(agent_id, now))
             if self.reachable is not None:
                 able = agent.endpoint is not None and self.reachable(agent.endpoint)
-                self._apply(self.router.set_reachable(agent_id, able, now))
+                self.apply(self.router.set_reachable(agent_id, able, now))
         self.queues, self.agents = queues, agents
+        self.stats.configure(sla={name: float(q.sla_seconds) for name, q in queues.items()},
+                             members={name: [a for a, agent in agents.items() if name in agent.queues]
+                                      for name in queues})
         self._changed()
 
-    # -- calls --------------------------------------------------------------------------------
+    # -- tasks --------------------------------------------------------------------------------
     async def join(self, session: Session, request: QueueRequest) -> Ticket:
-        queue = self.queues.get(request.queue)
-        if queue is None:
-            await self.reload()  # created a moment ago?
-            queue = self.queues.get(request.queue)
-            if queue is None:
-                raise QueueRefused("unknown_queue", f"there is no queue named {request.queue!r}")
+        """A call enters a queue (or comes back to it, adopted after a restart, keeping its place)."""
+        queue = await self._queue(request.queue)
         task_id = session.call_id
-        ticket = self.tickets[task_id] = Ticket(self, task_id, queue, session)
+        ticket = Ticket(self, task_id, queue, session)
         if task_id in self.router.task_ids():  # adopted: it kept its place (or its agent)
             known = self.router.task(task_id)
+            self.desks[task_id] = ticket
             if known.status == "active" and self.offers is not None and known.agent is not None:
                 self.offers.resume_conversation(ticket, known.agent)
-            elif (offer := self.pending.pop(task_id, None)) is not None and self.offers is not None:
-                self.offers.ring(ticket, *offer)
+            else:
+                self._ring_pending(task_id)
             return ticket
-        now = self.clock()
-        task = Task(task_id, request.queue, "voice", arrived=now, priority=request.priority,
-                    skills=dict(request.skills))
-        decisions = self.router.arrive(task, now)
-        if any(isinstance(d, NoAgents) for d in decisions):
-            del self.tickets[task_id]
-            raise QueueRefused("no_agents", f"nobody is logged in to queue {request.queue!r}")
-        self._apply(decisions)
+        self.submit(Task(task_id, request.queue, "voice", arrived=self.clock(), priority=request.priority,
+                         skills=dict(request.skills)), ticket)
         return ticket
+
+    def submit(self, task: Task, desk: Desk) -> None:
+        """A new task (a call, a chat) enters its queue. Raises QueueRefused."""
+        if task.queue not in self.queues:
+            raise QueueRefused("unknown_queue", f"there is no queue named {task.queue!r}")
+        now = self.clock()
+        decisions = self.router.arrive(task, now)
+        if any(isinstance(d, NoAgents) and d.task == task.id for d in decisions):
+            self.apply([d for d in decisions if not isinstance(d, NoAgents)])
+            raise QueueRefused("no_agents", f"nobody is logged in to queue {task.queue!r}")
+        self.desks[task.id] = desk
+        self.happenings.joined(task)
+        self.apply(decisions)
+
+    def attach(self, task_id: str, desk: Desk) -> None:
+        """After a restart: a task the router kept has its desk again; its offers (made before the
+        restart, or since) ring now. (A call's ticket rings only those made since: its agent's
+        phone may still be ringing from before.)"""
+        self.desks[task_id] = desk
+        if task_id in self.router.task_ids():
+            for agent_id, expires in self.router.task(task_id).offers:
+                self.pending.setdefault(task_id, {})[agent_id] = expires
+        self._ring_pending(task_id)
 
     def end(self, task_id: str, reason: str) -> None:
         """The task is over: the caller left, hung up, or the conversation ended."""
-        ticket = self.tickets.pop(task_id, None)
-        if ticket is not None:
-            ticket.done = True
+        desk = self.desks.get(task_id)
+        if isinstance(desk, Ticket):
+            desk.done = True
+        self.pending.pop(task_id, None)
         if task_id in self.router.task_ids():
             log.debug("task %s ends: %s", task_id, reason)
-            self._apply(self.router.end_task(task_id, self.clock()))
-
-    def park(self, task_id: str, number: str) -> None:
-        self.callbacks[task_id] = number
-        self.tickets.pop(task_id, None)
-        self._apply(self.router.park(task_id, self.clock()))
+            self.happenings.ended(task_id, _OUTCOMES.get(reason, "failed"))
+            # Its desk still here: the offers this withdraws (CancelOffer) stop ringing.
+            self.apply(self.router.end_task(task_id, self.clock()))
+        self.desks.pop(task_id, None)
 
     def position(self, task_id: str) -> tuple[int | None, float | None]:
         """(1-based place among the queue's waiting tasks, estimated seconds to an answer)."""
@@ -226,13 +235,16 @@ class AcdService:
         estimate = place * RATE_WINDOW / len(recent) if recent else None
         return place, estimate
 
-    # -- offers, from the ARI side -------------------------------------------------------------
+    # -- offers, from the desks ----------------------------------------------------------------
     def answered(self, task_id: str, agent_id: str) -> bool:
         """The agent answered: False if the offer was withdrawn meanwhile (hang that leg up)."""
         try:
-            self._apply(self.router.answer(task_id, agent_id, self.clock()))
+            decisions = self.router.answer(task_id, agent_id, self.clock())
         except AcdError:
             return False
+        self.happenings.offer_ended(task_id, agent_id, "answered")
+        self.happenings.answered(task_id, agent_id)
+        self.apply(decisions)
         queue = self.router.task(task_id).task.queue
         self.answers.setdefault(queue, deque()).append(self.clock())
         return True
@@ -240,13 +252,16 @@ class AcdService:
     def not_answered(self, task_id: str, agent_id: str, declined: bool) -> None:
         with contextlib.suppress(AcdError):  # withdrawn by the router first: nothing to tell it
             now = self.clock()
-            self._apply(self.router.decline(task_id, agent_id, now) if declined else
-                        self.router.offer_timed_out(task_id, agent_id, now))
+            decisions = (self.router.decline(task_id, agent_id, now) if declined else
+                         self.router.offer_timed_out(task_id, agent_id, now))
+            self.happenings.offer_ended(task_id, agent_id, "declined" if declined else "no_answer")
+            self.apply(decisions)
 
     def notify(self, task_id: str, update: QueueUpdate) -> None:
-        ticket = self.tickets.get(task_id)
-        if ticket is not None:
-            ticket.updates.put_nowait(update)
+        """Tell a call's queue node what happened with its agent (connected, ended)."""
+        desk = self.desks.get(task_id)
+        if isinstance(desk, Ticket):
+            desk.updates.put_nowait(update)
 
     # -- agents --------------------------------------------------------------------------------
     def agent_event(self, agent_id: str, event: str, reason: str | None = None) -> None:
@@ -256,32 +271,17 @@ class AcdService:
             decisions = self.router.pause(agent_id, reason or "break", now)
         else:
             decisions = getattr(self.router, event)(agent_id, now)
-        self._apply(decisions)
+        self.apply(decisions)
 
     def agent_state(self, agent_id: str) -> dict[str, Any]:
-        """What the agent is doing now (raises AcdError for an unknown agent)."""
-        agent = self.router.agent(agent_id)
-        return {"agent": agent_id, "state": agent.state, "reason": agent.reason, "logged_in": agent.logged_in,
-                "reachable": agent.reachable, "answered": agent.answered, "offers": list(agent.offers),
-                "tasks": list(agent.active),
-                "wrap_up_until": _iso(agent.wrap_until) if agent.wrap_until is not None else None}
+        return acd_views.agent_state(self.router, agent_id)
 
     def queue_now(self, queue: str) -> dict[str, Any]:
-        """The queue this moment: callers waiting (and the longest wait), agents by state."""
-        now = self.clock()
-        waiting = [self.router.task(task_id) for task_id in self.router.waiting(queue)]
-        states: dict[str, int] = {}
-        for agent_id, agent in self.agents.items():
-            if queue in agent.queues and agent_id in self.router.agent_ids():
-                state = self.router.agent(agent_id).state
-                states[state] = states.get(state, 0) + 1
-        return {"queue": queue, "waiting": len(waiting),
-                "longest_wait": round(max((now - t.task.arrived for t in waiting), default=0.0), 3),
-                "agents": states}
+        return acd_views.queue_now(self.router, self.agents, queue, self.clock())
 
     def set_reachable(self, agent_id: str, reachable: bool) -> None:
         with contextlib.suppress(AcdError):
-            self._apply(self.router.set_reachable(agent_id, reachable, self.clock()))
+            self.apply(self.router.set_reachable(agent_id, reachable, self.clock()))
 
     def endpoint_changed(self, endpoint: str, reachable: bool) -> None:
         """An endpoint's phone registered (and answers) or went away: its agents follow."""
@@ -294,42 +294,81 @@ class AcdService:
         return agent.endpoint if agent is not None else None
 
     # -- decisions ----------------------------------------------------------------------------
-    def _apply(self, decisions: Sequence[Decision]) -> None:
+    def apply(self, decisions: Sequence[Decision]) -> None:
         self.decisions += len(decisions)
         for decision in decisions:
             if isinstance(decision, Offer):
-                self.notify(decision.task, QueueUpdate("ringing", decision.agent))
-                ticket = self.tickets.get(decision.task)
-                if self.offers is not None and ticket is not None:
-                    self.offers.ring(ticket, decision.agent, decision.expires)
+                self.happenings.offered(decision.task, decision.agent, decision.expires)
+                desk = self.desks.get(decision.task)
+                if desk is not None:
+                    desk.ring(decision.task, decision.agent, decision.expires)
                 else:  # its call is not back yet (a restart adopts it in a moment): ring when it is
-                    self.pending[decision.task] = (decision.agent, decision.expires)
+                    self.pending.setdefault(decision.task, {})[decision.agent] = decision.expires
             elif isinstance(decision, CancelOffer):
+                self.pending.get(decision.task, {}).pop(decision.agent, None)
+                rang_out: OfferOutcome = "no_answer" if decision.reason == "ring_no_answer" else "withdrawn"
+                self.happenings.offer_ended(decision.task, decision.agent, rang_out)
+                if (desk := self.desks.get(decision.task)) is not None:
+                    desk.cancel(decision.task, decision.agent)
+            elif isinstance(decision, NoAgents | TaskTimedOut):
+                outcome: TaskOutcome = "no_agents" if isinstance(decision, NoAgents) else "timeout"
+                self.happenings.ended(decision.task, outcome)
                 self.pending.pop(decision.task, None)
-                if self.offers is not None:
-                    self.offers.cancel(decision.task, decision.agent)
-            elif isinstance(decision, NoAgents):  # a waiting caller, when the last agent logged out
-                self.notify(decision.task, QueueUpdate("no_agents"))
-                self.tickets.pop(decision.task, None)
-            elif isinstance(decision, TaskTimedOut):
-                self.notify(decision.task, QueueUpdate("timeout"))
-                self.tickets.pop(decision.task, None)
+                if (desk := self.desks.pop(decision.task, None)) is not None:
+                    desk.closed(decision.task, outcome)
             elif isinstance(decision, AgentStateChanged):
+                self.happenings.agent_state(decision)
                 at = datetime.fromtimestamp(decision.at, UTC)
-                self._events.append((decision.agent, at, decision.old, decision.new, decision.reason))
+                self._agent_changes.append((decision.agent, at, decision.old, decision.new, decision.reason))
         self._changed()
 
+    def _ring_pending(self, task_id: str) -> None:
+        desk = self.desks.get(task_id)
+        for agent_id, expires in (self.pending.pop(task_id, None) or {}).items():
+            if desk is not None:
+                desk.ring(task_id, agent_id, expires)
+
+    def _noted(self, event: AcdEvent) -> None:
+        if (day := self._day_start(event.at)) > self.day:
+            self.day = day
+            self.stats.new_day(day)
+        self.stats.feed(event)
+        desk = self.desks.get(event.task) if event.task is not None else None
+        noted = getattr(desk, "noted", None)
+        if noted is not None:
+            noted(event)
+
+    def _day_start(self, at: float) -> float:
+        local = datetime.fromtimestamp(at, self.tz)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
     def tick(self) -> None:
-        """Whatever is due now: ring-outs, wrap-up ends, relaxation steps, max_wait."""
-        self._apply(self.router.tick(self.clock()))
+        """Whatever is due now: ring-outs, wrap-up ends, relaxation steps, max_wait, callbacks to retry."""
+        now = self.clock()
+        self.apply(self.router.tick(now))
+        self.callbacks.tick(now)
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.router.next_deadline(), self.callbacks.next_deadline()) if d is not None]
+        return min(deadlines, default=None)
+
 
     def _changed(self) -> None:
         self._dirty.set()
         self._wake.set()
 
+    async def _queue(self, name: str) -> QueueDef:
+        queue = self.queues.get(name)
+        if queue is None:
+            await self.reload()  # created a moment ago?
+            queue = self.queues.get(name)
+            if queue is None:
+                raise QueueRefused("unknown_queue", f"there is no queue named {name!r}")
+        return queue
+
     async def _timer(self) -> None:
         while True:
-            deadline = self.router.next_deadline()
+            deadline = self._next_deadline()
             self._wake.clear()
             delay = None if deadline is None else max(0.0, deadline - self.clock())
             with contextlib.suppress(TimeoutError):
@@ -347,15 +386,13 @@ class AcdService:
 
     async def _save(self) -> None:
         self._dirty.clear()
-        events, self._events = self._events, []
+        changes, self._agent_changes = self._agent_changes, []
+        events, self.happenings.unsaved = self.happenings.unsaved, []
         try:
-            await self.state.save(self.router.snapshot().to_dict(), self.owner, events)
-        except Exception as exc:  # the database is away: keep the events, try again with the next change
-            self._events[:0] = events
+            await self.state.save(self.router.snapshot().to_dict(), self.owner, changes, acd_events=events)
+        except Exception as exc:  # the database is away: keep them, try again with the next change
+            self._agent_changes[:0] = changes
+            self.happenings.unsaved[:0] = events
             self._dirty.set()
             log.warning("ACD state not saved (%s: %s); retrying", type(exc).__name__, exc)
             await asyncio.sleep(1.0)
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).isoformat()

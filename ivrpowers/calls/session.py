@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ivrpowers.ari import AriClient, AriError, Channel
-from ivrpowers.calls.acd_service import AcdService, SessionAcd
+from ivrpowers.calls.acd_service import AcdService
+from ivrpowers.calls.acd_voice import SessionAcd
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.journal import CallJournal

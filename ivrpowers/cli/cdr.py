@@ -69,6 +69,12 @@ def show(ctx: click.Context, call_id: str, as_json: bool) -> None:
     for key in ("id", "caller", "caller_name", "dialed", "flow", "flow_version", "started_at", "answered_at",
                 "ended_at", "disposition", "hangup_cause", "hangup_cause_text"):
         click.echo(f"{key:>18}: {call[key] if call[key] not in (None, '') else '-'}")
+    if (queued := call.get("queue")) is not None:
+        wait, talk = (queued[k] if queued[k] is not None else "-" for k in ("wait", "talk"))
+        click.echo(f"{'queue':>18}: {queued['queue']} ({queued['outcome']}), wait {wait} s, "
+                   f"agent {queued['agent'] or '-'}, talk {talk} s")
+        for offer in queued["offers"]:
+            click.echo(f"{'offered':>18}: {offer['agent']} rang {offer['ring']} s: {offer['outcome']}")
     click.echo("          timeline:")
     for e in call["events"]:
         detail = " ".join(f"{k}={v}" for k, v in e["detail"].items())

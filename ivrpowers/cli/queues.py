@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import click
 from pydantic import ValidationError
@@ -198,3 +199,62 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     show_queue(definition)
     for agent_id, penalty in sorted(members.items(), key=lambda item: (item[1], item[0])):
         click.echo(f"  {agent_id} (penalty {penalty})")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def _period_label(seconds: float) -> str:
+    return f"last {seconds / 60:g}m" if seconds % 60 == 0 else f"last {seconds:g}s"
+
+
+def stats_table(queues: dict[str, dict[str, Any]]) -> list[str]:
+    """Two lines a queue: now and today, then the last minutes (`--json` has every figure)."""
+    lines = [f"{'QUEUE':<20} {'WAITING':>7} {'LONGEST':>7} {'FREE/IN':>7}  {'PERIOD':<9} {'OFFERED':>7} "
+             f"{'ANSWERED':>8} {'ABANDONED':>9} {'ABANDON':>7} {'IN SLA':>7} {'ASA':>6} {'AHT':>6}"]
+    for name, q in queues.items():
+        agents = q["agents"]
+        logged_in = sum(n for state, n in agents.items() if state != "logged_out")
+        now = (f"{name:<20} {q['waiting']:>7} {_duration(q['longest_wait']):>7} "
+               f"{str(agents.get('available', 0)) + '/' + str(logged_in):>7}")
+        for period, label in (("day", "today"), ("window", _period_label(q["window"]["seconds"]))):
+            p = q[period]
+            lines.append(f"{now}  {label:<9} {p['offered']:>7} {p['answered']:>8} {p['abandoned']:>9} "
+                         f"{_percent(p['abandon_rate']):>7} {_percent(p['service_level']):>7} "
+                         f"{_duration(p['asa']):>6} {_duration(p['aht']):>6}")
+            now = " " * 44
+    return lines
+
+
+@queue.command()
+@click.argument("name", required=False)
+@json_option
+@click.pass_context
+def stats(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Live statistics of queue NAME, or of every queue, from the running controller: waiting now,
+    agents free of those logged in, and today's and the last minutes' offered, answered, abandoned,
+    abandon rate, service level (answered within the queue's SLA), ASA and AHT."""
+    settings = settings_from(ctx)
+    if name is None:
+        found = controller_api.call(settings, "GET", "/api/stats")
+        queues = found["queues"]
+    else:
+        found = controller_api.call(settings, "GET", f"/api/queues/{quote(name, safe='')}/stats")
+        queues = {name: found}
+    if as_json:
+        emit_json(found)
+        return
+    for line in stats_table(queues):
+        click.echo(line)

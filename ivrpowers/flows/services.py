@@ -130,9 +130,10 @@ class QueueUpdate:
 
 class QueueRefused(Exception):
     """A queue that won't take the call: `reason` is "no_agents" (nobody logged in, and the queue
-    refuses callers then) or "unknown_queue"."""
+    refuses callers then) or "unknown_queue"; from `QueueTicket.park`, "callback_refused" (no
+    outbound trunk may call that number back)."""
 
-    def __init__(self, reason: Literal["no_agents", "unknown_queue"], message: str) -> None:
+    def __init__(self, reason: Literal["no_agents", "unknown_queue", "callback_refused"], message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -159,7 +160,9 @@ class QueueTicket(Protocol):
 
     async def park(self, number: str) -> None:
         """Callback: the call keeps its place, the caller hangs up; `number` is called back when an
-        agent is free for it (the agent first)."""
+        agent is free for it (the agent first). Raises QueueRefused("callback_refused") when that
+        number may not be called (only the caller's own number from the trunk, or one the outbound
+        trunk's allow-list takes); the call then waits on."""
 
 
 class Acd(Protocol):

@@ -1,15 +1,17 @@
-"""The ACD router's state and the agents' state changes, in SQL (`models.AcdState`, `AcdAgentEvent`)."""
+"""The ACD router's state, the agents' state changes and the ACD's events, in SQL (`models.AcdState`,
+`AcdAgentEvent`, `AcdEventRow`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from ivrpowers.acd.events import AcdEvent
 from ivrpowers.store.db import Database
-from ivrpowers.store.models import AcdAgentEvent, AcdState, utcnow
+from ivrpowers.store.models import AcdAgentEvent, AcdEventRow, AcdState, utcnow
 
 ROUTER = "router"  # the one router of this installation (several would each have a row)
 
@@ -25,9 +27,9 @@ class AcdStateRepository:
 
     async def save(self, snapshot: dict[str, Any], owner: str, events: Sequence[tuple[str, datetime, str, str,
                                                                                          str | None]] = (),
-                   router_id: str = ROUTER) -> None:
-        """The router's state after a change, and the agent state changes it made (agent, at, old,
-        new, reason), in one transaction."""
+                   router_id: str = ROUTER, acd_events: Sequence[AcdEvent] = ()) -> None:
+        """The router's state after a change, the agent state changes it made (agent, at, old,
+        new, reason) and the run time's events since the last save, in one transaction."""
         async with self.db.session() as session, session.begin():
             row = await session.get(AcdState, router_id)
             if row is None:
@@ -36,6 +38,18 @@ class AcdStateRepository:
                 row.snapshot, row.owner, row.updated_at = snapshot, owner, utcnow()
             session.add_all(AcdAgentEvent(agent_id=agent, at=at, old=old, new=new, reason=reason)
                             for agent, at, old, new, reason in events)
+            session.add_all(AcdEventRow(at=datetime.fromtimestamp(e.at, UTC), kind=e.kind, queue=e.queue, task=e.task,
+                                        agent=e.agent, channel=e.channel, detail=dict(e.detail), owner=owner)
+                            for e in acd_events)
+
+    async def events_since(self, since: float) -> list[AcdEvent]:
+        """The stored events from `since` (epoch seconds) on, in the order they happened."""
+        query = (select(AcdEventRow).where(AcdEventRow.at >= datetime.fromtimestamp(since, UTC))
+                 .order_by(AcdEventRow.id))
+        async with self.db.session() as session:
+            rows = (await session.scalars(query)).all()
+        return [AcdEvent(row.kind, row.at.timestamp(), queue=row.queue, task=row.task, agent=row.agent,  # type: ignore[arg-type]
+                         channel=row.channel, detail=dict(row.detail)) for row in rows]  # type: ignore[arg-type]
 
     async def agent_events(self, agent_id: str | None = None, limit: int = 100) -> list[AcdAgentEvent]:
         query = select(AcdAgentEvent).order_by(AcdAgentEvent.at.desc(), AcdAgentEvent.id.desc()).limit(limit)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.orm import selectinload
 
 from ivrpowers.store import sqlite_rows
+from ivrpowers.store.cdr_queue import queue_record
 from ivrpowers.store.db import Database
 from ivrpowers.store.models import CallEvent, CallRecord
 
@@ -276,6 +277,7 @@ def call_to_dict(call: CallRecord) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
 
+    events = [{"type": e.type, "at": iso(e.at), "node": e.node, "detail": e.detail or {}} for e in call.events]
     return {
         "id": call.id,
         "asterisk_id": call.asterisk_id,
@@ -298,7 +300,6 @@ def call_to_dict(call: CallRecord) -> dict[str, Any]:
         "disposition": call.disposition,
         "hangup_cause": call.hangup_cause,
         "hangup_cause_text": call.hangup_cause_text,
-        "events": [
-            {"type": e.type, "at": iso(e.at), "node": e.node, "detail": e.detail or {}} for e in call.events
-        ],
+        "queue": queue_record(events),
+        "events": events,
     }

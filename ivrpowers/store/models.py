@@ -218,3 +218,20 @@ class AcdAgentEvent(Base):
     old: Mapped[str] = mapped_column(String(16))
     new: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class AcdEventRow(Base):
+    """One `acd.events.AcdEvent` (a task joined, was offered, answered, ended; an agent's state
+    changed), stored once: statistics are rebuilt from the day's after a restart, and reports read them."""
+
+    __tablename__ = "acd_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    queue: Mapped[str | None] = mapped_column(String(63), index=True)
+    task: Mapped[str | None] = mapped_column(String(64), index=True)
+    agent: Mapped[str | None] = mapped_column(String(63), index=True)
+    channel: Mapped[str | None] = mapped_column(String(8))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the controller that saw it

@@ -16,9 +16,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ivrpowers import __version__
+from ivrpowers.chats.service import ChatService
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.cdrs import (
+    CALL_ID,
     MAX_LIMIT,
+    MIN_PREFIX,
     AmbiguousCall,
     CdrRepository,
     NoSuchCall,
@@ -26,12 +29,38 @@ from ivrpowers.store.cdrs import (
     call_to_dict,
 )
 from ivrpowers.web.acd_api import AcdRuntime, add_acd_routes
+from ivrpowers.web.chats_api import add_chat_routes, authenticates_itself
+from ivrpowers.web.events_ws import add_events_route, subprotocol_token_matches
 from ivrpowers.web.index import INDEX_HTML
+from ivrpowers.web.metrics import add_metrics_route
 from ivrpowers.web.openapi import ERROR, Api, Param
+from ivrpowers.web.stats_api import add_stats_routes, live_acd
 
 OPEN_PATHS = {"/", "/health", "/api/openapi.json"}
 
 log = logging.getLogger("ivrpowers.web")
+
+
+_TEXT, _TIME = {"type": "string"}, {"type": ["string", "null"], "format": "date-time"}
+CALL: dict[str, Any] = {
+    "type": "object", "description": "A CDR with its timeline (the shape of `cdr show --json`)",
+    "required": ["id", "started_at", "events"],
+    "properties": {
+        "id": _TEXT, "asterisk_id": _TEXT, "channel_id": _TEXT, "owner": {"type": ["string", "null"]},
+        "recovered": {"type": "boolean"}, "role": _TEXT, "source": {"type": ["string", "null"]},
+        "channels": {"type": "array", "items": {"type": "object"}}, "bridge_id": {"type": ["string", "null"]},
+        "caller": _TEXT, "caller_name": _TEXT, "dialed": _TEXT, "flow": {"type": ["string", "null"]},
+        "flow_version": {"type": ["integer", "null"]}, "started_at": {"type": "string", "format": "date-time"},
+        "answered_at": _TIME, "ended_at": _TIME, "duration": {"type": ["number", "null"]},
+        "disposition": {"type": ["string", "null"]}, "hangup_cause": {"type": ["integer", "null"]},
+        "hangup_cause_text": {"type": ["string", "null"]},
+        "events": {"type": "array", "items": {"type": "object", "required": ["type", "at", "detail"], "properties": {
+            "type": _TEXT, "at": {"type": "string", "format": "date-time"}, "node": {"type": ["string", "null"]},
+            "detail": {"type": "object"}}}},
+    },
+}
+# What `CdrRepository.find` looks up: shorter is refused (400), anything else not an id is none (404).
+CALL_ID_PARAM = {"type": "string", "minLength": MIN_PREFIX, "pattern": CALL_ID.pattern}
 
 
 class HealthSource(Protocol):
@@ -74,7 +103,10 @@ def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]
     async def check(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS and not _bearer_matches(request.headers.get("Authorization", ""), token):
+        # Chat routes a customer may use check the API token or the chat's own token themselves.
+        if request.path not in OPEN_PATHS and not authenticates_itself(request) and \
+                not _bearer_matches(request.headers.get("Authorization", ""), token) and \
+                not subprotocol_token_matches(request, token):  # the events websocket, from a browser
             raise _json_error(web.HTTPUnauthorized, "missing or wrong bearer token",
                               headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
@@ -83,7 +115,8 @@ def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]
 
 
 def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
-               acd: AcdRepository | None = None, acd_runtime: AcdRuntime | None = None) -> web.Application:
+               acd: AcdRepository | None = None, acd_runtime: AcdRuntime | None = None,
+               chats: ChatService | None = None) -> web.Application:
     handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}
     # The largest body is an agent or queue definition, a few hundred bytes: 64 KiB is plenty,
     # anything larger is refused with 413 unread.
@@ -100,7 +133,8 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
 
     async def list_calls(request: web.Request) -> web.Response:
         raw = request.query.get("limit", "20")
-        limit = int(raw) if raw.isdigit() else 0
+        # isascii: str.isdigit() is true of '²' too, which int() refuses.
+        limit = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 1 <= limit <= MAX_LIMIT:
             raise _json_error(web.HTTPBadRequest, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         return web.json_response([call_to_dict(c) for c in await cdrs.latest(limit)])
@@ -128,13 +162,20 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
             returns={200: health_schema, 503: health_schema}, open=True)
     api.add("GET", "/api/openapi.json", openapi, summary="This document (open: no token)",
             returns={200: {"type": "object"}}, open=True)
-    call = {"type": "object", "description": "A CDR with its timeline (the shape of `cdr show --json`)"}
+    call = api.component("Call", CALL)
     api.add("GET", "/api/calls", list_calls, summary="The latest calls, newest first",
             params=[Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})],
             returns={200: {"type": "array", "items": call}, 400: ERROR})
     api.add("GET", "/api/calls/{call_id}", get_call, summary="One call, by its id or the start of it",
-            params=[Param("call_id", "path", {"type": "string"})],
+            params=[Param("call_id", "path", CALL_ID_PARAM, f"the id, or its first {MIN_PREFIX} characters or more")],
             returns={200: call, 400: ERROR, 404: ERROR, 409: ERROR})
     if acd is not None:
         add_acd_routes(api, acd, acd_runtime)
+    live = live_acd(acd_runtime)  # the running ACD's statistics and events
+    if acd is not None and live is not None:
+        add_stats_routes(api, live, acd)
+        add_events_route(api, live)
+    add_metrics_route(api, health.health, live)
+    if chats is not None:
+        add_chat_routes(api, chats, api_token)
     return app

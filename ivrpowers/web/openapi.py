@@ -15,7 +15,10 @@ Schema = dict[str, Any]
 
 ERROR: Schema = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _REASONS = {200: "OK", 201: "Created", 204: "No content", 400: "Malformed request", 401: "Missing or wrong token",
-            404: "Not found", 409: "Conflict", 413: "Body too large", 422: "Invalid content", 503: "Degraded"}
+            404: "Not found", 409: "Conflict", 413: "Body too large", 422: "Invalid content", 429: "Too many",
+            503: "Degraded"}
+# What reading any body can answer, whatever the route: not JSON (or not UTF-8), or over the app's limit.
+_BODY_ERRORS: dict[int, Schema | None] = {400: ERROR, 413: ERROR}
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Operation:
     body: Schema | None = None
     params: list[Param] = field(default_factory=list)
     open: bool = False  # no bearer token needed
+    body_required: bool = True
 
 
 class Api:
@@ -46,9 +50,13 @@ class Api:
         self.components: dict[str, Schema] = {}
 
     def add(self, method: str, path: str, handler: Handler, *, summary: str, returns: dict[int, Schema | None],
-            body: Schema | None = None, params: list[Param] | None = None, open: bool = False) -> None:
+            body: Schema | None = None, params: list[Param] | None = None, open: bool = False,
+            body_required: bool = True) -> None:
         self.app.router.add_route(method, path, handler)
-        self.operations.append(Operation(method.lower(), path, summary, returns, body, params or [], open))
+        if body is not None:
+            returns = {**_BODY_ERRORS, **returns}
+        self.operations.append(Operation(method.lower(), path, summary, returns, body, params or [], open,
+                                         body_required))
 
     def component(self, name: str, schema: Schema) -> Schema:
         """Keep `schema` once under #/components/schemas/NAME (with pydantic's own $defs lifted there)."""
@@ -74,7 +82,8 @@ class Api:
                 operation["parameters"] = [{"name": p.name, "in": p.where, "required": p.where == "path",
                                             "schema": p.schema, "description": p.description} for p in op.params]
             if op.body is not None:
-                operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+                operation["requestBody"] = {"required": op.body_required,
+                                            "content": {"application/json": {"schema": op.body}}}
             if op.open:
                 operation["security"] = []
             paths.setdefault(op.path, {})[op.method] = operation

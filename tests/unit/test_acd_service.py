@@ -151,7 +151,7 @@ async def test_an_offer_made_before_its_call_is_adopted_rings_when_the_call_is_b
     acd, offers = await service(db, clock)
     acd.agent_event("ana", "login")
     # As after a restart: the router knows the task, its call has not joined again yet.
-    acd._apply(acd.router.arrive(Task("c7", "sales", "voice", arrived=clock.now), clock.now))
+    acd.apply(acd.router.arrive(Task("c7", "sales", "voice", arrived=clock.now), clock.now))
     assert offers.rung == [] and acd.agent_state("ana")["state"] == "reserved"
     ticket = await acd.join(session("c7"), QueueRequest("sales"))
     assert offers.rung == [("c7", "ana")] and ticket.task_id == "c7"

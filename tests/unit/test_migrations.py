@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from ivrpowers.store import chat_models as _chat_models  # noqa: F401
 from ivrpowers.store import endpoints as _endpoints  # noqa: F401  (its model joins Base.metadata)
 from ivrpowers.store.db import create_engine
 from ivrpowers.store.migrate import upgrade

@@ -42,8 +42,9 @@ async def _queue(run: Run, node_id: str, node: QueueNode) -> str | None:
     try:
         return await waiting.wait(first=resumed is None)
     except CallerHungUp:
-        await ticket.leave("caller_hangup")
-        await run.record("queue_abandoned", node_id, {"queue": node.queue, "wait": waiting.waited()})
+        if not waiting.connected:  # after talking to an agent, hanging up is not abandoning
+            await ticket.leave("caller_hangup")
+            await run.record("queue_abandoned", node_id, {"queue": node.queue, "wait": waiting.waited()})
         raise
 
 
@@ -159,12 +160,18 @@ class _Waiting:
             await self.record("queue_left", digit=digit)
             return self.node.on_leave
         number = self.callback_number()
-        if not number:
+        refused = None
+        if number:
+            try:
+                await self.ticket.park(number)
+            except QueueRefused as exc:
+                refused = exc.reason
+        if refused or not number:
+            await self.record("queue_callback_refused", number=number or None, reason=refused or "no_number")
             await self.run.call.hold(None)
             await self.run.play(self.node_id, ["sound:unidentified-no-callback"], barge_in=False)
             await self.run.call.hold(self.ticket.hold)
             return _GO_ON
-        await self.ticket.park(number)
         await self.run.call.hold(None)
         await self.record("queue_callback_requested", number=number)
         return self.node.on_callback

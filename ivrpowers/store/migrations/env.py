@@ -8,6 +8,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from ivrpowers.store import chat_models as _chat_models  # noqa: F401  (chats and their messages)
 from ivrpowers.store import endpoints as _endpoints  # noqa: F401  (its model joins Base.metadata)
 from ivrpowers.store.db import create_engine
 from ivrpowers.store.models import Base

@@ -1,0 +1,76 @@
+"""A voice call's side of the ACD: its place in a queue (`Ticket`, the flow's `QueueTicket`, and the
+call's desk for the router's offers) and the `Acd` service a call's flow is given (`SessionAcd`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ivrpowers.acd.definitions import QueueDef
+from ivrpowers.acd.events import AcdEvent
+from ivrpowers.flows.services import QueueRequest, QueueUpdate
+
+if TYPE_CHECKING:
+    from ivrpowers.calls.acd_service import AcdService
+    from ivrpowers.calls.session import Session
+
+
+class Ticket:
+    """A call's place in a queue (`flows.services.QueueTicket`), and where its offers ring (a `Desk`)."""
+
+    def __init__(self, service: AcdService, task_id: str, queue: QueueDef, session: Session) -> None:
+        self.service, self.task_id, self.queue, self.session = service, task_id, queue, session
+        self.updates: asyncio.Queue[QueueUpdate] = asyncio.Queue()
+        self.done = False
+
+    # -- the flow's side -----------------------------------------------------------------------
+    @property
+    def hold(self) -> str:
+        return self.queue.hold
+
+    @property
+    def announce(self) -> dict[str, Any]:
+        return self.queue.announce.model_dump()
+
+    async def update(self) -> QueueUpdate:
+        return await self.updates.get()
+
+    async def status(self) -> QueueUpdate:
+        position, estimate = self.service.position(self.task_id)
+        return QueueUpdate("waiting", position=position, estimated_wait=estimate)
+
+    async def leave(self, reason: str) -> None:
+        self.service.end(self.task_id, reason)
+
+    async def park(self, number: str) -> None:
+        self.service.callbacks.park(self.task_id, number, self.session)
+
+    # -- the router's side (a Desk) ------------------------------------------------------------
+    def ring(self, task_id: str, agent_id: str, expires: float) -> None:
+        self.updates.put_nowait(QueueUpdate("ringing", agent_id))
+        if self.service.offers is not None:
+            self.service.offers.ring(self, agent_id, expires)
+
+    def cancel(self, task_id: str, agent_id: str) -> None:
+        if self.service.offers is not None:
+            self.service.offers.cancel(task_id, agent_id)
+
+    def closed(self, task_id: str, outcome: str) -> None:
+        self.done = True
+        self.updates.put_nowait(QueueUpdate("timeout" if outcome == "timeout" else "no_agents"))
+
+    def noted(self, event: AcdEvent) -> None:
+        """The call's CDR timeline gets what only the ACD knows: how each offer to an agent ended."""
+        if event.kind == "offer_ended":
+            self.session.journal.write("queue_offer_ended", self.session.journal.last_node,
+                                       {"queue": event.queue, "agent": event.agent, **event.detail})
+
+
+class SessionAcd:
+    """The `flows.services.Acd` of one call."""
+
+    def __init__(self, service: AcdService, session: Session) -> None:
+        self.service, self.session = service, session
+
+    async def join(self, request: QueueRequest) -> Ticket:
+        return await self.service.join(self.session, request)
