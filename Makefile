@@ -47,6 +47,7 @@ bench: deps venv asterisk
 	$(PY) -m ivrpowers.bench
 	$(PY) -m bench.flows bench-results/bench.json
 	$(PY) -m bench.acd bench-results/bench.json
+	$(PY) -m bench.acd_calls bench-results/bench.json
 	$(PY) -m bench.calls $(BENCH_ARGS)
 
 bench-calls: deps venv asterisk

@@ -197,9 +197,10 @@ class ControllerUnderTest:
 
 
 def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path,
-                      flows: list[Path] | None = None, routes: dict[str, str] | None = None) -> ControllerUnderTest:
+                      flows: list[Path] | None = None, routes: dict[str, str] | None = None,
+                      settings: dict[str, str] | None = None) -> ControllerUnderTest:
     """A controller on `asterisk` with `flows` published and `routes` set (by default the demo's and
-    tests/integration/flows/' on ROUTES)."""
+    tests/integration/flows/' on ROUTES), and `settings` (IVRPOWERS_* variables) of its own."""
     proxy = TcpProxy("127.0.0.1", asterisk.settings.http_port).start()
     web_port = free_tcp_port()
     env = {
@@ -209,6 +210,7 @@ def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: 
         # The controller reaches ARI through a proxy the tests can cut.
         "IVRPOWERS_ARI_URL": f"http://127.0.0.1:{proxy.port}/ari",
         "PYTHONUNBUFFERED": "1",
+        **(settings or {}),
     }
     setup = ControllerUnderTest(kind, db_url, env, proxy, None, log, web_port)  # type: ignore[arg-type]
     setup.ivrpowers("db", "upgrade")

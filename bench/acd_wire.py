@@ -1,0 +1,244 @@
+"""What the loopback captures of the ACD bench say about each agent cycle, on one clock (kernel
+timestamps): the agent's BYE, Asterisk's 200 OK to it, the next offer's INVITE to the same phone,
+and in between the ARI traffic that links them (the event telling the controller the agent's leg is
+gone, the controller's requests, the originate), read from the websockets and HTTP on the ARI port.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.capture import udp_packets
+
+_CALL_ID = re.compile(r"^(?:Call-ID|i)\s*:\s*(\S+)", re.M | re.I)
+_CSEQ = re.compile(r"^CSeq\s*:\s*\d+\s+(\w+)", re.M | re.I)
+# The controller names an offer's leg `<caller's call id>-q<hex>` (calls/acd_offers.py).
+_QUEUE_LEG = re.compile(r"-q[0-9a-f]+$")
+
+
+@dataclass
+class Cycle:
+    """One agent hangup and what followed it (None: not seen)."""
+
+    bye: float  # the agent's BYE leaving the phone
+    bye_ok: float | None = None  # Asterisk's 200 OK to it
+    invite: float | None = None  # the next offer's INVITE reaching the phone
+    waiting: int = 0  # callers in the queue at the hangup (answered by the flow, not yet talking)
+    # ARI, the first message of each after the BYE (see `attach_ari`).
+    hangup_request: float | None = None  # Asterisk: ChannelHangupRequest for the agent's leg
+    stasis_end: float | None = None  # Asterisk: StasisEnd for it (what the controller acts on)
+    bridge_delete: float | None = None  # the controller destroys the conversation's bridge
+    bridge_delete_answer: float | None = None
+    originate: float | None = None  # the controller's POST /channels for the next offer
+    originate_answer: float | None = None
+    requests: list[tuple[float, str]] = field(default_factory=list)  # every request in between
+
+    @property
+    def gap(self) -> float | None:
+        return None if self.invite is None else self.invite - self.bye
+
+
+@dataclass
+class _Leg:
+    answered: float | None = None
+    ended: float | None = None
+
+
+def read_cycles(path: Path, sip_port: int, phone_port: int) -> list[Cycle]:
+    """The agent's cycles, in order, from the SIP capture (first transmissions only)."""
+    cycles: dict[str, Cycle] = {}
+    invites: dict[str, float] = {}
+    callers: dict[str, _Leg] = {}
+    for when, sport, dport, payload in udp_packets(path):
+        text = payload.decode("latin-1")
+        first = text.partition("\r\n")[0]
+        cid_match, cseq_match = _CALL_ID.search(text), _CSEQ.search(text)
+        if not cid_match or not cseq_match:
+            continue
+        cid, cseq = cid_match.group(1), cseq_match.group(1)
+        if sport == phone_port and dport == sip_port:
+            if first.startswith("BYE ") and cid not in cycles:
+                cycles[cid] = Cycle(when)
+        elif sport == sip_port and dport == phone_port:
+            if first.startswith("INVITE "):
+                invites.setdefault(cid, when)
+            elif first.startswith("SIP/2.0 200") and cseq == "BYE" and cid in cycles:
+                cycle = cycles[cid]
+                cycle.bye_ok = cycle.bye_ok or when
+        elif dport == sip_port and first.startswith("INVITE "):
+            callers.setdefault(cid, _Leg())
+        elif sport == sip_port and cid in callers:
+            leg = callers[cid]
+            if first.startswith("SIP/2.0 200") and cseq == "INVITE" and leg.answered is None:
+                leg.answered = when
+            elif first.startswith("BYE ") and leg.ended is None:
+                leg.ended = when
+    offers = sorted(invites.values())
+    out = sorted(cycles.values(), key=lambda c: c.bye)
+    for cycle in out:
+        cycle.invite = next((t for t in offers if t > cycle.bye), None)
+        up = sum(1 for leg in callers.values()
+                 if leg.answered is not None and leg.answered < cycle.bye and (leg.ended or 1e18) > cycle.bye)
+        cycle.waiting = max(0, up - 1)  # one of them is the caller this agent just talked to
+    return out
+
+
+# -- ARI on the wire -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AriMessage:
+    when: float  # the packet that completed it
+    to_asterisk: bool
+    body: dict[str, Any]  # a websocket text frame's JSON, or {"http": start line} for plain HTTP
+
+
+def tcp_segments(path: Path) -> Iterator[tuple[float, int, int, bytes]]:
+    """(kernel timestamp, source port, destination port, payload) of each IPv4 TCP segment with data.
+    (`capture.udp_packets` reads UDP; the pcap framing is the same: Ethernet on lo.)"""
+    data = path.read_bytes()
+    magic = struct.unpack_from("<I", data)[0]
+    scale = {0xA1B2C3D4: 1e-6, 0xA1B23C4D: 1e-9}.get(magic)
+    link_len = {1: 14, 113: 16}.get(struct.unpack_from("<I", data, 20)[0])
+    if scale is None or link_len is None:
+        raise ValueError(f"{path}: not a little-endian Ethernet or Linux-cooked pcap")
+    pos, end = 24, len(data)
+    while pos + 16 <= end:
+        sec, frac, caplen, _ = struct.unpack_from("<IIII", data, pos)
+        pos += 16
+        ip = pos + link_len
+        pos += caplen
+        if pos > end or data[ip] >> 4 != 4 or data[ip + 9] != 6:
+            continue
+        total = struct.unpack_from("!H", data, ip + 2)[0]
+        tcp = ip + (data[ip] & 0x0F) * 4
+        sport, dport = struct.unpack_from("!HH", data, tcp)
+        payload = data[tcp + (data[tcp + 12] >> 4) * 4 : min(pos, ip + total)]
+        if payload:
+            yield sec + frac * scale, sport, dport, payload
+
+
+class _Stream:
+    """One direction of one TCP connection: HTTP until an upgrade, websocket frames after it."""
+
+    def __init__(self, first: bytes) -> None:
+        self.buf = b""
+        self.websocket = not re.match(rb"(GET|POST|PUT|DELETE|HTTP/1\.[01]) ", first)
+
+    def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
+        self.buf += data
+        while self.buf:
+            message = self._websocket_frame() if self.websocket else self._http_message()
+            if message is None:
+                return
+            if message:
+                yield message
+
+    def _http_message(self) -> dict[str, Any] | None:
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return None
+        head = self.buf[:head_end].decode("latin-1")
+        length = re.search(r"^Content-Length:\s*(\d+)", head, re.M | re.I)
+        size = head_end + 4 + (int(length.group(1)) if length else 0)
+        if len(self.buf) < size:
+            return None
+        self.buf = self.buf[size:]
+        start = head.partition("\r\n")[0]
+        if start.startswith("HTTP/1.1 101") or re.search(r"^Upgrade:\s*websocket", head, re.M | re.I):
+            self.websocket = True
+        return {"http": start}
+
+    def _websocket_frame(self) -> dict[str, Any] | None:
+        buf = self.buf
+        if len(buf) < 2:
+            return None
+        opcode, masked, size, at = buf[0] & 0x0F, buf[1] & 0x80, buf[1] & 0x7F, 2
+        if buf[0] & 0x70 or opcode not in (0, 1, 2, 8, 9, 10):
+            self.buf = b""  # joined mid-frame (the capture started late): wait for a fresh segment
+            return {}
+        if size == 126:
+            if len(buf) < 4:
+                return None
+            size, at = struct.unpack_from("!H", buf, 2)[0], 4
+        elif size == 127:
+            if len(buf) < 10:
+                return None
+            size, at = struct.unpack_from("!Q", buf, 2)[0], 10
+        key = buf[at : at + 4] if masked else b""
+        at += 4 if masked else 0
+        if len(buf) < at + size:
+            return None
+        payload, self.buf = buf[at : at + size], buf[at + size :]
+        if masked:
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        if opcode != 1:
+            return {}
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+
+def read_ari(path: Path, ari_port: int) -> list[AriMessage]:
+    streams: dict[tuple[int, int], _Stream] = {}
+    out: list[AriMessage] = []
+    for when, sport, dport, payload in tcp_segments(path):
+        stream = streams.get((sport, dport))
+        if stream is None:
+            stream = streams[(sport, dport)] = _Stream(payload)
+        for body in stream.feed(payload):
+            out.append(AriMessage(when, dport == ari_port, body))
+    return out
+
+
+def _request(body: dict[str, Any]) -> str | None:
+    """The "METHOD uri" of a request to Asterisk (over a websocket or HTTP), else None."""
+    if body.get("type") == "RESTRequest":
+        return f"{body.get('method')} {body.get('uri')}"
+    http = body.get("http")
+    if isinstance(http, str) and not http.startswith("HTTP/"):
+        return " ".join(http.split()[:2]).replace("/ari/", "", 1).split("?")[0]
+    return None
+
+
+def attach_ari(cycles: list[Cycle], messages: list[AriMessage]) -> None:
+    """For each cycle, the ARI messages between the BYE and the next INVITE."""
+    times = [m.when for m in messages]
+    for cycle in cycles:
+        if cycle.invite is None:
+            continue
+        answers: dict[str, str] = {}  # request id -> the Cycle attribute its answer goes to
+        for message in messages[bisect.bisect_right(times, cycle.bye) :]:
+            if message.when > cycle.invite + 0.05:
+                break
+            body = message.body
+            if not message.to_asterisk:
+                kind, channel = body.get("type"), body.get("channel")
+                leg = isinstance(channel, dict) and _QUEUE_LEG.search(str(channel.get("id", "")))
+                if leg and kind == "ChannelHangupRequest" and cycle.hangup_request is None:
+                    cycle.hangup_request = message.when
+                elif leg and kind == "StasisEnd" and cycle.stasis_end is None:
+                    cycle.stasis_end = message.when
+                elif kind == "RESTResponse" and (attr := answers.pop(str(body.get("request_id")), None)):
+                    setattr(cycle, attr, message.when)
+                continue
+            request = _request(body)
+            if request is None or message.when > cycle.invite:
+                continue
+            cycle.requests.append((message.when, request))
+            if request.startswith("DELETE bridges/") and cycle.bridge_delete is None:
+                cycle.bridge_delete = message.when
+                answers[str(body.get("request_id"))] = "bridge_delete_answer"
+            elif request == "POST channels" and cycle.originate is None:
+                cycle.originate = message.when
+                answers[str(body.get("request_id"))] = "originate_answer"
