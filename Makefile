@@ -5,13 +5,16 @@ PY     := $(VENV)/bin/python
 IVR    := $(VENV)/bin/ivrpowers
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test check unit integration deps venv asterisk bench bench-calls clean
+.PHONY: run test check unit integration integration-acd integration-calls deps venv asterisk bench bench-calls clean
 
 run: deps venv asterisk
 	$(IVR) run --start-asterisk --demo
 
+# The unit tests and two halves of the integration tests run side by side (each half with its own
+# Asterisk, controllers and PostgreSQL): the integration tests mostly wait on Asterisk and SIPp, the
+# unit tests mostly compute. Each one's output comes whole when it ends.
 test: check deps venv asterisk
-	$(PY) -m pytest -ra tests
+	$(MAKE) --no-print-directory -j3 -Otarget unit integration-acd integration-calls
 
 # Lint and strict type check: cheap, so they run before the tests and fail fast.
 check: venv
@@ -19,10 +22,20 @@ check: venv
 	$(VENV)/bin/mypy
 
 unit: venv
-	$(PY) -m pytest -ra tests/unit
+	$(PY) -m pytest -ra -p no:cacheprovider tests/unit
 
 integration: deps venv asterisk
 	$(PY) -m pytest -ra tests/integration
+
+INTEGRATION_ACD := $(wildcard tests/integration/test_queue*.py) tests/integration/test_chats.py \
+	tests/integration/test_presence.py tests/integration/test_endpoints.py tests/integration/test_phones.py \
+	tests/integration/test_scale_out.py
+
+integration-acd: deps venv asterisk
+	IVRPOWERS_TEST_RTP_BASE=27000 $(PY) -m pytest -ra -p no:cacheprovider --durations=8 $(INTEGRATION_ACD)
+
+integration-calls: deps venv asterisk
+	$(PY) -m pytest -ra -p no:cacheprovider --durations=8 tests/integration $(addprefix --ignore=,$(INTEGRATION_ACD))
 
 deps:
 	@scripts/install-debian-deps

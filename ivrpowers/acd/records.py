@@ -81,13 +81,14 @@ class AgentRecord:
             self.chats -= 1
 
     def display(self) -> tuple[AgentState, str | None]:
-        """What it is doing, work first: a paused agent still on a call is busy, then paused."""
+        """What it is doing, work first: a task in hand is busy (even with another offer ringing
+        beside it), an offer ringing reserved; a paused agent still on a call is busy, then paused."""
         if not self.logged_in:
             return "logged_out", None
+        if self.active:  # an offer ringing beside a task in hand (chats, blended) does not make it reserved
+            return "busy", None
         if self.offers:
             return "reserved", None
-        if self.active:
-            return "busy", None
         if self.wrap_until is not None:
             return "wrap_up", None
         if self.paused is not None:

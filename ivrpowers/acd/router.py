@@ -143,12 +143,7 @@ class Router(Core):
             for agent_id in list(task.offers):
                 self._withdraw(task, self._agents[agent_id], "task_ended", requeue=False)
         elif task.status == "active" and task.agent is not None:
-            agent = self._agents[task.agent]
-            del agent.active[task.id]
-            agent.release(task.task.channel)
-            if agent.logged_in:
-                self._start_wrap_up(agent, self._queues[task.task.queue])
-            self._refresh(agent)
+            self._let_go(task, self._agents[task.agent])
         self._forget(task)
         return self._finish()
 
@@ -173,14 +168,17 @@ class Router(Core):
         if task.status != "active" or task.agent is None:
             raise InvalidEvent(f"task {task_id} is not answered: there is nothing to release")
         self._begin(now)
-        agent = self._agents[task.agent]
+        self._let_go(task, self._agents[task.agent])
+        task.agent, task.status = None, "parked"
+        return self._finish()
+
+    def _let_go(self, task: TaskRecord, agent: AgentRecord) -> None:
+        """The agent is done with its answered task: it wraps up for the task's queue."""
         del agent.active[task.id]
         agent.release(task.task.channel)
         if agent.logged_in:
             self._start_wrap_up(agent, self._queues[task.task.queue])
         self._refresh(agent)
-        task.agent, task.status = None, "parked"
-        return self._finish()
 
     def resume(self, task_id: str, now: float) -> list[Decision]:
         """Make a parked task offerable again, at its original place; max_wait counts from now.

@@ -27,6 +27,7 @@ from ivrpowers.store.db import Database
 from .conftest import AsteriskUnderTest, ControllerUnderTest, poll
 from .sipp import SippCall, SippResult, Step, free_rtp_port, run_call_async
 from .test_phones import register
+from .uas import SDP, reply
 
 NUMBER = "230"
 FLOW = "itest-acd"  # tests/integration/flows/itest-acd.yaml, imported by the controller fixture
@@ -45,6 +46,7 @@ queues:
   - {name: acd-max-wait, no_agents: wait, max_wait: 2, announce: {every: 0}}
   - {name: acd-priority, wrapup_seconds: 0, announce: {every: 0}}
   - {name: acd-restart, wrapup_seconds: 0, announce: {every: 0}}
+  - {name: acd-blend, channels: [voice, chat], wrapup_seconds: 0, announce: {every: 0}}
 agents:
   - {id: rna-a, name: First In Line, endpoint: qphone-a, queues: {acd-rna: 0}}
   - {id: rna-b, name: Second In Line, endpoint: qphone-b, queues: {acd-rna: 1}}
@@ -53,6 +55,8 @@ agents:
   - {id: ring-abandon, name: Rings For Nobody, endpoint: qphone-a, queues: [acd-ring-abandon]}
   - {id: priority, name: Serves Priorities, endpoint: qphone-a, queues: [acd-priority]}
   - {id: restart, name: Outlives A Restart, endpoint: qphone-a, queues: [acd-restart]}
+  - {id: blend, name: Chats On Calls, endpoint: qphone-a, queues: [acd-blend], blended: true,
+     capacity: {chat: 1}}
 """
 
 _installed: dict[str, dict[str, str]] = {}  # controller's database -> phone -> password
@@ -105,30 +109,6 @@ def seconds(later: dict[str, Any], earlier: dict[str, Any]) -> float:
 
 # -- agents' phones ---------------------------------------------------------------------------
 
-def _reply(user: str, status: str, *, tag: bool = True, cseq: str = "[last_CSeq:]", body: str = "") -> str:
-    """The phone's answer to the request it last received; only the INVITE's 200 (with `body`, an
-    SDP) is sent again until acknowledged. The tag names the call: one SIPp takes several."""
-    headers = (f"SIP/2.0 {status}\n[last_Via:]\n[last_From:]\n[last_To:]"
-               f"{';tag=[pid]p[call_number]' if tag else ''}\n[last_Call-ID:]\n{cseq}\n"
-               f"Contact: <sip:{user}@[local_ip]:[local_port]>\n")
-    if body:
-        headers += "Content-Type: application/sdp\nContent-Length: [len]\n\n" + body
-    else:
-        headers += "Content-Length: 0\n"
-    retrans = ' retrans="500"' if body else ""
-    return f"  <send{retrans}><![CDATA[\n{headers}]]></send>"
-
-
-_SDP = """v=0
-o=- 2 2 IN IP4 [media_ip]
-s=agent
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8 101
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-"""
-
 # A UAS's BYE goes to the INVITE's Contact (rrs), From and To swapped.
 _BYE = """  <send retrans="500"><![CDATA[
 BYE [next_url] SIP/2.0
@@ -153,19 +133,19 @@ def phone_scenario(user: str, talk: float | None, audio: str | None = None) -> s
         grab = '<ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>'
         call = "\n".join([
             '  <recv request="CANCEL" timeout="300000"/>',
-            _reply(user, "200 OK"),
-            _reply(user, "487 Request Terminated", cseq="CSeq: [$invite_cseq] INVITE"),
+            reply(user, "200 OK"),
+            reply(user, "487 Request Terminated", cseq="CSeq: [$invite_cseq] INVITE"),
             '  <recv request="ACK"/>'])
     else:
         grab = ('<ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller"/>'
                 '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="callee"/>')
         play = f'  <nop><action><exec play_pcap_audio="{audio}"/></action></nop>' if audio else ""
         call = "\n".join([
-            _reply(user, "200 OK", body=_SDP),
+            reply(user, "200 OK", body=SDP),
             '  <recv request="ACK"/>',
             play,
             f'  <recv request="BYE" timeout="{round(talk * 1000)}" ontimeout="hang_up"/>',
-            _reply(user, "200 OK", tag=False),
+            reply(user, "200 OK", tag=False),
             '  <nop next="done"/>',
             '  <label id="hang_up"/>',
             _BYE.replace("{user}", user)])
@@ -174,11 +154,11 @@ def phone_scenario(user: str, talk: float | None, audio: str | None = None) -> s
         f'<scenario name="{user} phone">',
         '  <recv request="OPTIONS" optional="true" next="options"/>',
         f'  <recv request="INVITE" rrs="true"><action>{grab}</action></recv>',
-        _reply(user, "180 Ringing"),
+        reply(user, "180 Ringing"),
         call,
         '  <nop next="done"/>',
         '  <label id="options"/>',
-        _reply(user, "200 OK"),
+        reply(user, "200 OK"),
         '  <label id="done"/>',
         "</scenario>", ""])
 
@@ -316,14 +296,14 @@ class Rig:
         return now
 
     async def wait_state(self, agent: str, state: str, timeout: float = 15.0) -> dict[str, Any]:
-        return await self._wait(lambda: self.state(agent), lambda s: s["state"] == state,
+        return await self.wait_until(lambda: self.state(agent), lambda s: s["state"] == state,
                                 f"agent {agent} {state}", timeout)
 
     async def wait_waiting(self, queue: str, waiting: int, timeout: float = 15.0) -> dict[str, Any]:
-        return await self._wait(lambda: self.now(queue), lambda n: n["waiting"] == waiting,
+        return await self.wait_until(lambda: self.now(queue), lambda n: n["waiting"] == waiting,
                                 f"{waiting} waiting in {queue}", timeout)
 
-    async def _wait(self, read: Callable[[], dict[str, Any]], ready: Callable[[dict[str, Any]], bool],
+    async def wait_until(self, read: Callable[[], dict[str, Any]], ready: Callable[[dict[str, Any]], bool],
                     what: str, timeout: float) -> dict[str, Any]:
         last: dict[str, Any] = {}
 

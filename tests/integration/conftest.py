@@ -73,7 +73,9 @@ def running_asterisk(state: Path, rtp_start: int) -> Iterator[AsteriskUnderTest]
 
 @pytest.fixture(scope="session")
 def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskUnderTest]:
-    with running_asterisk(tmp_path_factory.mktemp("state"), 26000) as running:
+    # Two runs side by side (`make test`) give each its own RTP range.
+    rtp_base = int(os.environ.get("IVRPOWERS_TEST_RTP_BASE", "26000"))
+    with running_asterisk(tmp_path_factory.mktemp("state"), rtp_base) as running:
         yield running
 
 

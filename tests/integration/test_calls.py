@@ -205,9 +205,10 @@ async def test_media_and_signalling_listen_on_loopback_only(controller: Controll
     assert result.ok, result.describe()
     ours = [line.split() for line in sockets.splitlines() if '"asterisk"' in line]
     local = {fields[4] for fields in ours}
-    rtp = {a for a in local if a.startswith("127.0.0.1:") and 26000 <= int(a.rsplit(":", 1)[1]) <= 26999}
+    low, high = asterisk.settings.rtp_start, asterisk.settings.rtp_end
+    rtp = {a for a in local if a.startswith("127.0.0.1:") and low <= int(a.rsplit(":", 1)[1]) <= high}
     assert rtp, f"no RTP socket in the configured range during the call: {sorted(local)}"
     for fields in ours:
         address, port = fields[4].rsplit(":", 1)
-        if fields[0] == "tcp" or int(port) in range(26000, 27000) or int(port) == asterisk.settings.sip_port:
+        if fields[0] == "tcp" or low <= int(port) <= high or int(port) == asterisk.settings.sip_port:
             assert address == "127.0.0.1", f"listener not on loopback: {' '.join(fields)}"

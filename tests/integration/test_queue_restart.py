@@ -1,6 +1,7 @@
 """Callers waiting in a queue outlive the controller, on the real Asterisk: SIGKILLed with three
 callers waiting for a paused agent and started again, it adopts the calls (still up, the hold
-music still playing), keeps their order, and when the agent unpauses, serves them in that order."""
+music still playing), keeps their order, and when the agent unpauses, serves them in that order.
+A caller talking to an agent at the crash goes on talking, and on at `next` when the agent is done."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from ivrpowers.store.acd_state import AcdStateRepository
+from ivrpowers.store.db import Database
 
 from .acd_helpers import Rig, events, nodes, saved_waiting, when
 from .conftest import AsteriskUnderTest, ControllerUnderTest, poll
@@ -81,3 +85,40 @@ async def test_callers_waiting_through_a_controller_crash_keep_their_order(rig: 
     answered = [when(events(cdr, "queue_answered")[0]) for cdr in cdrs]
     assert answered == sorted(answered), answered
     assert (phone.received("INVITE"), phone.sent("BYE")) == (3, 3), phone.log()[-3000:]
+
+
+async def test_a_conversation_with_an_agent_outlives_a_controller_crash(rig: Rig) -> None:
+    phone = await rig.phone("qphone-a", talk=15.0)  # hangs up 15 s after answering
+    rig.login("restart")
+    call = rig.call("7384", ExpectHangup(60), timeout=80)
+    answered = await rig.controller.wait_event("7384", "queue_answered")
+
+    async def saved_talking() -> bool | None:  # the router's saved state has the conversation
+        return True if await saved_active(rig.controller, "acd-restart") == [answered["id"]] else None
+
+    assert await poll(saved_talking, timeout=10)
+    await asyncio.to_thread(rig.controller.crash_and_restart)
+    await rig.controller.wait_event("7384", "adopted")
+    assert not call.done(), "the caller's call ended with the controller"
+    assert rig.state("restart")["state"] == "busy"
+
+    # The agent hangs up when they are done: the caller's flow goes on at `next`, the agent is free.
+    await rig.finished(call)
+    cdr = await rig.controller.wait_cdr("7384")
+    assert nodes(cdr)[-2:] == ["restart", "served"], nodes(cdr)
+    done = events(cdr, "queue_agent_done")
+    assert len(done) == 1 and done[0]["detail"]["caller_hung_up"] is False, cdr["events"]
+    assert not events(cdr, "queue_abandoned") and len(events(cdr, "queue_ringing")) == 1
+    await rig.wait_state("restart", "available")
+    assert (phone.received("INVITE"), phone.sent("BYE")) == (1, 1), phone.log()[-3000:]
+
+
+async def saved_active(controller: ControllerUnderTest, queue: str) -> list[str]:
+    """The calls talking to an agent in `queue`, in the router state the controller last saved."""
+    db = Database(controller.db_url)
+    try:
+        saved = await AcdStateRepository(db).load()
+    finally:
+        await db.close()
+    return [t["task"]["id"] for t in (saved or {}).get("tasks", [])
+            if t["task"]["queue"] == queue and t["status"] == "active"]

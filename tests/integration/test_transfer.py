@@ -15,6 +15,7 @@ import pytest
 from .conftest import AsteriskUnderTest, ControllerUnderTest, poll
 from .sipp import ExpectHangup, SippCall, free_rtp_port, free_udp_port, run_call_async
 from .test_phones import register
+from .uas import SDP, reply
 
 pytestmark = pytest.mark.integration
 
@@ -34,49 +35,27 @@ nodes:
   sorry: {type: play, media: sound:vm-nobodyavail}
 """
 
-def reply(status: str, *, tag: bool = True, cseq: str = "[last_CSeq:]", body: str = "") -> str:
-    """The agent phone's answer to the request it last received (`body`: an SDP, if any). Only the
-    answer to the INVITE is sent again until acknowledged (SIPp's retrans)."""
-    headers = (f"SIP/2.0 {status}\n[last_Via:]\n[last_From:]\n[last_To:]{';tag=[pid]agent' if tag else ''}\n"
-               f"[last_Call-ID:]\n{cseq}\nContact: <sip:agent1@[local_ip]:[local_port]>\n")
-    if body:
-        headers += "Content-Type: application/sdp\nContent-Length: [len]\n\n" + body
-    else:
-        headers += "Content-Length: 0\n"
-    retrans = ' retrans="500"' if body else ""
-    return f"  <send{retrans}><![CDATA[\n{headers}]]></send>"
-
-
-SDP = """v=0
-o=- 2 2 IN IP4 [media_ip]
-s=agent
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8 101
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-"""
 
 # The agent's phone once registered (`test_phones.register`, same port): answers one call and talks
 # (plays speech) until the other side hangs up; or, with RING_ONLY, lets it ring until cancelled.
 AGENT = f"""<?xml version="1.0" encoding="UTF-8"?>
 <scenario name="agent1 phone">
   <recv request="INVITE"/>
-{reply("180 Ringing")}
+{reply("agent1", "180 Ringing")}
 {{answer}}
 </scenario>
 """
 
-TALK = f"""{reply("200 OK", body=SDP)}
+TALK = f"""{reply("agent1", "200 OK", body=SDP)}
   <recv request="ACK"/>
   <nop><action><exec play_pcap_audio="{{audio}}"/></action></nop>
   <recv request="BYE" timeout="40000"/>
-{reply("200 OK", tag=False)}
+{reply("agent1", "200 OK", tag=False)}
 """
 
 RING_ONLY = f"""  <recv request="CANCEL" timeout="40000"/>
-{reply("200 OK")}
-{reply("487 Request Terminated", cseq="CSeq: [cseq] INVITE")}
+{reply("agent1", "200 OK")}
+{reply("agent1", "487 Request Terminated", cseq="CSeq: [cseq] INVITE")}
   <recv request="ACK"/>
 """
 

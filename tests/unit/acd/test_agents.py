@@ -112,8 +112,8 @@ def test_pausing_keeps_what_rings_and_what_is_answered() -> None:
     r.arrive(task("m1", channel="chat"), 0)
     r.answer("m1", "ana", 1)
     r.arrive(task("m2", channel="chat"), 2)
-    assert r.agent("ana").state == "reserved"
-    assert states(r.pause("ana", "lunch", 3)) == []  # still reserved: work shows first
+    assert r.agent("ana").state == "busy"  # a chat in hand, another ringing: busy
+    assert states(r.pause("ana", "lunch", 3)) == []  # still busy: work shows first
     assert offers(r.arrive(task("m3", channel="chat"), 4)) == []
     r.answer("m2", "ana", 5)
     r.end_task("m1", 6)
@@ -185,7 +185,7 @@ def test_logging_out_withdraws_offers_and_keeps_answered_tasks_without_wrap_up()
     r.arrive(task("m2", channel="chat"), 2)
     decisions = r.logout("ana", 3)
     assert cancels(decisions) == [("m2", "ana", "agent_logged_out")]
-    assert states(decisions) == [("ana", "reserved", "logged_out")]
+    assert states(decisions) == [("ana", "busy", "logged_out")]
     assert r.agent("ana").active == ("m1",) and r.waiting("q") == ["m2"]
     assert states(r.end_task("m1", 4)) == [] and r.agent("ana").wrap_until is None
     assert offers(r.unpause("bob", 5)) == [("m2", "bob")]

@@ -87,10 +87,10 @@ class ModelAgent:
     def display(self) -> tuple[str, str | None]:
         if not self.logged_in:
             return "logged_out", None
-        if self.offers:
-            return "reserved", None
         if self.active:
             return "busy", None
+        if self.offers:
+            return "reserved", None
         if self.wrap_until is not None:
             return "wrap_up", None
         return ("paused", self.paused) if self.paused else ("available", None)
