@@ -194,8 +194,11 @@ class Core:
         self._refresh(agent)
 
     def _ring_out(self, task: TaskRecord, agent: AgentRecord, cancel: bool) -> None:
-        if self._queues[task.task.queue].rna_pause and agent.logged_in and agent.paused is None:
+        queue = self._queues[task.task.queue]
+        if queue.rna_pause and agent.logged_in and agent.paused is None:
             agent.paused = RING_NO_ANSWER  # before the withdrawal: one state change, reserved -> paused
+        elif queue.strategy != "ringall":
+            task.passed.add(agent.id)
         self._withdraw(task, agent, "ring_no_answer" if cancel else None, requeue=True)
 
     def _set_stage(self, task: TaskRecord, stage: int) -> None:
@@ -316,8 +319,12 @@ class Core:
     def _match(self, task: TaskRecord) -> None:
         """Offer `task` to the agents its queue's strategy picks among the free ones able to take it."""
         queue = self._queues[task.task.queue]
-        chosen = self._free[queue.name].select(task.task.channel, task.requirement, task.declined,
-                                               self._round_robin.get(queue.name), self._rng, self._agents)
+        free, last = self._free[queue.name], self._round_robin.get(queue.name)
+        skip = task.declined | task.passed if task.passed else task.declined
+        chosen = free.select(task.task.channel, task.requirement, skip, last, self._rng, self._agents)
+        if not chosen and task.passed:  # every agent able to take it has rung: a new round
+            task.passed.clear()
+            chosen = free.select(task.task.channel, task.requirement, task.declined, last, self._rng, self._agents)
         for agent_id in chosen:
             self._offer(task, self._agents[agent_id], queue)
         if chosen and queue.strategy == "round-robin":

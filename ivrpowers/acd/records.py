@@ -108,6 +108,9 @@ class TaskRecord:
     offers: dict[str, float] = field(default_factory=dict)  # agent -> when the offer rings out
     agent: str | None = None  # who answered
     declined: set[str] = field(default_factory=set)  # agents who declined it
+    # Agents whose offer of it rang out (queues without rna_pause): the others ring before they do
+    # again, as app_queue goes round its members.
+    passed: set[str] = field(default_factory=set)
     id: str = field(init=False)
 
     def __post_init__(self) -> None:

@@ -332,7 +332,7 @@ class Router(Core):
     def task(self, task_id: str) -> TaskSnapshot:
         t = self._task(task_id)
         return TaskSnapshot(t.task, t.seq, t.status, t.wait_start, t.stage, tuple(t.offers.items()), t.agent,
-                            tuple(sorted(t.declined)))
+                            tuple(sorted(t.declined)), tuple(sorted(t.passed)))
 
     def waiting(self, queue: str, channel: Channel | None = None) -> list[str]:
         """The ids of the queue's offerable tasks, next served first (parked and ringing ones aside)."""
@@ -370,7 +370,7 @@ class Router(Core):
             queue = router._queue(t.task.queue)
             task = TaskRecord(t.task, t.seq, (-t.task.priority, t.task.arrived, t.seq, t.task.id),
                               queue.requirements(t.task.skills, t.stage), t.wait_start, t.stage, t.status,
-                              dict(t.offers), t.agent, set(t.declined))
+                              dict(t.offers), t.agent, set(t.declined), set(t.passed))
             router._tasks[task.id] = task
             for agent_id in task.declined:
                 router._agents[agent_id].declined.add(task.id)

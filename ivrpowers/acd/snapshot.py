@@ -64,6 +64,7 @@ class TaskSnapshot:
     offers: tuple[tuple[str, float], ...] = ()  # (agent, when it rings out), in offer order
     agent: str | None = None  # who answered
     declined: tuple[str, ...] = ()  # agents who declined it, sorted
+    passed: tuple[str, ...] = ()  # agents whose offer of it rang out this round, sorted
 
     def to_dict(self) -> dict[str, Any]:
         task = self.task
@@ -71,7 +72,7 @@ class TaskSnapshot:
                          "priority": task.priority, "skills": dict(task.skills)},
                 "seq": self.seq, "status": self.status, "wait_start": self.wait_start, "stage": self.stage,
                 "offers": [[agent, expires] for agent, expires in self.offers], "agent": self.agent,
-                "declined": list(self.declined)}
+                "declined": list(self.declined), "passed": list(self.passed)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskSnapshot:
@@ -81,7 +82,7 @@ class TaskSnapshot:
                       priority=int(task.get("priority", 0)), skills=task.get("skills", {})),
             seq=int(data["seq"]), status=data["status"], wait_start=float(data["wait_start"]),
             stage=int(data.get("stage", 0)), offers=tuple((str(a), float(e)) for a, e in data.get("offers", ())),
-            agent=data.get("agent"), declined=tuple(data.get("declined", ())))
+            agent=data.get("agent"), declined=tuple(data.get("declined", ())), passed=tuple(data.get("passed", ())))
 
 
 @dataclass(frozen=True)

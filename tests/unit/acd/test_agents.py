@@ -145,6 +145,18 @@ def test_a_call_excludes_everything_else() -> None:
     assert r.agent("ana").offers == ("m1",)  # m1 was first in line
 
 
+def test_without_rna_pause_a_caller_rings_the_others_before_the_agent_who_let_it_ring_out() -> None:
+    r = router([QueueConfig("q", strategy="linear", rna_pause=False, ring_timeout=10)],
+               [agent("ana", "q"), agent("bob", "q"), agent("cy", "q")])
+    assert offers(r.arrive(task("c1"), 0)) == [("c1", "ana")]
+    assert offers(r.tick(10)) == [("c1", "bob")]  # not ana again, though linear puts her first
+    assert r.agent("ana").state == "available"  # not paused
+    assert offers(r.offer_timed_out("c1", "bob", 15)) == [("c1", "cy")]
+    assert offers(r.tick(25)) == [("c1", "ana")]  # everyone has rung: a new round
+    assert offers(r.arrive(task("c2"), 26)) == [("c2", "bob")]  # others' rounds are their own
+    assert r.task("c1").passed == ()
+
+
 def test_a_blended_agent_takes_chats_beside_a_call_and_a_call_beside_chats() -> None:
     r = router([QueueConfig("q", channels=VOICE_CHAT)], [agent("ana", "q", capacity={"chat": 1}, blended=True)])
     assert offers(r.arrive(task("c1"), 0)) == [("c1", "ana")]

@@ -106,6 +106,7 @@ class ModelTask:
     offers: dict[str, float] = field(default_factory=dict)
     agent: str | None = None
     declined: set[str] = field(default_factory=set)
+    passed: set[str] = field(default_factory=set)  # rang out without a pause: the others first
 
     @property
     def key(self) -> tuple[int, float, int]:
@@ -165,8 +166,11 @@ class RouterMachine(RuleBasedStateMachine):
 
     def ring_out(self, task: ModelTask, agent_id: str) -> None:
         agent = self.agents[agent_id]
-        if self.queues[task.task.queue].rna_pause and agent.logged_in and agent.paused is None:
+        queue = self.queues[task.task.queue]
+        if queue.rna_pause and agent.logged_in and agent.paused is None:
             agent.paused = "ring_no_answer"
+        elif queue.strategy != "ringall":
+            task.passed.add(agent_id)
         del task.offers[agent_id]
         agent.offers.discard(task.task.id)
         self.requeue(task)
@@ -206,6 +210,10 @@ class RouterMachine(RuleBasedStateMachine):
             assert decision.expires == self.now + queue.ring_timeout
             if queue.strategy == "round-robin":
                 self.round_robin[queue.name] = AGENTS.index(agent.config.id)
+            if agent.config.id in task.passed:  # nobody else could take it: the router began a new round
+                fresh = [a for a in self.agents.values() if self.may_take(a, task) and a.config.id not in task.passed]
+                assert not fresh, (decision, fresh)
+                task.passed.clear()
             task.status = "ringing"
             task.offers[agent.config.id] = decision.expires
             agent.offers.add(task.task.id)
@@ -252,6 +260,7 @@ class RouterMachine(RuleBasedStateMachine):
         task = self.tasks[offer.task]
         queue = self.queues[task.task.queue]
         candidates = [a for a in self.agents.values() if self.may_take(a, task)]
+        candidates = [a for a in candidates if a.config.id not in task.passed] or candidates
         if event == "tick" or queue.strategy in ("ringall", "random") or not candidates:
             return
         requirement = self.requirement(task)
