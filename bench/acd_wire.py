@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from bench.capture import udp_packets
+from bench.capture import ip_packets, udp_packets
 
 _CALL_ID = re.compile(r"^(?:Call-ID|i)\s*:\s*(\S+)", re.M | re.I)
 _CSEQ = re.compile(r"^CSeq\s*:\s*\d+\s+(\w+)", re.M | re.I)
@@ -102,28 +102,13 @@ class AriMessage:
 
 
 def tcp_segments(path: Path) -> Iterator[tuple[float, int, int, bytes]]:
-    """(kernel timestamp, source port, destination port, payload) of each IPv4 TCP segment with data.
-    (`capture.udp_packets` reads UDP; the pcap framing is the same: Ethernet on lo.)"""
-    data = path.read_bytes()
-    magic = struct.unpack_from("<I", data)[0]
-    scale = {0xA1B2C3D4: 1e-6, 0xA1B23C4D: 1e-9}.get(magic)
-    link_len = {1: 14, 113: 16}.get(struct.unpack_from("<I", data, 20)[0])
-    if scale is None or link_len is None:
-        raise ValueError(f"{path}: not a little-endian Ethernet or Linux-cooked pcap")
-    pos, end = 24, len(data)
-    while pos + 16 <= end:
-        sec, frac, caplen, _ = struct.unpack_from("<IIII", data, pos)
-        pos += 16
-        ip = pos + link_len
-        pos += caplen
-        if pos > end or data[ip] >> 4 != 4 or data[ip + 9] != 6:
-            continue
+    """(kernel timestamp, source port, destination port, payload) of each IPv4 TCP segment with data."""
+    for when, sport, dport, data, ip, end in ip_packets(path, 6):
         total = struct.unpack_from("!H", data, ip + 2)[0]
         tcp = ip + (data[ip] & 0x0F) * 4
-        sport, dport = struct.unpack_from("!HH", data, tcp)
-        payload = data[tcp + (data[tcp + 12] >> 4) * 4 : min(pos, ip + total)]
+        payload = data[tcp + (data[tcp + 12] >> 4) * 4 : min(end, ip + total)]
         if payload:
-            yield sec + frac * scale, sport, dport, payload
+            yield when, sport, dport, payload
 
 
 class _Stream:

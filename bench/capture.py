@@ -89,32 +89,35 @@ def rtp_capture(path: Path, rtp_start: int, rtp_end: int) -> Capture:
 # -- reading ----------------------------------------------------------------------------------------
 
 
-def udp_packets(path: Path) -> Iterator[tuple[float, int, int, bytes]]:
-    """(kernel timestamp, source port, destination port, captured UDP payload) of each IPv4 UDP packet."""
+def ip_packets(path: Path, protocol: int) -> Iterator[tuple[float, int, int, bytes, int, int]]:
+    """(kernel timestamp, source port, destination port, data, ip offset, record end) of each IPv4
+    packet of `protocol` (6 TCP, 17 UDP) in a little-endian Ethernet or Linux-cooked pcap; data is
+    the whole record from the IP header on."""
     data = path.read_bytes()
     magic = struct.unpack_from("<I", data)[0]
-    if magic == 0xA1B2C3D4:
-        scale = 1e-6
-    elif magic == 0xA1B23C4D:
-        scale = 1e-9
-    else:
+    scale = {0xA1B2C3D4: 1e-6, 0xA1B23C4D: 1e-9}.get(magic)
+    if scale is None:
         raise ValueError(f"{path}: not a little-endian pcap file")
     linktype = struct.unpack_from("<I", data, 20)[0]
     link_len = {1: 14, 113: 16}.get(linktype)
     if link_len is None:
         raise ValueError(f"{path}: unsupported link type {linktype}")
-    pos = 24
-    end = len(data)
+    pos, end = 24, len(data)
     while pos + 16 <= end:
         sec, frac, caplen, _ = struct.unpack_from("<IIII", data, pos)
         pos += 16
         ip = pos + link_len
         pos += caplen
-        if pos > end or data[ip] >> 4 != 4 or data[ip + 9] != 17:
+        if pos > end or data[ip] >> 4 != 4 or data[ip + 9] != protocol:
             continue
-        udp = ip + (data[ip] & 0x0F) * 4
-        sport, dport = struct.unpack_from("!HH", data, udp)
-        yield sec + frac * scale, sport, dport, data[udp + 8 : pos]
+        sport, dport = struct.unpack_from("!HH", data, ip + (data[ip] & 0x0F) * 4)
+        yield sec + frac * scale, sport, dport, data, ip, pos
+
+
+def udp_packets(path: Path) -> Iterator[tuple[float, int, int, bytes]]:
+    """(kernel timestamp, source port, destination port, captured UDP payload) of each IPv4 UDP packet."""
+    for when, sport, dport, data, ip, end in ip_packets(path, 17):
+        yield when, sport, dport, data[ip + (data[ip] & 0x0F) * 4 + 8 : end]
 
 
 _CALL_ID = re.compile(r"^(?:Call-ID|i)\s*:\s*(\S+)", re.M | re.I)

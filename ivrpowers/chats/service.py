@@ -28,7 +28,7 @@ from ivrpowers.chats.desk import ChatDesk
 from ivrpowers.chats.live import Listener, Live
 from ivrpowers.chats.schemas import MAX_MESSAGES, MAX_OPEN_PER_QUEUE, MAX_SOCKETS
 from ivrpowers.flows.services import QueueRefused
-from ivrpowers.store.chats import Chat, ChatRepository, ChatStatus, Message, Sender
+from ivrpowers.store.chats import Chat, ChatRepository, ChatStatus, Message, Sender, status_fields
 
 log = logging.getLogger("ivrpowers.chats")
 
@@ -297,14 +297,7 @@ class ChatService:
                       outcome: str | None = None) -> None:
         now = self._now()
         message = await self.repo.change(live.chat.id, now, note, status=status, agent_id=agent_id, outcome=outcome)
-        changes: dict[str, Any] = {"status": status}
-        if status == "active":
-            changes.update(agent_id=agent_id, answered_at=now)
-        elif status == "closed":
-            changes.update(outcome=outcome, closed_at=now)
-        else:
-            changes.update(agent_id=None, answered_at=None)
-        live.chat = dataclasses.replace(live.chat, **changes)
+        live.chat = dataclasses.replace(live.chat, **status_fields(status, now, agent_id, outcome))
         live.messages += 1
         live.push({"type": "message", **message.to_dict()})
         live.push({"type": "status", "status": status, "outcome": live.chat.outcome, "agent": live.chat.agent_id})

@@ -17,6 +17,19 @@ Sender = Literal["customer", "agent", "system"]
 OPEN: tuple[ChatStatus, ...] = ("waiting", "active")
 
 
+def status_fields(status: ChatStatus, at: datetime, agent_id: str | None, outcome: str | None) -> dict[str, Any]:
+    """What a change of status sets on a chat: answered (by whom, when), closed (how, when), or
+    waiting again (nobody has it)."""
+    values: dict[str, Any] = {"status": status}
+    if status == "active":
+        values.update(agent_id=agent_id, answered_at=at)
+    elif status == "closed":
+        values.update(outcome=outcome, closed_at=at)
+    else:
+        values.update(agent_id=None, answered_at=None)
+    return values
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -102,13 +115,7 @@ class ChatRepository:
                      agent_id: str | None = None, outcome: str | None = None) -> Message:
         """The chat's new status (answered by `agent_id`, closed with `outcome`, waiting again) and
         the system line that says so in its transcript, in one transaction."""
-        values: dict[str, Any] = {"status": status}
-        if status == "active":
-            values.update(agent_id=agent_id, answered_at=at)
-        elif status == "closed":
-            values.update(outcome=outcome, closed_at=at)
-        else:
-            values.update(agent_id=None, answered_at=None)
+        values = status_fields(status, at, agent_id, outcome)
         async with self.db.session() as session, session.begin():
             await session.execute(update(ChatRow).where(ChatRow.id == chat_id).values(**values))
             row = ChatMessageRow(chat_id=chat_id, at=at, sender="system", agent_id=agent_id, text=note)
