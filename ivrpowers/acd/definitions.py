@@ -28,7 +28,7 @@ NoAgents = Literal["refuse", "wait"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # Music on hold for now; looped media (and video) comes with video hold.
-_HOLD = re.compile(r"moh:[A-Za-z0-9_-]+")
+_HOLD = re.compile(r"moh:[A-Za-z0-9_-]+|sound:[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
 
 
 def _error(kind: str, message: str) -> PydanticCustomError:
@@ -44,7 +44,8 @@ def _name(value: str) -> str:
 
 def _hold(value: str) -> str:
     if not _HOLD.fullmatch(value):
-        raise _error("hold", f"{value!r} is not hold media (a music-on-hold class, e.g. 'moh:default')")
+        raise _error("hold", f"{value!r} is not hold media (a music-on-hold class, e.g. 'moh:default', or a "
+                             "sound played over and over, e.g. 'sound:queue-periodic-announce')")
     return value
 
 

@@ -38,6 +38,8 @@ WITHHELD = {"anonymous", "unknown", "restricted", "private", "unavailable"}
 
 # How long a call's request waits for ARI to come back before the flow gives up on it.
 OUTAGE_WAIT = 30.0
+# A `sound:` hold announcement is played this many times in one playback (Asterisk has no loop).
+HOLD_REPEAT = 200
 # While the events websocket still looks up, REST retries back off from here (seconds).
 _RETRY_MIN, _RETRY_MAX = 0.1, 2.0
 
@@ -64,6 +66,8 @@ class AriCall:
         self.outage_wait = outage_wait
         self._media = CallMedia(self)
         self.hung_up_by_flow = False
+        self._hold_playback: str | None = None  # the looping hold announcement (`sound:` hold media)
+        self._holds = 0
         self.destroyed = asyncio.Event()
         self.cause: int | None = None
         self.cause_txt: str | None = None
@@ -116,12 +120,25 @@ class AriCall:
 
     async def hold(self, media: str | None) -> None:
         if media is None:
+            if (looping := self._hold_playback) is not None:
+                self._hold_playback = None
+                # Not through _request: a 404 here is a playback already over, not a caller gone.
+                with contextlib.suppress(AriError):
+                    await self.client.stop_playback(looping)
             await self._request(lambda: self.client.stop_moh(self.channel_id))
             return
-        scheme, _, moh_class = media.partition(":")
-        if scheme != "moh" or not moh_class:
-            raise ValueError(f"hold media must be moh:CLASS, not {media!r}")
-        await self._request(lambda: self.client.start_moh(self.channel_id, moh_class))
+        scheme, _, name = media.partition(":")
+        if scheme == "sound" and name:
+            # An announcement on hold, over and over: one playback of it many times (Asterisk has
+            # no loop), stopped by the next hold(None). Its end is nobody's prompt: not waited on.
+            self._holds += 1
+            playback_id = self._hold_playback = f"hold-{self.channel_id}-{self._holds}"
+            await self._request(lambda: self.client.play(self.channel_id, [media] * HOLD_REPEAT,
+                                                         playback_id=playback_id))
+            return
+        if scheme != "moh" or not name:
+            raise ValueError(f"hold media must be moh:CLASS or sound:NAME, not {media!r}")
+        await self._request(lambda: self.client.start_moh(self.channel_id, name))
 
     async def progress(self) -> None:
         """Early media (183) without answering: announcements that must not be billed."""

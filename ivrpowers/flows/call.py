@@ -46,8 +46,9 @@ class Call(Protocol):
         """Hang the call up from the flow's side."""
 
     async def hold(self, media: str | None) -> None:
-        """Start hold media (`moh:CLASS`: Asterisk's music on hold) or, with None, stop it. It plays
-        until stopped, through digit waits; stop it before a playback."""
+        """Start hold media (`moh:CLASS`: Asterisk's music on hold; `sound:NAME`: that sound over and
+        over) or, with None, stop it. It plays until stopped, through digit waits; stop it before a
+        playback."""
 
 
 class Journal(Protocol):

@@ -90,7 +90,7 @@ def _checked_by_validators(name: str, schema: Schema) -> Schema:
     if name == "Queue":
         props["name"].update(NAME)
         props["channels"].update(minItems=1, uniqueItems=True)
-        props["hold"]["pattern"] = f"^{_HOLD.pattern}$"
+        props["hold"]["pattern"] = f"^(?:{_HOLD.pattern})$"
         props["skill_relaxation"]["description"] = "for the 'skills' strategy only; steps in order of 'after'"
         schema["anyOf"] = [{"required": ["strategy"], "properties": {"strategy": {"const": "skills"}}},
                            {"properties": {"skill_relaxation": {"maxItems": 0}}}]

@@ -47,6 +47,7 @@ queues:
   - {name: acd-priority, wrapup_seconds: 0, announce: {every: 0}}
   - {name: acd-restart, wrapup_seconds: 0, announce: {every: 0}}
   - {name: acd-blend, channels: [voice, chat], wrapup_seconds: 0, announce: {every: 0}}
+  - {name: acd-sound, no_agents: wait, hold: "sound:queue-periodic-announce", announce: {every: 0}}
 agents:
   - {id: rna-a, name: First In Line, endpoint: qphone-a, queues: {acd-rna: 0}}
   - {id: rna-b, name: Second In Line, endpoint: qphone-b, queues: {acd-rna: 1}}

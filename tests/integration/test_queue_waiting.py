@@ -5,14 +5,21 @@ queue's own) goes on in the flow at `on_timeout`. The queues keep callers with n
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .acd_helpers import Rig, events, nodes
-from .conftest import AsteriskUnderTest, ControllerUnderTest
+from .conftest import AsteriskUnderTest, ControllerUnderTest, poll
 from .sipp import ExpectHangup, Hangup, Pause
+from .test_transfer import rtp_counts
 
 # SQLite is enough here: test_queue.py runs the ACD on PostgreSQL too.
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("controller", ["sqlite"], indirect=True)]
@@ -85,3 +92,37 @@ async def test_a_caller_who_hangs_up_while_an_agent_rings_stops_the_ringing(rig:
     state = await rig.wait_state("ring-abandon", "available", timeout=5)
     assert state["reason"] is None and state["offers"] == [], state
     assert rig.now("acd-ring-abandon")["waiting"] == 0
+
+
+async def test_a_queue_can_hold_callers_with_an_announcement_played_over_and_over(rig: Rig) -> None:
+    call = rig.call("7411", Pause(6), Hangup())
+    joined = await rig.joined("7411")
+    channel = joined["channel_id"]
+    # The hold is the queue's sound, looped in one playback of this channel; its audio reaches the caller.
+
+    async def started() -> Any:
+        try:
+            return await asyncio.to_thread(ari_get, rig, f"/playbacks/hold-{channel}-1")
+        except urllib.error.HTTPError:
+            return None  # joined a moment before the hold starts
+
+    playback = await poll(started, timeout=5)
+    assert playback is not None, "no hold playback on the caller's channel"
+    assert playback["media_uri"] == "sound:queue-periodic-announce" and playback["target_uri"] == f"channel:{channel}"
+    before = (await asyncio.to_thread(rtp_counts, rig.asterisk, channel))[1]
+
+    async def flowing() -> bool | None:
+        return True if (await asyncio.to_thread(rtp_counts, rig.asterisk, channel))[1] >= before + 50 else None
+
+    assert await poll(flowing, timeout=5), "no hold audio to the caller"
+    await rig.finished(call)
+    cdr = await rig.controller.wait_cdr("7411")
+    assert len(events(cdr, "queue_abandoned")) == 1
+
+
+def ari_get(rig: Rig, path: str) -> Any:
+    s = rig.asterisk.settings
+    auth = base64.b64encode(f"{s.ari_user}:{s.ari_secret}".encode()).decode()
+    request = urllib.request.Request(f"{s.ari_base_url}{path}", headers={"Authorization": f"Basic {auth}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return json.load(resp)

@@ -83,6 +83,12 @@ class FakeAri:
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         self.requests.append(("hangup", channel_id, reason))
 
+    async def start_moh(self, channel_id: str, moh_class: str) -> None:
+        self.requests.append(("moh", channel_id, moh_class))
+
+    async def stop_moh(self, channel_id: str) -> None:
+        self.requests.append(("stop_moh", channel_id))
+
     async def get_channel(self, channel_id: str) -> None:
         if not self.channel_exists:
             raise AriNotFound(404, "GET", f"/channels/{channel_id}", "Channel not found")
@@ -305,3 +311,22 @@ async def test_a_caller_who_left_during_the_outage_is_a_hangup() -> None:
     result = await asyncio.wait_for(task, 5)
     assert result.outcome == "caller_hangup"
     assert len(played(ari)) == 1
+
+
+async def test_hold_plays_music_on_hold_or_a_sound_over_and_over_until_stopped() -> None:
+    call, ari, _ = make_call()
+    await call.hold("moh:default")
+    await call.hold(None)
+    await call.hold("sound:queue-periodic-announce")
+    play = ari.requests[-1]
+    assert play[0] == "play" and set(play[2]) == {"sound:queue-periodic-announce"} and len(play[2]) >= 100
+    await call.hold(None)  # stops the announcement's playback, and any music
+    assert ari.requests[-2:] == [("stop", play[3]), ("stop_moh", "chan-1")]
+    ari.live_playbacks.clear()  # one that ended by itself (or with the channel): stopping it is no error
+    await call.hold("sound:queue-periodic-announce")
+    ari.live_playbacks.clear()
+    await call.hold(None)
+    assert not call.gone
+    assert ari.requests[:2] == [("moh", "chan-1", "default"), ("stop_moh", "chan-1")]
+    with pytest.raises(ValueError):
+        await call.hold("tone:ring")
