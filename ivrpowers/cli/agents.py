@@ -11,7 +11,7 @@ from ivrpowers.acd.definitions import AgentDef
 from ivrpowers.cli import controller_api
 from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
 from ivrpowers.cli.errors import CliError, Invalid, NotFound
-from ivrpowers.cli.queues import invalid
+from ivrpowers.cli.queues import invalid, stored
 from ivrpowers.store.acd import AcdRepository, NoSuchAgent, NoSuchQueue
 from ivrpowers.store.db import Database
 
@@ -108,11 +108,7 @@ def create(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
         await _store(db, definition)
 
     with_db(settings_from(ctx), work)
-    controller_api.reload_quietly(settings_from(ctx))
-    if as_json:
-        emit_json(definition.model_dump(mode="json"))
-    else:
-        click.echo(_summary(definition))
+    stored(ctx, definition, as_json, lambda agent: click.echo(_summary(agent)))
 
 
 @agent.command()
@@ -136,11 +132,7 @@ def update(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
         return definition
 
     definition = with_db(settings_from(ctx), work)
-    controller_api.reload_quietly(settings_from(ctx))
-    if as_json:
-        emit_json(definition.model_dump(mode="json"))
-    else:
-        click.echo(_summary(definition))
+    stored(ctx, definition, as_json, lambda agent: click.echo(_summary(agent)))
 
 
 @agent.command()

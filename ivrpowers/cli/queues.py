@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import click
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ivrpowers.acd.definitions import CHANNELS, STRATEGIES, QueueDef, Relaxation
 from ivrpowers.cli import controller_api
@@ -15,6 +16,15 @@ from ivrpowers.cli.errors import CliError, Invalid, NotFound
 from ivrpowers.store.acd import AcdRepository, NoSuchQueue, QueueInUse
 from ivrpowers.store.db import Database
 from ivrpowers.yamlfile import describe
+
+
+def stored(ctx: click.Context, definition: BaseModel, as_json: bool, show: Callable[[Any], None]) -> None:
+    """After a create or update: the running controller takes the definition at once; it is printed."""
+    controller_api.reload_quietly(settings_from(ctx))
+    if as_json:
+        emit_json(definition.model_dump(mode="json"))
+    else:
+        show(definition)
 
 
 def invalid(exc: ValidationError, what: str) -> Invalid:
@@ -100,11 +110,7 @@ def create(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> N
         await repo.put_queue(definition)
 
     with_db(settings_from(ctx), work)
-    controller_api.reload_quietly(settings_from(ctx))
-    if as_json:
-        emit_json(definition.model_dump(mode="json"))
-    else:
-        show_queue(definition)
+    stored(ctx, definition, as_json, show_queue)
 
 
 @queue.command()
@@ -129,11 +135,7 @@ def update(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> N
         return definition
 
     definition = with_db(settings_from(ctx), work)
-    controller_api.reload_quietly(settings_from(ctx))
-    if as_json:
-        emit_json(definition.model_dump(mode="json"))
-    else:
-        show_queue(definition)
+    stored(ctx, definition, as_json, show_queue)
 
 
 @queue.command()

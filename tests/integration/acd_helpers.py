@@ -9,7 +9,6 @@ REST, SIPp's message log), never for time.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import re
@@ -271,17 +270,10 @@ class Rig:
         return task
 
     def _hang_up(self, callers: list[str]) -> None:
-        s = self.asterisk.settings
-        auth = base64.b64encode(f"{s.ari_user}:{s.ari_secret}".encode()).decode()
-        request = urllib.request.Request(f"{s.ari_base_url}/channels", headers={"Authorization": f"Basic {auth}"})
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            channels = json.load(resp)
-        for channel in channels:
+        for channel in self.asterisk.ari("GET", "/channels"):
             if channel["caller"]["number"] in callers:
-                hangup = urllib.request.Request(f"{s.ari_base_url}/channels/{channel['id']}", method="DELETE",
-                                                headers={"Authorization": f"Basic {auth}"})
-                with contextlib.suppress(OSError), urllib.request.urlopen(hangup, timeout=5):
-                    pass
+                with contextlib.suppress(OSError):
+                    self.asterisk.ari("DELETE", f"/channels/{channel['id']}")
 
     async def finished(self, call: asyncio.Task[SippResult]) -> SippResult:
         result = await call

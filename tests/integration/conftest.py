@@ -6,6 +6,7 @@ Nothing here skips: if Asterisk cannot be built or started, the tests fail and s
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -48,6 +49,18 @@ class AsteriskUnderTest:
 
     def cli(self, command: str) -> str:
         return process.cli(self.settings, command)
+
+    def ari(self, method: str, path: str, body: Any = None) -> Any:
+        """One ARI request as the test (Basic auth, JSON body): the JSON answer, None when empty.
+        Raises urllib's HTTPError for an error status."""
+        s = self.settings
+        auth = base64.b64encode(f"{s.ari_user}:{s.ari_secret}".encode()).decode()
+        request = urllib.request.Request(f"{s.ari_base_url}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
 
 
 @contextmanager

@@ -17,13 +17,11 @@ at its next expiry check, at most 30 s later.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import random
 import re
 import secrets
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -182,12 +180,8 @@ async def eventually(probe: Callable[[], Awaitable[bool]] | Callable[[], bool], 
 
 def applications(asterisk: AsteriskUnderTest) -> list[dict[str, Any]]:
     """Asterisk's ARI applications and what each is subscribed to (GET /applications)."""
-    s = asterisk.settings
-    token = base64.b64encode(f"{s.ari_user}:{s.ari_secret}".encode()).decode()
-    request = urllib.request.Request(f"{s.ari_base_url}/applications", headers={"Authorization": f"Basic {token}"})
-    with urllib.request.urlopen(request, timeout=5) as resp:
-        found: list[dict[str, Any]] = json.load(resp)
-        return found
+    found: list[dict[str, Any]] = asterisk.ari("GET", "/applications")
+    return found
 
 
 def connected(ami: AmiClient) -> bool:

@@ -11,10 +11,8 @@ from each other.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,16 +40,6 @@ agents:
 """
 
 
-def _ari(asterisk: AsteriskUnderTest, method: str, path: str, body: object | None = None) -> None:
-    s = asterisk.settings
-    auth = base64.b64encode(f"{s.ari_user}:{s.ari_secret}".encode()).decode()
-    request = urllib.request.Request(f"{s.ari_base_url}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
 def trunk(asterisk: AsteriskUnderTest, port: int) -> None:
     """The operator's outbound trunk: a PJSIP endpoint whose AOR is the "PSTN" SIPp's address."""
     fields = {
@@ -61,8 +49,8 @@ def trunk(asterisk: AsteriskUnderTest, port: int) -> None:
                      ("rtp_symmetric", "yes"), ("dtmf_mode", "rfc4733")],
     }
     for kind, pairs in fields.items():
-        _ari(asterisk, "PUT", f"/asterisk/config/dynamic/res_pjsip/{kind}/{TRUNK}",
-             {"fields": [{"attribute": k, "value": v} for k, v in pairs]})
+        asterisk.ari("PUT", f"/asterisk/config/dynamic/res_pjsip/{kind}/{TRUNK}",
+                     {"fields": [{"attribute": k, "value": v} for k, v in pairs]})
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ queue's own) goes on in the flow at `on_timeout`. The queues keep callers with n
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -102,7 +100,7 @@ async def test_a_queue_can_hold_callers_with_an_announcement_played_over_and_ove
 
     async def started() -> Any:
         try:
-            return await asyncio.to_thread(ari_get, rig, f"/playbacks/hold-{channel}-1")
+            return await asyncio.to_thread(rig.asterisk.ari, "GET", f"/playbacks/hold-{channel}-1")
         except urllib.error.HTTPError:
             return None  # joined a moment before the hold starts
 
@@ -119,10 +117,3 @@ async def test_a_queue_can_hold_callers_with_an_announcement_played_over_and_ove
     cdr = await rig.controller.wait_cdr("7411")
     assert len(events(cdr, "queue_abandoned")) == 1
 
-
-def ari_get(rig: Rig, path: str) -> Any:
-    s = rig.asterisk.settings
-    auth = base64.b64encode(f"{s.ari_user}:{s.ari_secret}".encode()).decode()
-    request = urllib.request.Request(f"{s.ari_base_url}{path}", headers={"Authorization": f"Basic {auth}"})
-    with urllib.request.urlopen(request, timeout=5) as resp:
-        return json.load(resp)

@@ -4,10 +4,7 @@ both ways through the bridge; a phone that never answers sends the caller to on_
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -160,12 +157,7 @@ def route(controller: ControllerUnderTest, tmp_path: Path, number: str, timeout:
 
 def rtp_counts(asterisk: AsteriskUnderTest, channel_id: str) -> tuple[int, int]:
     """(received, sent) RTP packets of a channel, from ARI's rtp_statistics."""
-    s = asterisk.settings
-    url = f"{s.ari_base_url}/channels/{channel_id}/rtp_statistics"
-    auth = base64.b64encode(f"{s.ari_user}:{s.ari_secret}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
-    with urllib.request.urlopen(request, timeout=5) as resp:
-        stats = json.load(resp)
+    stats = asterisk.ari("GET", f"/channels/{channel_id}/rtp_statistics")
     return int(stats["rxcount"]), int(stats["txcount"])
 
 
