@@ -5,40 +5,55 @@ PY     := $(VENV)/bin/python
 IVR    := $(VENV)/bin/ivrpowers
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test check unit integration integration-acd integration-calls deps venv asterisk bench bench-calls clean
+.PHONY: run test check unit integration integration-acd integration-calls e2e web-assets deps venv asterisk bench bench-calls clean
 
-run: deps venv asterisk
+run: deps venv asterisk web-assets
 	$(IVR) run --start-asterisk --demo
 
-# The unit tests and two halves of the integration tests run side by side (each half with its own
-# Asterisk, controllers and PostgreSQL): the integration tests mostly wait on Asterisk and SIPp, the
-# unit tests mostly compute. Each one's output comes whole when it ends.
-test: check deps venv asterisk
-	$(MAKE) --no-print-directory -j3 -Otarget unit integration-acd integration-calls
+# The unit tests, two halves of the integration tests and the browser tests run side by side (each
+# integration half with its own Asterisk, controllers and PostgreSQL; the browser tests in a network
+# namespace of their own): the integration tests mostly wait on Asterisk and SIPp, the unit tests mostly
+# compute. Each one's output comes whole when it ends.
+test: check deps venv asterisk web-assets
+	$(MAKE) --no-print-directory -j4 -Otarget unit integration-acd integration-calls e2e
 
 # Lint and strict type check: cheap, so they run before the tests and fail fast.
 check: venv
 	$(VENV)/bin/ruff check ivrpowers tests
 	$(VENV)/bin/mypy
 
-unit: venv
+unit: venv web-assets
 	$(PY) -m pytest -ra -p no:cacheprovider tests/unit
 
-integration: deps venv asterisk
+integration: deps venv asterisk web-assets
 	$(PY) -m pytest -ra tests/integration
 
 INTEGRATION_ACD := $(wildcard tests/integration/test_queue*.py) tests/integration/test_chats.py \
 	tests/integration/test_presence.py tests/integration/test_endpoints.py tests/integration/test_phones.py \
 	tests/integration/test_scale_out.py
 
-integration-acd: deps venv asterisk
+integration-acd: deps venv asterisk web-assets
 	IVRPOWERS_TEST_RTP_BASE=27000 $(PY) -m pytest -ra -p no:cacheprovider --durations=8 $(INTEGRATION_ACD)
 
-integration-calls: deps venv asterisk
+integration-calls: deps venv asterisk web-assets
 	$(PY) -m pytest -ra -p no:cacheprovider --durations=8 tests/integration $(addprefix --ignore=,$(INTEGRATION_ACD))
+
+# Browser (WebRTC) tests: Debian's chromium driven by Playwright, inside a private network namespace
+# (needs root); see tests/e2e/conftest.py.
+e2e: deps venv asterisk web-assets
+	$(PY) -m pytest -ra -p no:cacheprovider --durations=8 tests/e2e
 
 deps:
 	@scripts/install-debian-deps
+
+# The JsSIP bundle the web pages load, built from web/package-lock.json with npm (the script skips the
+# work when the bundle is newer than the lock file).
+WEB_BUNDLE := ivrpowers/web/static/vendor/jssip.js
+
+web-assets: $(WEB_BUNDLE)
+
+$(WEB_BUNDLE): web/package-lock.json
+	@scripts/build-web-assets
 
 venv: $(STAMP)
 

@@ -20,6 +20,8 @@ from ivrpowers.calls.routing import Router
 from ivrpowers.calls.services import AiohttpHttp, SystemClock
 from ivrpowers.chats.service import ChatService
 from ivrpowers.config import Settings
+from ivrpowers.endpoints.accounts import password_matches
+from ivrpowers.endpoints.fields import REALM, Addresses
 from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.sync import EndpointSync
 from ivrpowers.flows.services import Services
@@ -34,6 +36,8 @@ from ivrpowers.store.flows import FlowRepository
 from ivrpowers.store.migrate import SchemaOutdated, check_schema
 from ivrpowers.store.routes import RouteRepository
 from ivrpowers.store.writer import CdrWriter
+from ivrpowers.web.agent_api import SipServer
+from ivrpowers.web.agent_auth import AgentTokens
 from ivrpowers.web.app import create_app
 
 log = logging.getLogger("ivrpowers")
@@ -69,7 +73,7 @@ class Controller:
         self.acd.reachable = self.presence.reachable
         self.presence.watch(self.acd.endpoint_changed)
         # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
-        self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, settings.bind_address,
+        self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, Addresses.of(settings),
                                       settings.outbound_trunk)
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
@@ -131,12 +135,20 @@ class Controller:
         self.endpoints.install()
         self.presence.install()
         self._ari_task = asyncio.create_task(self.client.run(), name="ari-events")
-        app = create_app(health=self, cdrs=self.cdrs, api_token=self.settings.secrets()["api_token"],
-                         acd=self.acd_definitions, acd_runtime=self.acd, chats=self.chats)
+        secrets = self.settings.secrets()
+        app = create_app(health=self, cdrs=self.cdrs, api_token=secrets["api_token"],
+                         acd=self.acd_definitions, acd_runtime=self.acd, chats=self.chats,
+                         sip=SipServer(self.settings.sip_websocket, self.settings.bind_address),
+                         agent_tokens=AgentTokens(secrets["session_key"].encode()), password_ok=self._password_ok)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()
         log.info("web app on http://%s:%d (health: /health)", self.settings.bind_address, self.settings.web_port)
+
+    async def _password_ok(self, endpoint: str, password: str) -> bool:
+        record = await EndpointRepository(self.db).get(endpoint)
+        return password_matches(endpoint, password, digest=record.password_digest if record else None,
+                                realm=record.realm if record else REALM, secrets=self.settings.secrets())
 
     async def stop(self) -> None:
         await self.calls.shutdown()

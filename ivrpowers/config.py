@@ -39,6 +39,10 @@ class Settings(BaseModel):
     rtp_start: int = 10000
     rtp_end: int = 10999
     web_port: int = 8080  # the controller's own web app
+    # Where browsers send their RTP (the ICE host candidate Asterisk offers them). Asterisk never
+    # offers a loopback address, so this cannot be 127.x; None: this machine's own address on its
+    # default route (`browser_media_address`). SIP phones and the trunk keep `bind_address`.
+    media_address: str | None = None
     trunk_match: str = "127.0.0.1"  # who the inbound "PSTN trunk" is, by source IP
     ari_url: str | None = None  # None: derived from bind_address/http_port
     ari_user: str = APP_NAME
@@ -73,6 +77,15 @@ class Settings(BaseModel):
         return self.db_url or f"sqlite+aiosqlite:///{self.sqlite_path}"
 
     @property
+    def browser_media_address(self) -> str:
+        return self.media_address or own_address() or self.bind_address
+
+    @property
+    def sip_websocket(self) -> str:
+        """Where browsers reach Asterisk's SIP (over Asterisk's HTTP server)."""
+        return f"ws://{self.bind_address}:{self.http_port}/ws"
+
+    @property
     def ari_base_url(self) -> str:
         return self.ari_url or f"http://{self.bind_address}:{self.http_port}/ari"
 
@@ -104,6 +117,20 @@ FLOW_SECRET_ENV = "IVRPOWERS_FLOW_SECRET_"
 
 def _unalias(values: dict[str, object]) -> dict[str, object]:
     return {_ALIASES.get(key, key): value for key, value in values.items()}
+
+
+def own_address() -> str | None:
+    """This machine's address on its default route (IPv4), or None without one. A UDP socket's
+    connect only picks the source address: nothing is sent."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: any routed address would do
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
 def user_config_file() -> Path:
@@ -190,7 +217,9 @@ def make_private(path: Path) -> None:
         pass
 
 
-SECRET_NAMES = ("ari_password", "ami_secret", "agent_password", "agent2_password", "webrtc_password", "api_token")
+# session_key signs the tokens agents get when they sign in to the /agent page.
+SECRET_NAMES = ("ari_password", "ami_secret", "agent_password", "agent2_password", "webrtc_password", "api_token",
+                "session_key")
 
 
 def load_secrets(state_dir: Path) -> dict[str, str]:

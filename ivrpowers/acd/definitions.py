@@ -27,8 +27,10 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 NoAgents = Literal["refuse", "wait"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-# Music on hold for now; looped media (and video) comes with video hold.
+# Music on hold, or a sound played over and over.
 _HOLD = re.compile(r"moh:[A-Za-z0-9_-]+|sound:[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
+# What video callers see and hear instead, over and over: a prompt of the media library.
+_VIDEO_HOLD = re.compile(r"video:[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def _error(kind: str, message: str) -> PydanticCustomError:
@@ -39,6 +41,13 @@ def _name(value: str) -> str:
     if not _NAME.fullmatch(value):
         raise _error("name", f"{value!r} is not a valid name (lowercase letters, digits, '_' and '-', "
                              "at most 63, e.g. 'billing-es')")
+    return value
+
+
+def _video_hold(value: str | None) -> str | None:
+    if value is not None and not _VIDEO_HOLD.fullmatch(value):
+        raise _error("video_hold", f"{value!r} is not video hold media (a video prompt of the media library, "
+                                   "e.g. 'video:hold-loop': `ivrpowers media list`)")
     return value
 
 
@@ -97,6 +106,8 @@ class QueueDef(_Model):
     max_wait: Seconds | None = None  # None: as long as the caller stays
     sla_seconds: Annotated[int, Field(ge=1, le=3600)] = 20
     hold: Annotated[str, AfterValidator(_hold)] = "moh:default"
+    # Video callers see (and hear) this while they wait, looped; audio callers get `hold`.
+    video_hold: Annotated[str | None, AfterValidator(_video_hold)] = None
     announce: Announce = Announce()
     no_agents: NoAgents = "refuse"
     # An agent who lets an offer ring out is paused (reason `ring_no_answer`) until they unpause.

@@ -59,6 +59,7 @@ from .models import (
     Endpoint,
     LiveRecording,
     Playback,
+    RtpStats,
     StatusInfo,
     SystemInfo,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "Bridge",
     "Endpoint",
     "LiveRecording",
+    "RtpStats",
     # events
     "Event",
     "EVENT_TYPES",

@@ -105,6 +105,14 @@ class Endpoint(AriModel):
     channel_ids: list[str] = Field(default_factory=list)
 
 
+class RtpStats(AriModel):
+    """RTP statistics of a channel's audio stream (GET /channels/{id}/rtp_statistics); the rest of
+    Asterisk's fields (jitter, loss, rtt...) are kept as extras."""
+
+    txcount: int = 0
+    rxcount: int = 0
+
+
 class ConfigTuple(AriModel):
     """One attribute of a dynamic configuration object (GET/PUT /asterisk/config/dynamic/...)."""
 

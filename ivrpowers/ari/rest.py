@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from .http import AriHttp, Params
-from .models import AsteriskInfo, Bridge, Channel, ConfigTuple, Endpoint, LiveRecording, Playback
+from .models import AsteriskInfo, Bridge, Channel, ConfigTuple, Endpoint, LiveRecording, Playback, RtpStats
 
 
 def _seg(value: str) -> str:
@@ -82,6 +82,10 @@ class AriRest(AriHttp):
 
     async def get_channel(self, channel_id: str) -> Channel:
         return Channel.model_validate(await self.request("GET", f"/channels/{_seg(channel_id)}"))
+
+    async def rtp_statistics(self, channel_id: str) -> RtpStats:
+        """The channel's audio RTP counters (Asterisk has none for video here)."""
+        return RtpStats.model_validate(await self.request("GET", f"/channels/{_seg(channel_id)}/rtp_statistics"))
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{_seg(channel_id)}/answer")

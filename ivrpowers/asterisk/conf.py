@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ivrpowers.config import Settings, ensure_state_dir
-from ivrpowers.endpoints.fields import render_templates
+from ivrpowers.endpoints.fields import Addresses, render_templates
 from ivrpowers.resources import asterisk_templates
 
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
@@ -60,7 +60,7 @@ def render_config(settings: Settings, *, chrooted: bool) -> Path:
         "WEBRTC_PASSWORD": secrets["webrtc_password"],
         "ASTERISK_ID": settings.asterisk_id,
         "DIRECTORIES": _directories(settings, chrooted),
-        "ENDPOINT_TEMPLATES": render_templates(settings.bind_address),
+        "ENDPOINT_TEMPLATES": render_templates(Addresses.of(settings)),
     }
     state = asterisk_state(settings)
     out = state / "etc"

@@ -26,6 +26,7 @@ from typing import Any
 from ivrpowers.asterisk.conf import CHROOT_ASTDB_DIR, asterisk_state, render_config
 from ivrpowers.asterisk.rootfs import find_installation
 from ivrpowers.config import Settings
+from ivrpowers.media.library import media_root
 
 log = logging.getLogger("ivrpowers.asterisk")
 
@@ -34,6 +35,8 @@ log = logging.getLogger("ivrpowers.asterisk")
 # the state directory instead: its configuration, logs, spool (voicemail, call files) and recordings,
 # and its database (astdb: phones' registrations, device states), which asterisk.conf's astdbdir
 # puts in a directory of its own (CHROOT_ASTDB_DIR) because /var/lib/asterisk also holds the sounds.
+# The media library (`ivrpowers media import`) appears at the same absolute path inside as outside,
+# so a prompt's `sound:` path is the same for a chrooted Asterisk and a host one.
 _CHROOT_SCRIPT = r"""
 mount -t tmpfs tmpfs "$STATE/ovl"
 mkdir "$STATE/ovl/upper" "$STATE/ovl/work" "$STATE/ovl/merged"
@@ -47,6 +50,8 @@ mount --bind "$STATE/spool" "$M/var/spool/asterisk"
 mount --bind "$STATE/db" "$M@ASTDB_DIR@"
 mkdir -p "$M/var/spool/asterisk/recording"
 mount --bind "$STATE/recording" "$M/var/spool/asterisk/recording"
+mkdir -p "$M$MEDIA"
+mount --bind "$MEDIA" "$M$MEDIA"
 mount -t proc proc "$M/proc"
 echo "nameserver 127.0.0.1" > "$M/etc/resolv.conf"
 exec chroot "$M" /usr/sbin/asterisk -f -n -C /etc/asterisk/asterisk.conf
@@ -146,7 +151,7 @@ def start(settings: Settings, *, attached: bool = False, timeout: float = 30.0) 
     if inst.chrooted:
         argv = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
                 "sh", "-euc", _CHROOT_SCRIPT]
-        env = {**os.environ, "STATE": str(state), "ROOT": str(inst.rootfs)}
+        env = {**os.environ, "STATE": str(state), "ROOT": str(inst.rootfs), "MEDIA": str(media_root(settings))}
     else:
         argv = [str(inst.binary), "-f", "-n", "-C", str(etc / "asterisk.conf")]
         env = dict(os.environ)

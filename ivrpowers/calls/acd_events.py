@@ -9,7 +9,7 @@ restart puts it back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,18 @@ log = logging.getLogger("ivrpowers.acd")
 Subscriber = Callable[[AcdEvent], None]
 
 
+# What an offer shows of the caller's variables: the first few, each value cut short.
+MAX_VARS, MAX_VALUE = 20, 200
+
+
+def customer_facts(number: str, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Who is waiting, for the agent's offer: caller number and name, and the flow's variables
+    (the account typed in, a CRM lookup's result) as short text."""
+    shown = {str(k)[:64]: (v if isinstance(v, int | float | bool) or v is None else str(v)[:MAX_VALUE])
+             for k, v in list(data.items())[:MAX_VARS]}
+    return {"number": number, "name": name, "vars": shown}
+
+
 @dataclass(slots=True)
 class TaskFacts:
     queue: str
@@ -29,6 +41,7 @@ class TaskFacts:
     joined: float
     answered: float | None = None
     agent: str | None = None
+    customer: dict[str, Any] | None = None
 
 
 class Happenings:
@@ -55,12 +68,20 @@ class Happenings:
             self._track(event)
 
     # -- what happened ------------------------------------------------------------------------
-    def joined(self, task: Task) -> None:
-        self.emit("task_joined", task.id, queue=task.queue, channel=task.channel,
-                  detail={"priority": task.priority, "skills": dict(task.skills)})
+    def joined(self, task: Task, customer: dict[str, Any] | None = None) -> None:
+        detail: dict[str, Any] = {"priority": task.priority, "skills": dict(task.skills)}
+        if customer is not None:
+            detail["customer"] = customer
+        self.emit("task_joined", task.id, queue=task.queue, channel=task.channel, detail=detail)
 
     def offered(self, task_id: str, agent: str, expires: float) -> None:
-        self.emit("task_offered", task_id, agent=agent, detail={"expires": expires})
+        """An offer, with what the agent is shown: when the task joined (its wait), who it is."""
+        detail: dict[str, Any] = {"expires": expires}
+        if (facts := self.tasks.get(task_id)) is not None:
+            detail["joined"] = facts.joined
+            if facts.customer is not None:
+                detail["customer"] = facts.customer
+        self.emit("task_offered", task_id, agent=agent, detail=detail)
 
     def offer_ended(self, task_id: str, agent: str, outcome: OfferOutcome) -> AcdEvent | None:
         """Once per offer: None if this offer's end was told already."""
@@ -123,7 +144,7 @@ class Happenings:
         if task is None:
             return
         if event.kind == "task_joined" and event.queue is not None and event.channel is not None:
-            self.tasks[task] = TaskFacts(event.queue, event.channel, event.at)
+            self.tasks[task] = TaskFacts(event.queue, event.channel, event.at, customer=event.detail.get("customer"))
         elif event.kind == "task_offered" and event.agent is not None:
             self.rings[(task, event.agent)] = event.at
         elif event.kind == "offer_ended" and event.agent is not None:

@@ -79,11 +79,14 @@ class Offers:
         self.ringing[key] = leg_id
         ring = max(1.0, expires - service.clock())
         args = StasisArgs(LEG, {"interaction": session.call_id, "purpose": "queue", "agent": agent_id})
+        # A video caller's agent is offered the caller's own codecs, video included (without an
+        # originator Asterisk offers audio only, and a browser then never starts its camera).
+        originator = session.channel.id if await session.call.video_codec() is not None else None
         try:
             try:
                 await self.ctx.client.originate(
                     f"PJSIP/{endpoint}", app_args=args.encode(), caller_id=_caller_id(session),
-                    timeout=math.ceil(ring + _GRACE), channel_id=leg_id)
+                    timeout=math.ceil(ring + _GRACE), channel_id=leg_id, originator=originator)
             except AriError as exc:
                 log.info("call %s: offer to %s failed: %s", session.call_id, agent_id, exc)
                 service.not_answered(ticket.task_id, agent_id, declined=True)

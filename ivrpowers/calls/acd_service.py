@@ -36,7 +36,7 @@ from ivrpowers.acd.events import AcdEvent, OfferOutcome, TaskOutcome
 from ivrpowers.acd.stats import Stats
 from ivrpowers.calls import acd_views
 from ivrpowers.calls.acd_callbacks import Callbacks
-from ivrpowers.calls.acd_events import Happenings
+from ivrpowers.calls.acd_events import Happenings, customer_facts
 from ivrpowers.calls.acd_voice import Ticket
 from ivrpowers.flows.services import QueueRefused, QueueRequest, QueueUpdate
 from ivrpowers.store.acd import AcdRepository
@@ -170,6 +170,7 @@ class AcdService:
         queue = await self._queue(request.queue)
         task_id = session.call_id
         ticket = Ticket(self, task_id, queue, session)
+        ticket.video = await session.call.video_codec() is not None  # the caller sends a picture
         if task_id in self.router.task_ids():  # adopted: it kept its place (or its agent)
             known = self.router.task(task_id)
             self.desks[task_id] = ticket
@@ -178,12 +179,17 @@ class AcdService:
             else:
                 self._ring_pending(task_id)
             return ticket
-        self.submit(Task(task_id, request.queue, "voice", arrived=self.clock(), priority=request.priority,
-                         skills=dict(request.skills)), ticket)
+        # A caller with a picture waits as a video task (for agents who take video) where the queue
+        # takes video; otherwise as a voice one, talking without a picture.
+        video = ticket.video and "video" in queue.channels
+        self.submit(Task(task_id, request.queue, "video" if video else "voice", arrived=self.clock(),
+                         priority=request.priority, skills=dict(request.skills)), ticket,
+                    customer=customer_facts(session.call.caller_number, session.call.caller_name, request.data))
         return ticket
 
-    def submit(self, task: Task, desk: Desk) -> None:
-        """A new task (a call, a chat) enters its queue. Raises QueueRefused."""
+    def submit(self, task: Task, desk: Desk, customer: dict[str, Any] | None = None) -> None:
+        """A new task (a call, a chat) enters its queue. Raises QueueRefused. `customer`: what its
+        offers show the agent (who, what the IVR learnt: `customer_facts`)."""
         if task.queue not in self.queues:
             raise QueueRefused("unknown_queue", f"there is no queue named {task.queue!r}")
         now = self.clock()
@@ -192,7 +198,7 @@ class AcdService:
             self.apply([d for d in decisions if not isinstance(d, NoAgents)])
             raise QueueRefused("no_agents", f"nobody is logged in to queue {task.queue!r}")
         self.desks[task.id] = desk
-        self.happenings.joined(task)
+        self.happenings.joined(task, customer)
         self.apply(decisions)
 
     def attach(self, task_id: str, desk: Desk) -> None:

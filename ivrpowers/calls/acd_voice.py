@@ -22,10 +22,13 @@ class Ticket:
         self.service, self.task_id, self.queue, self.session = service, task_id, queue, session
         self.updates: asyncio.Queue[QueueUpdate] = asyncio.Queue()
         self.done = False
+        self.video = False  # the caller sends and receives a picture
 
     # -- the flow's side -----------------------------------------------------------------------
     @property
     def hold(self) -> str:
+        if self.video and self.queue.video_hold is not None:
+            return self.queue.video_hold
         return self.queue.hold
 
     @property

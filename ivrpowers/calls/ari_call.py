@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from ivrpowers.ari import AriClient, AriConnectionError, AriError, AriNotFound, Channel, LiveRecording
 from ivrpowers.calls.causes import REASONS, cause_text
+from ivrpowers.calls.video import VideoLibrary, as_sound, is_video, native_video_codec
 from ivrpowers.flows.call import CallerHungUp
 from ivrpowers.flows.digits import CallMedia, wait_for_change
 
@@ -40,6 +41,10 @@ WITHHELD = {"anonymous", "unknown", "restricted", "private", "unavailable"}
 OUTAGE_WAIT = 30.0
 # A `sound:` hold announcement is played this many times in one playback (Asterisk has no loop).
 HOLD_REPEAT = 200
+# A browser's media (ICE, then DTLS) comes up some 50-100 ms after the answer: what is played before
+# is lost, a video prompt's first keyframe with it (a second without a picture). The call waits for
+# the browser's first RTP, polled this often, at most MEDIA_WAIT seconds.
+MEDIA_WAIT, _MEDIA_POLL = 2.0, 0.02
 # While the events websocket still looks up, REST retries back off from here (seconds).
 _RETRY_MIN, _RETRY_MAX = 0.1, 2.0
 
@@ -53,6 +58,8 @@ class AriCall:
         *,
         on_answer: Callable[[datetime], None],
         outage_wait: float = OUTAGE_WAIT,
+        video: VideoLibrary | None = None,
+        browser: bool = False,
     ) -> None:
         self.client = client
         self.channel_id = channel.id
@@ -64,6 +71,9 @@ class AriCall:
         self._answered = channel.state == "Up"
         self._on_answer = on_answer
         self.outage_wait = outage_wait
+        self.video = video
+        self.browser = browser  # WebRTC: media is up only once ICE and DTLS are
+        self._video_codec: tuple[str | None] | None = None  # read once, when first needed
         self._media = CallMedia(self)
         self.hung_up_by_flow = False
         self._hold_playback: str | None = None  # the looping hold announcement (`sound:` hold media)
@@ -99,6 +109,21 @@ class AriCall:
         await self._request(lambda: self.client.answer(self.channel_id))
         self._answered = True
         self._on_answer(datetime.now(UTC))
+        if self.browser:
+            await self.media_flowing()
+
+    async def media_flowing(self, timeout: float = MEDIA_WAIT) -> bool:
+        """Wait until Asterisk receives the caller's RTP (its media path is up); False if not within
+        `timeout` (the call goes on: a browser without a microphone sends nothing)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            stats = await self._request(lambda: self.client.rtp_statistics(self.channel_id))
+            if stats.rxcount > 0:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                log.info("call %s: no media from the browser %.1f s after the answer", self.channel_id, timeout)
+                return False
+            await asyncio.sleep(_MEDIA_POLL)
 
     async def play(self, media: Sequence[str], *, barge_in: bool = True, language: str | None = None) -> str | None:
         return await self._media.play(media, barge_in=barge_in, language=language)
@@ -128,16 +153,17 @@ class AriCall:
             await self._request(lambda: self.client.stop_moh(self.channel_id))
             return
         scheme, _, name = media.partition(":")
-        if scheme == "sound" and name:
+        if scheme in ("sound", "video") and name:
             # An announcement on hold, over and over: one playback of it many times (Asterisk has
             # no loop), stopped by the next hold(None). Its end is nobody's prompt: not waited on.
             self._holds += 1
             playback_id = self._hold_playback = f"hold-{self.channel_id}-{self._holds}"
-            await self._request(lambda: self.client.play(self.channel_id, [media] * HOLD_REPEAT,
+            files = await self._playable([media])
+            await self._request(lambda: self.client.play(self.channel_id, files * HOLD_REPEAT,
                                                          playback_id=playback_id))
             return
         if scheme != "moh" or not name:
-            raise ValueError(f"hold media must be moh:CLASS or sound:NAME, not {media!r}")
+            raise ValueError(f"hold media must be moh:CLASS, sound:NAME or video:NAME, not {media!r}")
         await self._request(lambda: self.client.start_moh(self.channel_id, name))
 
     async def progress(self) -> None:
@@ -147,6 +173,7 @@ class AriCall:
     # -- media driver (flows.digits.MediaDriver) ------------------------------------------------
     async def start_playback(self, playback_id: str, media: Sequence[str], language: str | None = None) -> None:
         retried = False
+        media = await self._playable(media)
 
         async def play() -> None:
             nonlocal retried
@@ -224,7 +251,22 @@ class AriCall:
         """Send a request about this channel with the call's rules (404: gone; outage: wait, retry)."""
         return await self._request(send)
 
+    async def video_codec(self) -> str | None:
+        """The video codec the caller negotiated (`vp8`, `h264`), None for an audio-only call."""
+        if self._video_codec is None:
+            value = await self._request(lambda: self.client.get_variable(self.channel_id,
+                                                                         "CHANNEL(videonativeformat)"))
+            self._video_codec = (native_video_codec(value),)
+        return self._video_codec[0]
+
     # -- internals -----------------------------------------------------------------------------
+    async def _playable(self, media: Sequence[str]) -> list[str]:
+        """`media` with each `video:NAME` made the file of this caller's video codec."""
+        if self.video is None or not any(is_video(uri) for uri in media):
+            return list(media)
+        codec = await self.video_codec()
+        return [played for uri in media if (played := as_sound(uri, self.video, codec)) is not None]
+
     async def _request(self, send: Callable[[], Awaitable[T]]) -> T:
         """Send a request about this channel; a 404 means the caller left; an outage is waited out."""
         loop = asyncio.get_running_loop()

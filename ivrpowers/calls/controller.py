@@ -29,6 +29,7 @@ from ivrpowers.calls.routing import Router
 from ivrpowers.calls.session import CallContext, Session
 from ivrpowers.config import Settings
 from ivrpowers.flows.services import Services
+from ivrpowers.media.library import MediaLibrary, media_root
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.models import CallRecord
 from ivrpowers.store.writer import CdrWriter
@@ -48,7 +49,8 @@ class CallController:
         self.asterisk_id = liveness.asterisk_id
         self.events = EventRouter(client, self._on_stasis_start)
         self.ctx = CallContext(client=client, settings=settings, router=router, writer=writer,
-                               events=self.events, controller_id=liveness.id, services=services or Services())
+                               events=self.events, controller_id=liveness.id, services=services or Services(),
+                               video=MediaLibrary(media_root(settings)))
         self.reconciler = Reconciler(client, settings.ari_app, self, cdrs, writer, liveness)
         self.sessions: dict[str, Session] = {}  # by call id
         self._handled: OrderedDict[str, None] = OrderedDict()

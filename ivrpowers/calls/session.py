@@ -25,6 +25,7 @@ from ivrpowers.calls.recorder import SessionRecorder
 from ivrpowers.calls.roles import StasisArgs
 from ivrpowers.calls.routing import Router, RoutingError
 from ivrpowers.calls.transfer import SessionTransfer
+from ivrpowers.calls.video import VideoLibrary
 from ivrpowers.config import Settings
 from ivrpowers.flows import run_flow
 from ivrpowers.flows.call import CallerHungUp
@@ -54,6 +55,7 @@ class CallContext:
     controller_id: str
     services: Services
     acd: AcdService | None = None  # the ACD's run time, when this controller runs one
+    video: VideoLibrary | None = None  # where `video:NAME` prompts are (the media library)
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Session:
         self._bridged_at: datetime | None = None
         self.journal = CallJournal(self.ctx.writer, self.call_id)
         self.call = AriCall(self.ctx.client, self.channel, self.args.dialed or self.channel.dialplan.exten,
-                            on_answer=self._answered)
+                            on_answer=self._answered, video=self.ctx.video, browser=self.args.source == "browser")
 
     @property
     def channel_id(self) -> str:

@@ -23,7 +23,7 @@ from ivrpowers.endpoints.accounts import (
     password_digest,
     static_names,
 )
-from ivrpowers.endpoints.fields import REALM
+from ivrpowers.endpoints.fields import REALM, Addresses
 from ivrpowers.store.db import Database
 from ivrpowers.store.endpoints import EndpointExists, EndpointRecord, EndpointRepository
 
@@ -56,7 +56,7 @@ def _name(name: str) -> str:
 
 def _server(settings: Settings, kind: str) -> str:
     if kind == "webrtc":
-        return f"ws://{settings.bind_address}:{settings.http_port}/ws"
+        return settings.sip_websocket
     return f"sip:{settings.bind_address}:{settings.sip_port}"
 
 
@@ -98,7 +98,7 @@ def create(ctx: click.Context, name: str, webrtc: bool, as_json: bool) -> None:
                            "see `ivrpowers endpoint list`; delete it first to make it anew") from None
         async with _ari(settings) as ari:
             try:
-                await push(ari, record, settings.bind_address)
+                await push(ari, record, Addresses.of(settings))
             except AriConnectionError as exc:
                 _warn(exc, f"{name} is stored, and the controller gives it to Asterisk when it next connects")
                 return record, False

@@ -16,6 +16,7 @@ from ivrpowers.store.flows import FlowRepository, LiveChange
 from ivrpowers.store.models import FlowVersion
 
 if TYPE_CHECKING:
+    from ivrpowers.config import Settings
     from ivrpowers.flows import Flow
 
 T = TypeVar("T")
@@ -58,11 +59,11 @@ def validate(ctx: click.Context, files: tuple[str, ...], strict: bool, as_json: 
     from ivrpowers.flows.subflows import subflow_cycle
 
     settings = settings_from(ctx)
-    sounds = installed_sounds()
+    sounds, videos = installed_sounds(), installed_videos(settings)
     results: dict[str, list[Problem]] = {}
     files_of, calls = {}, {}  # flow name -> its file, the subflows it runs
     for path in files:
-        results[path], parsed = checked(path, settings.number_allowed, sounds)
+        results[path], parsed = checked(path, settings.number_allowed, sounds, videos)
         if parsed is not None:
             files_of[parsed[0]], calls[parsed[0]] = path, parsed[1]
     for name, path in files_of.items():  # cycles among the files checked together
@@ -106,8 +107,15 @@ def installed_sounds() -> set[str] | None:
     return sound_inventory(root) or None
 
 
-def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] | None
-            ) -> tuple[list[Any], tuple[str, set[str]] | None]:
+def installed_videos(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The media library's video prompts, each with the codecs it has a file for."""
+    from ivrpowers.media.library import MediaLibrary, media_root
+
+    return {info.name: tuple(info.codecs) for info in MediaLibrary(media_root(settings)).list()}
+
+
+def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] | None,
+            videos: dict[str, tuple[str, ...]] | None = None) -> tuple[list[Any], tuple[str, set[str]] | None]:
     """A file's problems and warnings, and (its flow's name, the subflows it runs) when it loads."""
     from ivrpowers.flows import FlowError, Problem
     from ivrpowers.flows.loader import lint_flow, read_flow_file
@@ -119,7 +127,7 @@ def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] |
         return list(exc.problems), None
     except OSError as exc:
         return [Problem(path, 1, f"cannot read: {exc}")], None
-    flow, problems = lint_flow(text, path, sounds=sounds, number_allowed=number_allowed)
+    flow, problems = lint_flow(text, path, sounds=sounds, number_allowed=number_allowed, videos=videos)
     if flow is None or any(p.severity == "error" for p in problems):
         return problems, None
     return problems, (flow.name, subflow_targets(flow))
@@ -134,7 +142,7 @@ def checked(path: str, number_allowed: Callable[[str], bool], sounds: set[str] |
 def import_(ctx: click.Context, file: str, publish: bool, message: str | None, as_json: bool) -> None:
     """Store FILE as a new version of its flow, after validating it; an unchanged file makes none."""
     source = _read(file)
-    parsed = refuse_errors(source, file, settings_from(ctx).number_allowed, "not imported")
+    parsed = refuse_errors(source, file, settings_from(ctx), "not imported")
     stored = store(ctx, parsed, source, publish=publish, message=message)
     say_stored(stored, publish=publish, as_json=as_json)
 
@@ -161,11 +169,12 @@ def store(ctx: click.Context, parsed: Flow, source: str, *, publish: bool, messa
     return with_db(settings_from(ctx), work)
 
 
-def refuse_errors(source: str, filename: str, number_allowed: Callable[[str], bool], what: str) -> Flow:
+def refuse_errors(source: str, filename: str, settings: Settings, what: str) -> Flow:
     """Print a flow's problems and warnings; refuse it (exit 1) if any is an error; else the flow."""
     from ivrpowers.flows.loader import lint_flow
 
-    flow, problems = lint_flow(source, filename, sounds=installed_sounds(), number_allowed=number_allowed)
+    flow, problems = lint_flow(source, filename, sounds=installed_sounds(), number_allowed=settings.number_allowed,
+                               videos=installed_videos(settings))
     for problem in problems:
         click.echo(str(problem), err=True)
     errors = sum(p.severity == "error" for p in problems)
@@ -227,7 +236,7 @@ def publish(ctx: click.Context, name: str, version: int | None, message: str | N
     async def work(db: Database) -> LiveChange:
         flows = FlowRepository(db)
         chosen = await flows.get(name, version)
-        parsed = refuse_errors(chosen.source, f"{name} v{chosen.version}", settings.number_allowed, "not published")
+        parsed = refuse_errors(chosen.source, f"{name} v{chosen.version}", settings, "not published")
         await refuse_subflow_cycle(flows, parsed)
         return await flows.publish(name, version, message=message)
 

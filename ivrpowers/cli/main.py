@@ -23,6 +23,7 @@ from ivrpowers.cli.db import db
 from ivrpowers.cli.endpoints import endpoint
 from ivrpowers.cli.errors import Invalid, one_line, report
 from ivrpowers.cli.flows import flow
+from ivrpowers.cli.media import media
 from ivrpowers.cli.queues import queue
 from ivrpowers.cli.recordings import recording
 from ivrpowers.cli.routes import route
@@ -99,6 +100,7 @@ cli.add_command(endpoint)
 cli.add_command(queue)
 cli.add_command(agent)
 cli.add_command(acd)
+cli.add_command(media)
 
 
 _debug = False

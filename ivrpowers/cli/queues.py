@@ -53,7 +53,9 @@ def queue_options(f: Any) -> Any:
         click.option("--wrapup", "wrapup_seconds", type=int, help="Seconds an agent gets after each task."),
         click.option("--max-wait", type=int, help="Seconds a caller waits at most (0: no limit)."),
         click.option("--sla", "sla_seconds", type=int, help="Answered within this many seconds counts as in SLA."),
-        click.option("--hold", help="Music on hold while waiting: moh:CLASS (default moh:default)."),
+        click.option("--hold", help="Music on hold while waiting: moh:CLASS (default moh:default) or sound:NAME."),
+        click.option("--video-hold", help="What video callers see while waiting, looped: video:NAME "
+                                          "(`ivrpowers media import`; default: the --hold audio, no picture)."),
         click.option("--no-agents", type=click.Choice(["refuse", "wait"]),
                      help="With nobody logged in: refuse (the flow's on_no_agents) or wait."),
         click.option("--rna-pause/--no-rna-pause", default=None, help="Pause an agent who lets an offer ring out."),

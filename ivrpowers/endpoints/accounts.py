@@ -9,6 +9,7 @@ checks (RFC 2617's HA1; Asterisk 22's `password_digest = MD5:<hex>`).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Iterable
@@ -58,3 +59,17 @@ def password_digest(user: str, realm: str, password: str) -> str:
     """`MD5:` and the hex MD5 of user:realm:password, as Asterisk's `password_digest` takes it."""
     ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
     return f"MD5:{ha1}"
+
+
+# The accounts pjsip.conf gives the demo, whose generated passwords secrets.json keeps in plain.
+STATIC_PASSWORDS = {"agent1": "agent_password", "webrtc1": "webrtc_password"}
+
+
+def password_matches(name: str, password: str, *, digest: str | None, realm: str,
+                     secrets: dict[str, str]) -> bool:
+    """Whether `password` is the account's: against its stored digest (accounts made at run time) or,
+    for the demo's pjsip.conf accounts, the generated secret. Constant time either way."""
+    if digest is not None:
+        return hmac.compare_digest(password_digest(name, realm, password).encode(), digest.encode())
+    secret = secrets.get(STATIC_PASSWORDS.get(name, ""), "")
+    return bool(secret) and hmac.compare_digest(password.encode(), secret.encode())

@@ -9,7 +9,10 @@ dynamic objects cannot inherit from a template, so the options themselves must b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
+
+if TYPE_CHECKING:
+    from ivrpowers.config import Settings
 
 Kind = Literal["phone", "webrtc"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -21,6 +24,21 @@ REALM = "ivrpowers"
 
 # Replaced by the configured bind address (`media_address`): RTP on it, never on 0.0.0.0.
 BIND = "{bind}"
+# Replaced by the address browsers send media to (settings' `browser_media_address`): Asterisk never
+# offers a loopback ICE candidate, so a browser's RTP cannot use the bind address when it is 127.x.
+MEDIA = "{media}"
+
+
+class Addresses(NamedTuple):
+    bind: str  # SIP phones' and the trunk's RTP
+    media: str  # browsers' RTP (ICE host candidate)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Addresses:
+        return cls(settings.bind_address, settings.browser_media_address)
+
+    def fill(self, value: str) -> str:
+        return value.replace(BIND, self.bind).replace(MEDIA, self.media)
 
 
 @dataclass(frozen=True)
@@ -39,8 +57,8 @@ class Template:
     why: str
     options: tuple[Option, ...]
 
-    def fields(self, bind: str) -> list[tuple[str, str]]:
-        return [(o.name, o.value.replace(BIND, bind)) for o in self.options]
+    def fields(self, addresses: Addresses) -> list[tuple[str, str]]:
+        return [(o.name, addresses.fill(o.value)) for o in self.options]
 
 
 PHONE = Template("agent-phone", "endpoint", "SIP desk phones and softphones: digest auth, registration", (
@@ -66,6 +84,8 @@ WEBRTC = Template("webrtc-user", "endpoint", "browsers over SIP/websocket, audio
     Option("transport", "transport-ws"),
     Option("webrtc", "yes", "avpf, ICE, DTLS (actpass), rtcp-mux, bundle"),
     Option("dtls_auto_generate_cert", "yes"),
+    Option("media_address", MEDIA, "the ICE host candidate: never 127.x (Asterisk skips loopback)"),
+    Option("bind_rtp_to_media_address", "yes"),
     Option("direct_media", "no"),
     Option("dtmf_mode", "rfc4733"),
     Option("max_audio_streams", "1"),
@@ -88,14 +108,14 @@ TEMPLATES = (PHONE, AUTH, AOR, WEBRTC)
 ENDPOINT_TEMPLATE: dict[Kind, Template] = {"phone": PHONE, "webrtc": WEBRTC}
 
 
-def render_templates(bind: str) -> str:
-    """The templates' pjsip.conf sections, with `bind` as the media address."""
+def render_templates(addresses: Addresses) -> str:
+    """The templates' pjsip.conf sections, with `addresses` filled in."""
     sections = []
     for template in TEMPLATES:
         head = f"[{template.name}](!)"
         lines = [f"{head:<32}; {template.why}" if template.why else head, f"type = {template.type}"]
         for option in template.options:
-            line = f"{option.name} = {option.value.replace(BIND, bind)}"
+            line = f"{option.name} = {addresses.fill(option.value)}"
             lines.append(f"{line:<32}; {option.why}" if option.why else line)
         sections.append("\n".join(lines))
     return "\n\n".join(sections)
@@ -110,17 +130,17 @@ class ConfigObject:
     fields: list[tuple[str, str]]
 
 
-def objects(name: str, kind: Kind, realm: str, password_digest: str, bind: str) -> list[ConfigObject]:
+def objects(name: str, kind: Kind, realm: str, password_digest: str, addresses: Addresses) -> list[ConfigObject]:
     """The auth, AOR and endpoint of one account, in the order they must be created (the endpoint
     names the other two); delete them in the reverse order.
 
     The callerid is the account's name: a phone's calls show it whatever the phone puts in From.
     """
-    endpoint = [*ENDPOINT_TEMPLATE[kind].fields(bind), ("auth", name), ("aors", name),
+    endpoint = [*ENDPOINT_TEMPLATE[kind].fields(addresses), ("auth", name), ("aors", name),
                 ("callerid", f'"{name}" <{name}>')]
     return [
         ConfigObject("auth", name, auth_fields(name, realm, password_digest)),
-        ConfigObject("aor", name, AOR.fields(bind)),
+        ConfigObject("aor", name, AOR.fields(addresses)),
         ConfigObject("endpoint", name, endpoint),
     ]
 

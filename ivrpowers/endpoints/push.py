@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ivrpowers.ari import AriNotFound, ConfigTuple, Endpoint
-from ivrpowers.endpoints.fields import ConfigObject, Kind, objects
+from ivrpowers.endpoints.fields import Addresses, ConfigObject, Kind, objects
 from ivrpowers.store.endpoints import EndpointRecord
 
 CONFIG_CLASS = "res_pjsip"
@@ -39,18 +39,18 @@ class ConfigApi(Protocol):
     async def get_endpoint(self, technology: str, resource: str) -> Endpoint: ...
 
 
-def record_objects(record: EndpointRecord, bind: str) -> list[ConfigObject]:
+def record_objects(record: EndpointRecord, addresses: Addresses) -> list[ConfigObject]:
     kind: Kind = "webrtc" if record.kind == "webrtc" else "phone"
-    return objects(record.name, kind, record.realm, record.password_digest, bind)
+    return objects(record.name, kind, record.realm, record.password_digest, addresses)
 
 
-async def push(ari: ConfigApi, record: EndpointRecord, bind: str) -> bool:
+async def push(ari: ConfigApi, record: EndpointRecord, addresses: Addresses) -> bool:
     """Create whichever of the account's objects Asterisk lacks; True if it lacked any.
 
     In order, auth and AOR before the endpoint that names them, so an endpoint that exists is whole.
     """
     created = False
-    for obj in record_objects(record, bind):
+    for obj in record_objects(record, addresses):
         try:
             await ari.get_config_object(CONFIG_CLASS, obj.type, obj.id)
             continue

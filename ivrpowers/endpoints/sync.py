@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivrpowers.ari import AriClient, AriConnectionError, AriError, AriUnauthorized, Channel
 from ivrpowers.endpoints.accounts import static_names
+from ivrpowers.endpoints.fields import Addresses
 from ivrpowers.endpoints.push import TECHNOLOGY, ConfigApi, push, remove
 from ivrpowers.store.endpoints import EndpointRecord
 
@@ -39,11 +40,11 @@ class SyncResult:
 
 
 class EndpointSync:
-    def __init__(self, client: AriClient, records: Callable[[], Awaitable[list[EndpointRecord]]], bind: str,
+    def __init__(self, client: AriClient, records: Callable[[], Awaitable[list[EndpointRecord]]], addresses: Addresses,
                  outbound_trunk: str | None = None) -> None:
         self.client = client
         self.records = records
-        self.bind = bind
+        self.addresses = addresses
         self.static = static_names([outbound_trunk])
         self.passes = 0  # passes completed: how a test (or /health) knows the push after a connect is done
         self.problem: str | None = None
@@ -68,7 +69,7 @@ class EndpointSync:
         delay = RETRY_MIN
         while True:
             try:
-                await sync(self.client, self.records, self.bind, self.static)
+                await sync(self.client, self.records, self.addresses, self.static)
             except (AriError, SQLAlchemyError, OSError) as exc:
                 self.problem = f"endpoints not pushed to Asterisk yet: {type(exc).__name__}: {exc}"
                 log.warning("%s; trying again in %.0fs", self.problem, delay)
@@ -83,7 +84,7 @@ class EndpointSync:
             delay = min(delay * 2, RETRY_MAX)
 
 
-async def sync(ari: ConfigApi, load: Callable[[], Awaitable[list[EndpointRecord]]], bind: str,
+async def sync(ari: ConfigApi, load: Callable[[], Awaitable[list[EndpointRecord]]], addresses: Addresses,
                static: frozenset[str]) -> SyncResult:
     """One pass: create the accounts `load` gives that Asterisk lacks, remove those it has that are
     neither loaded nor `static`. An account Asterisk refuses is logged and left; an
@@ -101,7 +102,7 @@ async def sync(ari: ConfigApi, load: Callable[[], Awaitable[list[EndpointRecord]
     async def create(record: EndpointRecord) -> None:
         async with limit:
             try:
-                if await push(ari, record, bind):
+                if await push(ari, record, addresses):
                     result.pushed.append(record.name)
             except AriConnectionError:
                 raise

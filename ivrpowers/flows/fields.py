@@ -24,7 +24,7 @@ from .expressions import KEYWORDS, Expression, ExpressionError, compile_expressi
 from .templates import TemplateError, template_names
 
 # ARI media URI schemes a flow may use; `recording:` plays a stored recording by name.
-MEDIA_SCHEMES: frozenset[str] = frozenset({"sound", "digits", "number", "characters", "tone", "recording"})
+MEDIA_SCHEMES: frozenset[str] = frozenset({"sound", "video", "digits", "number", "characters", "tone", "recording"})
 DTMF_DIGITS = "0123456789*#"
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _NODE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")

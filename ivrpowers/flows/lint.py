@@ -27,9 +27,14 @@ from .expressions import Expression
 from .schema import NODE_REF, NODE_TYPES, BaseNode, Flow, HttpNode, Loc, SetNode
 from .templates import TemplateError, has_template, template_names
 
-__all__ = ["SOUND_EXTENSIONS", "WAITING_TYPES", "Finding", "Severity", "lint", "sound_inventory"]
+__all__ = ["SOUND_EXTENSIONS", "VIDEO_CODECS", "WAITING_TYPES", "Finding", "Severity", "Videos", "lint",
+           "sound_inventory"]
 
 Severity = Literal["error", "warning"]
+# The video codecs browsers negotiate that Asterisk can stream from a file; each `video:` prompt
+# needs a file per codec (`ivrpowers media import` makes them all).
+VIDEO_CODECS = ("vp8", "h264")
+Videos = Mapping[str, Collection[str]]  # video prompt name -> the codecs it has
 
 # Node types that wait for the caller: they play something or read DTMF, so a loop through one
 # moves at the caller's pace. A loop through none of them spins until the interpreter's step limit.
@@ -60,10 +65,11 @@ class Finding:
 
 
 def lint(flow: Flow, *, sounds: Collection[str] | None = None,
-         number_allowed: Callable[[str], bool] | None = None) -> list[Finding]:
+         number_allowed: Callable[[str], bool] | None = None, videos: Videos | None = None) -> list[Finding]:
     """Everything lint finds in `flow`, in the order of its nodes. `sounds`: the sound names the
     Asterisk in use has (`sound_inventory`); None skips that check. `number_allowed`: whether the
     settings let a transfer dial an outside number (`Settings.number_allowed`); None refuses all.
+    `videos`: the media library's video prompts, each with the codecs it has; None skips that check.
 
     Errors are about nodes a call can reach (an unreachable node is only a warning: it does nothing).
     """
@@ -71,6 +77,8 @@ def lint(flow: Flow, *, sounds: Collection[str] | None = None,
     findings = [*_unreachable(graph), *_no_way_out(graph), *_busy_loops(graph), *_unset_variables(graph)]
     if sounds is not None:
         findings.extend(_missing_sounds(graph, sounds))
+    if videos is not None:
+        findings.extend(_missing_videos(graph, videos))
     findings.extend(_refused_numbers(flow, number_allowed or (lambda _: False)))
     order = {node_id: index for index, node_id in enumerate(flow.nodes)}
     return sorted(findings, key=lambda f: order.get(str(f.loc[1]), -1) if len(f.loc) > 1 else -1)
@@ -346,6 +354,21 @@ def _missing_sounds(graph: _Graph, sounds: Collection[str]) -> Iterator[Finding]
             if scheme == "sound" and not has_template(uri) and name not in available:
                 yield Finding(("nodes", node_id, *loc), "warning",
                               f"node {node_id!r} plays sound:{name}, which this Asterisk does not have")
+
+
+def _missing_videos(graph: _Graph, videos: Videos) -> Iterator[Finding]:
+    for node_id, node in graph.nodes.items():
+        for loc, uri in node.media_items():
+            scheme, _, name = uri.partition(":")
+            if scheme != "video" or has_template(uri):
+                continue
+            if name not in videos:
+                yield Finding(("nodes", node_id, *loc), "warning", f"node {node_id!r} plays video:{name}, which the "
+                              "media library does not have (ivrpowers media import FILE --name NAME)")
+            elif missing := [c for c in VIDEO_CODECS if c not in videos[name]]:
+                yield Finding(("nodes", node_id, *loc), "warning",
+                              f"video:{name} has no {' or '.join(missing)} variant: callers whose browser "
+                              f"negotiates {' or '.join(missing)} see no picture (import it again)")
 
 
 def _refused_numbers(flow: Flow, allowed: Callable[[str], bool]) -> Iterator[Finding]:

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..yamlfile import MAX_CHARS, Document, FileError, Problem, Unusable, describe, kind_of, read, read_text_file, where
-from .lint import lint
+from .lint import Videos, lint
 from .schema import GRAPH_CHECKED_BY_CALLER, MEDIA_SCHEMES, NODE_TYPES, Flow, Loc, graph_issues
 
 __all__ = ["FlowError", "Problem", "check_flow", "load_flow", "load_flow_file", "read_flow_file", "validate_flow"]
@@ -61,27 +61,30 @@ def check_flow(text: str, filename: str = "<flow>") -> list[Problem]:
 
 
 def validate_flow(text: str, filename: str = "<flow>", *, sounds: Collection[str] | None = None,
-                  number_allowed: Callable[[str], bool] | None = None) -> list[Problem]:
+                  number_allowed: Callable[[str], bool] | None = None, videos: Videos | None = None) -> list[Problem]:
     """What `flow validate` reports, sorted by line: the problems that stop the flow loading (all
     errors) or, when it loads, what `lint` finds in it, errors and warnings. `sounds`: the sound
     names the Asterisk in use has (`lint.sound_inventory`); None skips that check.
-    `number_allowed`: which outside numbers a transfer may dial (None: none)."""
-    return lint_flow(text, filename, sounds=sounds, number_allowed=number_allowed)[1]
+    `number_allowed`: which outside numbers a transfer may dial (None: none). `videos`: the media
+    library's video prompts and their codecs; None skips that check."""
+    return lint_flow(text, filename, sounds=sounds, number_allowed=number_allowed, videos=videos)[1]
 
 
 def lint_flow(text: str, filename: str = "<flow>", *, sounds: Collection[str] | None = None,
-              number_allowed: Callable[[str], bool] | None = None) -> tuple[Flow | None, list[Problem]]:
+              number_allowed: Callable[[str], bool] | None = None,
+              videos: Videos | None = None) -> tuple[Flow | None, list[Problem]]:
     """`validate_flow`'s problems, and the flow when it loads (whatever lint found): one parse for both."""
-    return _load(text, filename, lint_it=True, sounds=sounds, number_allowed=number_allowed)
+    return _load(text, filename, lint_it=True, sounds=sounds, number_allowed=number_allowed, videos=videos)
 
 
 def _load(text: str, filename: str, *, lint_it: bool = False, sounds: Collection[str] | None = None,
-          number_allowed: Callable[[str], bool] | None = None) -> tuple[Flow | None, list[Problem]]:
+          number_allowed: Callable[[str], bool] | None = None,
+          videos: Videos | None = None) -> tuple[Flow | None, list[Problem]]:
     try:
         checker = _Checker(text, filename)
         flow, problems = checker.run()
         if flow is not None and lint_it:
-            problems = checker.lint(flow, sounds, number_allowed)
+            problems = checker.lint(flow, sounds, number_allowed, videos)
         return flow, problems
     except Exception as exc:  # the contract is "never raise": a bug here must still be a Problem
         return None, [Problem(filename, 1, f"internal error while checking the flow (please report it): {exc!r}")]
@@ -112,9 +115,9 @@ class _Checker:
         return flow, []
 
     def lint(self, flow: Flow, sounds: Collection[str] | None,
-             number_allowed: Callable[[str], bool] | None) -> list[Problem]:
+             number_allowed: Callable[[str], bool] | None, videos: Videos | None) -> list[Problem]:
         found = [Problem(self.filename, self.line(f.loc), f.message, f.severity)
-                 for f in lint(flow, sounds=sounds, number_allowed=number_allowed)]
+                 for f in lint(flow, sounds=sounds, number_allowed=number_allowed, videos=videos)]
         return sorted(found, key=lambda p: p.line)
 
     # -- YAML ---------------------------------------------------------------------------------

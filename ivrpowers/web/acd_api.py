@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ivrpowers.acd.definitions import _HOLD, _NAME, AgentDef, QueueDef
+from ivrpowers.acd.definitions import _HOLD, _NAME, _VIDEO_HOLD, AgentDef, QueueDef
 from ivrpowers.store.acd import AcdRepository, NoSuchAgent, NoSuchQueue, QueueInUse
 from ivrpowers.web.openapi import ERROR, Api, Param, Schema
 from ivrpowers.yamlfile import describe
@@ -91,6 +91,7 @@ def _checked_by_validators(name: str, schema: Schema) -> Schema:
         props["name"].update(NAME)
         props["channels"].update(minItems=1, uniqueItems=True)
         props["hold"]["pattern"] = f"^(?:{_HOLD.pattern})$"
+        props["video_hold"]["anyOf"][0]["pattern"] = f"^(?:{_VIDEO_HOLD.pattern})$"
         props["skill_relaxation"]["description"] = "for the 'skills' strategy only; steps in order of 'after'"
         schema["anyOf"] = [{"required": ["strategy"], "properties": {"strategy": {"const": "skills"}}},
                            {"properties": {"skill_relaxation": {"maxItems": 0}}}]

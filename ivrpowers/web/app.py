@@ -29,14 +29,18 @@ from ivrpowers.store.cdrs import (
     call_to_dict,
 )
 from ivrpowers.web.acd_api import AcdRuntime, add_acd_routes
+from ivrpowers.web.agent_api import LOGIN_PATH, PasswordCheck, SipServer, add_agent_login
+from ivrpowers.web.agent_auth import AGENT, AgentTokens, agent_may
 from ivrpowers.web.chats_api import add_chat_routes, authenticates_itself
-from ivrpowers.web.events_ws import add_events_route, subprotocol_token_matches
+from ivrpowers.web.events_ws import TOKEN_PREFIX as TOKEN_SUBPROTOCOL
+from ivrpowers.web.events_ws import add_events_route, offered_subprotocols, subprotocol_token_matches
 from ivrpowers.web.index import INDEX_HTML
 from ivrpowers.web.metrics import add_metrics_route
 from ivrpowers.web.openapi import ERROR, Api, Param
+from ivrpowers.web.pages import add_page_routes, is_page
 from ivrpowers.web.stats_api import add_stats_routes, live_acd
 
-OPEN_PATHS = {"/", "/health", "/api/openapi.json"}
+OPEN_PATHS = {"/", "/health", "/api/openapi.json", LOGIN_PATH}
 
 log = logging.getLogger("ivrpowers.web")
 
@@ -98,29 +102,45 @@ def _bearer_matches(given: str, token: str) -> bool:
     return hmac.compare_digest(raw, f"Bearer {token}".encode())
 
 
-def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+def _agent_token(request: web.Request) -> str:
+    """The bearer token of the request, from the header or (a browser's websocket) a subprotocol."""
+    given = request.headers.get("Authorization", "")
+    if given.startswith("Bearer "):
+        return given.removeprefix("Bearer ")
+    return next((p.removeprefix(TOKEN_SUBPROTOCOL) for p in offered_subprotocols(request)
+                 if p.startswith(TOKEN_SUBPROTOCOL)), "")
+
+
+def _auth_middleware(token: str, agents: AgentTokens | None) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def check(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         # Chat routes a customer may use check the API token or the chat's own token themselves.
-        if request.path not in OPEN_PATHS and not authenticates_itself(request) and \
-                not _bearer_matches(request.headers.get("Authorization", ""), token) and \
-                not subprotocol_token_matches(request, token):  # the events websocket, from a browser
-            raise _json_error(web.HTTPUnauthorized, "missing or wrong bearer token",
-                              headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
+        if request.path in OPEN_PATHS or is_page(request.path) or authenticates_itself(request) or \
+                _bearer_matches(request.headers.get("Authorization", ""), token) or \
+                subprotocol_token_matches(request, token):  # the events websocket, from a browser
+            return await handler(request)
+        agent = agents.verify(_agent_token(request)) if agents is not None else None
+        if agent is not None and agent_may(agent, request.method, request.path):
+            request[AGENT] = agent  # what the route may show: this agent's alone
+            return await handler(request)
+        raise _json_error(web.HTTPUnauthorized, "missing or wrong bearer token",
+                          headers={"WWW-Authenticate": "Bearer"})
 
     return check
 
 
 def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
                acd: AcdRepository | None = None, acd_runtime: AcdRuntime | None = None,
-               chats: ChatService | None = None) -> web.Application:
+               chats: ChatService | None = None, sip: SipServer | None = None,
+               agent_tokens: AgentTokens | None = None, password_ok: PasswordCheck | None = None) -> web.Application:
+    """`sip`: Asterisk's SIP websocket and domain, for the browser pages (none without it).
+    `agent_tokens`, `password_ok`: agents sign in with their own account (`/api/agent/login`)."""
     handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}
     # The largest body is an agent or queue definition, a few hundred bytes: 64 KiB is plenty,
     # anything larger is refused with 413 unread.
-    app = web.Application(middlewares=[_auth_middleware(api_token)], handler_args=handler_args,
+    app = web.Application(middlewares=[_auth_middleware(api_token, agent_tokens)], handler_args=handler_args,
                           client_max_size=64 * 1024)
     api = Api(app, "ivrpowers", __version__)
 
@@ -178,4 +198,8 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
     add_metrics_route(api, health.health, live)
     if chats is not None:
         add_chat_routes(api, chats, api_token)
+    if sip is not None:
+        add_page_routes(app, sip_websocket=sip.websocket, sip_domain=sip.domain)
+    if acd is not None and agent_tokens is not None and password_ok is not None and sip is not None:
+        add_agent_login(api, acd, agent_tokens, password_ok, sip)
     return app

@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from ivrpowers.acd.events import EVENT_KINDS, AcdEvent
+from ivrpowers.web.agent_auth import AGENT
 from ivrpowers.web.openapi import ERROR, Api, Param
 from ivrpowers.web.stats_api import NAME, LiveAcd, snapshot
 
@@ -45,7 +46,7 @@ HEARTBEAT = 30.0  # seconds between pings: a client that vanished is noticed
 log = logging.getLogger("ivrpowers.web")
 
 
-def _offered(request: web.BaseRequest) -> list[str]:
+def offered_subprotocols(request: web.BaseRequest) -> list[str]:
     return [p.strip() for value in request.headers.getall("Sec-WebSocket-Protocol", []) for p in value.split(",")]
 
 
@@ -55,7 +56,7 @@ def subprotocol_token_matches(request: web.BaseRequest, token: str) -> bool:
         return False
     expected = f"{TOKEN_PREFIX}{token}".encode()
     matched = False
-    for offered in _offered(request):
+    for offered in offered_subprotocols(request):
         try:
             raw = offered.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates from bytes that are not UTF-8: no token of ours
@@ -135,7 +136,7 @@ def add_events_route(api: Api, live: LiveAcd) -> None:
         if kinds is not None and not kinds <= set(EVENT_KINDS):
             unknown = sorted(kinds - set(EVENT_KINDS))[0][:40]
             raise _bad(f"no such kind {unknown!r} (kinds: {', '.join(EVENT_KINDS)})")
-        offered = _offered(request)
+        offered = offered_subprotocols(request)
         if any(p.startswith(TOKEN_PREFIX) for p in offered) and (
                 PROTOCOL not in offered or len(request.headers.getall("Sec-WebSocket-Protocol")) > 1):
             raise _bad(f"offer the subprotocol {PROTOCOL} with the token's, in one Sec-WebSocket-Protocol header")
@@ -146,7 +147,9 @@ def add_events_route(api: Api, live: LiveAcd) -> None:
         if len(clients) >= MAX_CLIENTS:
             raise _bad(f"already {MAX_CLIENTS} clients: try again later", web.HTTPServiceUnavailable)
         await ws.prepare(request)
-        client = _Client(live, _names(request, "queue"), _names(request, "agent"), kinds)
+        # A signed-in agent (its own token, not the API's) follows its own events only.
+        agents = frozenset([request[AGENT]]) if AGENT in request else _names(request, "agent")
+        client = _Client(live, _names(request, "queue"), agents, kinds)
         # Subscribed and photographed in one step of the loop: no event falls between the two.
         unsubscribe = live.subscribe(client.offer)
         first = snapshot(live, client.queues, client.snapshot_agents())

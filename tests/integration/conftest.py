@@ -64,8 +64,9 @@ class AsteriskUnderTest:
 
 
 @contextmanager
-def running_asterisk(state: Path, rtp_start: int) -> Iterator[AsteriskUnderTest]:
-    """An Asterisk of its own: state directory (so its own id), ports and RTP range."""
+def running_asterisk(state: Path, rtp_start: int, media_address: str | None = None) -> Iterator[AsteriskUnderTest]:
+    """An Asterisk of its own: state directory (so its own id), ports and RTP range (and browsers'
+    media address: the tests in a network namespace of their own, tests/e2e)."""
     # Ports of their own, so a `make run` on the same machine does not collide with the tests.
     env = {
         "IVRPOWERS_STATE_DIR": str(state),
@@ -74,6 +75,7 @@ def running_asterisk(state: Path, rtp_start: int) -> Iterator[AsteriskUnderTest]
         "IVRPOWERS_SIP_PORT": str(free_udp_port()),
         "IVRPOWERS_RTP_START": str(rtp_start),
         "IVRPOWERS_RTP_END": str(rtp_start + 999),
+        **({"IVRPOWERS_MEDIA_ADDRESS": media_address} if media_address else {}),
     }
     # The same settings twice: as arguments for this process, as environment for the controller's.
     settings = load_settings(**{k.removeprefix("IVRPOWERS_").lower(): v for k, v in env.items()})
@@ -211,7 +213,7 @@ class ControllerUnderTest:
                                       f"finished CDR for caller {caller}", timeout)
 
 
-def _start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path,
+def start_controller(kind: str, db_url: str, asterisk: AsteriskUnderTest, log: Path,
                       flows: list[Path] | None = None, routes: dict[str, str] | None = None,
                       settings: dict[str, str] | None = None) -> ControllerUnderTest:
     """A controller on `asterisk` with `flows` published and `routes` set (by default the demo's and
@@ -261,7 +263,7 @@ def controller(
     else:
         base = request.getfixturevalue("pg_base_url")
         db_url = base.create_database(f"ivr_{os.getpid()}") if isinstance(base, Cluster) else base
-    ctl = _start_controller(kind, db_url, asterisk, workdir / "controller.log")
+    ctl = start_controller(kind, db_url, asterisk, workdir / "controller.log")
     try:
         yield ctl
     finally:

@@ -32,7 +32,7 @@ from ivrpowers.endpoints.presence import Presence, reachable_now
 from ivrpowers.endpoints.push import push, remove
 from ivrpowers.store.endpoints import EndpointRecord
 
-from .conftest import AsteriskUnderTest, ControllerUnderTest, _start_controller, poll, running_asterisk, stop_controller
+from .conftest import AsteriskUnderTest, ControllerUnderTest, poll, running_asterisk, start_controller, stop_controller
 from .sipp import free_udp_port
 from .test_phones import register
 from .test_security import sipp
@@ -158,7 +158,7 @@ def own(tmp_path: Path) -> Any:
     flow = tmp_path / "itest-endpoint.yaml"
     flow.write_text(FLOW)
     with running_asterisk(tmp_path / "state", 32000) as asterisk:
-        ctl = _start_controller("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'ivrpowers.db'}", asterisk,
+        ctl = start_controller("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'ivrpowers.db'}", asterisk,
                                 tmp_path / "controller.log", flows=[flow], routes={NUMBER: "itest-endpoint"})
         try:
             yield asterisk, ctl

@@ -32,7 +32,7 @@ from ivrpowers.ami import AmiClient
 from ivrpowers.ari import AriClient
 from ivrpowers.asterisk import process
 from ivrpowers.endpoints.accounts import new_password, password_digest
-from ivrpowers.endpoints.fields import REALM, objects
+from ivrpowers.endpoints.fields import REALM, Addresses, objects
 from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.push import CONFIG_CLASS, remove
 
@@ -156,9 +156,9 @@ def _response(request: str, status: str, tag: bool = False) -> str:
     return f"SIP/2.0 {status}\r\n" + "\r\n".join([*keep, to]) + "\r\nContent-Length: 0\r\n\r\n"
 
 
-async def short_lived_endpoint(ari: AriClient, name: str, password: str, bind: str) -> None:
+async def short_lived_endpoint(ari: AriClient, name: str, password: str, addresses: Addresses) -> None:
     """Push `name` as `ivrpowers endpoint create` does, its AOR taking registrations of SHORT s."""
-    for obj in objects(name, "phone", REALM, password_digest(name, REALM, password), bind):
+    for obj in objects(name, "phone", REALM, password_digest(name, REALM, password), addresses):
         fields = obj.fields + ([("minimum_expiration", str(SHORT))] if obj.type == "aor" else [])
         await ari.put_config_object(CONFIG_CLASS, obj.type, obj.id, fields)
 
@@ -207,7 +207,7 @@ async def test_presence_follows_phones_over_ami_and_reads_while_ami_is_away(
     phone = await Phone(name, password, asterisk.sip_target).open()
     launcher = process.status(s).pid
     try:
-        await short_lived_endpoint(ari, name, password, s.bind_address)
+        await short_lived_endpoint(ari, name, password, Addresses.of(s))
         presence.install()
         await eventually(lambda: ami.logins == 1 and presence.reads >= 1 and not presence._stale, "AMI login, a read")
         # Not known before the first read (counted as able, as before presence existed): now it is.

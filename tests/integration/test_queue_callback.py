@@ -22,9 +22,9 @@ from .acd_helpers import Phone, api, events, phone_scenario
 from .conftest import (
     AsteriskUnderTest,
     ControllerUnderTest,
-    _start_controller,
     poll,
     running_asterisk,
+    start_controller,
     stop_controller,
 )
 from .sipp import Dtmf, ExpectHangup, Pause, SippCall, free_rtp_port, free_udp_port, run_call_async
@@ -64,7 +64,7 @@ def cb_controller(cb_asterisk: AsteriskUnderTest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControllerUnderTest]:
     asterisk = cb_asterisk
     workdir = tmp_path_factory.mktemp("controller-callback")
-    ctl = _start_controller("sqlite", f"sqlite+aiosqlite:///{workdir / 'ivrpowers.db'}", asterisk,
+    ctl = start_controller("sqlite", f"sqlite+aiosqlite:///{workdir / 'ivrpowers.db'}", asterisk,
                             workdir / "controller.log", flows=[FLOW], routes={NUMBER: "itest-callback"},
                             settings={"IVRPOWERS_OUTBOUND_TRUNK": TRUNK,
                                       "IVRPOWERS_OUTBOUND_ALLOW": json.dumps([r"555\d{4}"])})

@@ -12,8 +12,8 @@ import pytest
 from .conftest import (
     AsteriskUnderTest,
     ControllerUnderTest,
-    _start_controller,
     running_asterisk,
+    start_controller,
     stop_controller,
 )
 from .postgres import Cluster
@@ -36,7 +36,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, pg_base_url: Cluster | str) -
 
 
 def _start(name: str, asterisk: AsteriskUnderTest, db_url: str, workdir: Path) -> ControllerUnderTest:
-    return _start_controller(name, db_url, asterisk, workdir / f"{name}.log")
+    return start_controller(name, db_url, asterisk, workdir / f"{name}.log")
 
 
 async def test_two_controllers_on_two_asterisks_share_one_database(

@@ -182,8 +182,16 @@ def callback_ctx(trunk: str | None = "provider") -> Any:
 
 
 def caller(call_id: str, number: str, ctx: Any, source: str = "trunk") -> Any:
-    return SimpleNamespace(call_id=call_id, ctx=ctx, args=SimpleNamespace(source=source),
+    return SimpleNamespace(call_id=call_id, ctx=ctx, args=SimpleNamespace(source=source), call=AudioCall(number),
                            channel=SimpleNamespace(caller=SimpleNamespace(number=number, name="Eve")))
+
+
+class AudioCall:
+    def __init__(self, number: str) -> None:
+        self.caller_number, self.caller_name = number, "Eve"
+
+    async def video_codec(self) -> str | None:
+        return None
 
 
 async def test_a_callback_goes_only_to_the_callers_own_number_or_an_allowed_one(db: Database) -> None:

@@ -61,8 +61,17 @@ async def service(db: Database, clock: Clock) -> tuple[AcdService, FakeOffers]:
     return acd, offers
 
 
+class AudioCall:
+    """What the service asks of a call: an audio-only caller."""
+
+    caller_number, caller_name = "5551234", "Eve"
+
+    async def video_codec(self) -> str | None:
+        return None
+
+
 def session(call_id: str) -> Any:
-    return SimpleNamespace(call_id=call_id)
+    return SimpleNamespace(call_id=call_id, call=AudioCall())
 
 
 async def test_a_call_is_refused_with_nobody_logged_in_then_offered_answered_and_wrapped_up(db: Database) -> None:

@@ -33,12 +33,14 @@ from ivrpowers.endpoints.accounts import (
     password_digest,
     static_names,
 )
-from ivrpowers.endpoints.fields import AOR, AUTH, PHONE, REALM, TEMPLATES, WEBRTC, objects
+from ivrpowers.endpoints.fields import AOR, AUTH, PHONE, REALM, TEMPLATES, WEBRTC, Addresses, objects
 from ivrpowers.endpoints.push import push, registration, remove
 from ivrpowers.endpoints.sync import EndpointSync, sync
 from ivrpowers.store.endpoints import EndpointRecord
 
 from .waiting import until
+
+LOCAL = Addresses("127.0.0.1", "10.111.0.1")
 
 # --- field sets --------------------------------------------------------------------------------------
 
@@ -58,40 +60,44 @@ def _sections(conf: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def test_pjsip_conf_templates_are_rendered_from_the_field_sets(tmp_path: Path) -> None:
-    settings = load_settings(state_dir=tmp_path, bind_address="127.0.0.9")
+    settings = load_settings(state_dir=tmp_path, bind_address="127.0.0.9", media_address="10.9.9.9")
     sections = _sections((render_config(settings, chrooted=True) / "pjsip.conf").read_text())
     for template in TEMPLATES:
-        assert sections[template.name] == [("type", template.type), *template.fields("127.0.0.9")], template.name
+        assert sections[template.name] == [("type", template.type),
+                                           *template.fields(Addresses("127.0.0.9", "10.9.9.9"))], template.name
     assert ("media_address", "127.0.0.9") in sections["agent-phone"]
+    # Browsers' RTP: on the media address, since Asterisk never offers them a loopback candidate.
+    assert ("media_address", "10.9.9.9") in sections["webrtc-user"]
+    assert ("bind_rtp_to_media_address", "yes") in sections["webrtc-user"]
     # The demo's accounts still come from them.
     assert "[agent1](agent-phone)" in (tmp_path / "asterisk" / "etc" / "pjsip.conf").read_text()
 
 
 def test_a_phone_is_its_template_plus_its_own_auth_aor_and_caller_id() -> None:
-    auth, aor, endpoint = objects("ana", "phone", REALM, "MD5:" + "0" * 32, "127.0.0.1")
+    auth, aor, endpoint = objects("ana", "phone", REALM, "MD5:" + "0" * 32, LOCAL)
     assert [(o.type, o.id) for o in (auth, aor, endpoint)] == [("auth", "ana"), ("aor", "ana"), ("endpoint", "ana")]
     assert auth.fields == [("auth_type", "digest"), ("username", "ana"), ("realm", REALM),
                            ("password_digest", "MD5:" + "0" * 32)]
     assert not [f for f in auth.fields if f[0] == "password"]
-    assert aor.fields == AOR.fields("127.0.0.1")
-    assert endpoint.fields == [*PHONE.fields("127.0.0.1"), ("auth", "ana"), ("aors", "ana"),
+    assert aor.fields == AOR.fields(LOCAL)
+    assert endpoint.fields == [*PHONE.fields(LOCAL), ("auth", "ana"), ("aors", "ana"),
                                ("callerid", '"ana" <ana>')]
     assert ("context", "from-agents") in endpoint.fields and ("trust_id_inbound", "no") in endpoint.fields
 
 
 def test_a_browser_user_is_the_webrtc_template_on_the_websocket_transport() -> None:
-    endpoint = objects("bob", "webrtc", REALM, "MD5:" + "1" * 32, "127.0.0.1")[2]
-    assert endpoint.fields[: len(WEBRTC.options)] == WEBRTC.fields("127.0.0.1")
+    endpoint = objects("bob", "webrtc", REALM, "MD5:" + "1" * 32, LOCAL)[2]
+    assert endpoint.fields[: len(WEBRTC.options)] == WEBRTC.fields(LOCAL)
     assert {("context", "from-webrtc"), ("transport", "transport-ws"), ("webrtc", "yes")} <= set(endpoint.fields)
 
 
 def test_every_context_an_endpoint_can_have_leads_to_the_ari_app(tmp_path: Path) -> None:
     extensions = (render_config(load_settings(state_dir=tmp_path), chrooted=True) / "extensions.conf").read_text()
     for template in (PHONE, WEBRTC):
-        context = dict(template.fields("x"))["context"]
+        context = dict(template.fields(Addresses("x", "y")))["context"]
         body = extensions.split(f"[{context}]", 1)[1].split("\n[", 1)[0]
         assert "Stasis(ivrpowers,inbound," in body, context
-    assert dict(AUTH.fields("x")) == {"auth_type": "userpass"}  # the demo's accounts only
+    assert dict(AUTH.fields(Addresses("x", "y"))) == {"auth_type": "userpass"}  # the demo's accounts only
 
 
 def test_sorcery_conf_lets_pjsip_objects_be_created_in_memory_after_the_file(tmp_path: Path) -> None:
@@ -209,19 +215,19 @@ def record(name: str, kind: str = "phone") -> EndpointRecord:
 
 async def test_push_creates_auth_then_aor_then_endpoint_and_never_updates() -> None:
     ari = FakeConfig()
-    assert await push(ari, record("ana"), "127.0.0.1")
+    assert await push(ari, record("ana"), LOCAL)
     assert ari.puts == [("auth", "ana"), ("aor", "ana"), ("endpoint", "ana")]
-    assert not await push(ari, record("ana"), "127.0.0.1")  # again: all there, nothing sent
+    assert not await push(ari, record("ana"), LOCAL)  # again: all there, nothing sent
     del ari.objects[("endpoint", "ana")]
     ari.contacts["ana"] = ["sip:ana@127.0.0.1:5062"]
-    assert await push(ari, record("ana"), "127.0.0.1")
+    assert await push(ari, record("ana"), LOCAL)
     # Only the missing endpoint: the AOR with its registration is not copied over (see push.py).
     assert ari.puts[3:] == [("endpoint", "ana")]
 
 
 async def test_registration_reads_the_state_and_the_aors_contacts() -> None:
     ari = FakeConfig()
-    await push(ari, record("ana"), "127.0.0.1")
+    await push(ari, record("ana"), LOCAL)
     reg = await registration(ari, "ana")
     assert (reg.state, reg.contacts, reg.registered) == ("offline", [], False)
     ari.contacts["ana"] = ["sip:ana@127.0.0.1:5062"]
@@ -232,7 +238,7 @@ async def test_registration_reads_the_state_and_the_aors_contacts() -> None:
 
 async def test_remove_deletes_endpoint_aor_and_auth_and_leaves_pjsip_conf_alone() -> None:
     ari = FakeConfig()
-    await push(ari, record("ana"), "127.0.0.1")
+    await push(ari, record("ana"), LOCAL)
     assert await remove(ari, "ana")
     assert ari.deletes == [("endpoint", "ana"), ("aor", "ana"), ("auth", "ana")]
     assert not await remove(ari, "ana")
@@ -242,8 +248,8 @@ async def test_remove_deletes_endpoint_aor_and_auth_and_leaves_pjsip_conf_alone(
 
 async def test_a_sync_pass_creates_what_asterisk_lacks_and_removes_what_the_database_dropped() -> None:
     ari = FakeConfig()
-    await push(ari, record("kept"), "127.0.0.1")
-    await push(ari, record("dropped"), "127.0.0.1")
+    await push(ari, record("kept"), LOCAL)
+    await push(ari, record("dropped"), LOCAL)
     ari.puts.clear()
     ari.refuse.add("bad")
     records = [record("kept"), record("new"), record("web", "webrtc"), record("bad")]
@@ -251,14 +257,14 @@ async def test_a_sync_pass_creates_what_asterisk_lacks_and_removes_what_the_data
     async def load() -> list[EndpointRecord]:
         return records
 
-    result = await sync(ari, load, "127.0.0.1", static_names())
+    result = await sync(ari, load, LOCAL, static_names())
     assert sorted(result.pushed) == ["new", "web"] and result.removed == ["dropped"] and result.failed == ["bad"]
     assert ("endpoint", "kept") not in ari.puts  # there already: left as it is
     assert dict(ari.objects[("endpoint", "web")])["context"] == "from-webrtc"
     assert {id for _, id in ari.deletes} == {"dropped"}  # never pjsip.conf's own
     ari.down = True
     with pytest.raises(AriConnectionError):
-        await sync(ari, load, "127.0.0.1", static_names())
+        await sync(ari, load, LOCAL, static_names())
 
 
 async def test_the_database_is_read_after_asterisk_is_listed() -> None:
@@ -269,10 +275,10 @@ async def test_the_database_is_read_after_asterisk_is_listed() -> None:
     async def load() -> list[EndpointRecord]:
         # Meanwhile the CLI created "late": stored, then pushed.
         records.append(record("late"))
-        await push(ari, record("late"), "127.0.0.1")
+        await push(ari, record("late"), LOCAL)
         return records
 
-    result = await sync(ari, load, "127.0.0.1", static_names())
+    result = await sync(ari, load, LOCAL, static_names())
     assert result.removed == [] and ("endpoint", "late") in ari.objects
 
 
@@ -309,7 +315,7 @@ async def test_the_controller_syncs_after_each_connect_and_retries_until_the_dat
             raise answer
         return answer
 
-    syncer = EndpointSync(client, load, "127.0.0.1")  # type: ignore[arg-type]
+    syncer = EndpointSync(client, load, LOCAL)  # type: ignore[arg-type]
     syncer.install()
     await client.connect()
     await until(lambda: syncer.passes)

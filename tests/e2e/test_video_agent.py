@@ -1,0 +1,90 @@
+"""A video caller from /call reaches a video agent on /agent through the queue: while waiting the
+caller sees the queue's hold video; the agent's offer shows who calls and what the IVR learnt; once
+answered each browser shows the other's camera (pixels), with the longest freeze measured."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from playwright.async_api import Page
+
+from .browser import ARTIFACTS, Browsers, screenshot
+from .camera import GREEN, MAGENTA, Cameras
+from .probe import inbound_video, start_freeze_meter, wait_colour, watch_for
+from .stack import ORANGE, RED, Stack, video_stack
+
+# How long each side's picture is watched for freezes, from the agent's answer.
+WATCH_MS = 4000
+MAX_FREEZE_MS = 1000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with video_stack(tmp_path_factory.mktemp("video-agent"), rtp_base=35000) as running:
+        yield running
+
+
+async def sign_in(page: Page, stack: Stack, agent_id: str, password: str) -> None:
+    await page.goto(f"{stack.web}/agent")
+    await page.fill("#agent", agent_id)
+    await page.fill("#password", password)
+    await page.click("#signin-button")
+    await page.wait_for_function("document.body.dataset.agentState === 'logged_out'", timeout=10_000)
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+async def test_a_video_caller_waits_watching_hold_video_and_talks_face_to_face_with_an_agent(
+        stack: Stack, browsers: Browsers, cameras: Cameras, codec: str) -> None:
+    agent_id = f"vid-{codec}"
+    password = stack.video_agent(agent_id)
+    user, caller_password = stack.browser_account(f"cust{codec}")
+    caller, agent = await browsers.open_many({"caller": cameras.get("caller", GREEN),
+                                              "agent": cameras.get("agent", MAGENTA)})
+    await sign_in(agent.page, stack, agent_id, password)
+
+    await caller.page.goto(f"{stack.web}/call#user={user}&password={caller_password}&number=300&codec={codec}")
+    await caller.page.click("#video-call")
+    await wait_colour(caller.page, "#remote", RED, timeout=10)
+    await caller.page.click("#keypad button:text-is('3')")
+    # Nobody ready yet: the caller waits, watching the queue's hold video.
+    await wait_colour(caller.page, "#remote", ORANGE, timeout=10)
+    await screenshot(caller.page, f"call-video-hold-{codec}")
+
+    await agent.page.click("#ready")
+    await agent.page.wait_for_function("document.body.dataset.state === 'ringing'", timeout=15_000)
+    assert await agent.page.text_content("#offer-channel") == "video call"
+    assert user in (await agent.page.text_content("#offer-caller") or "")
+    assert await agent.page.text_content("#offer-queue") == "video-desk"
+    await screenshot(agent.page, f"agent-offer-{codec}")
+    # Meters on from the answer: on the caller's side the hold video is the first picture, so its
+    # longest gap includes the switch to the agent's camera; the agent's starts at its first picture.
+    for page in (agent.page, caller.page):
+        await start_freeze_meter(page, "#remote")
+    await agent.page.click("#answer")
+    await agent.page.wait_for_function("document.body.dataset.state === 'in-call'", timeout=10_000)
+
+    # Face to face: each shows the other's camera, and keeps moving.
+    await wait_colour(agent.page, "#remote", GREEN, timeout=10)
+    await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
+    agent_view, caller_view = [await watch_for(p, "#remote", WATCH_MS) for p in (agent.page, caller.page)]
+    await screenshot(agent.page, f"agent-video-call-{codec}")
+    await screenshot(caller.page, f"call-video-agent-{codec}")
+    codecs = {side: [s["mimeType"].lower() for s in await inbound_video(p)]
+              for side, p in (("agent", agent.page), ("caller", caller.page))}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"video-agent-{codec}.json").write_text(json.dumps({
+        "codec": codec, "codecs_received": codecs,
+        "agent_first_picture_ms": agent_view.first_change_ms,
+        "agent_longest_freeze_ms": round(agent_view.longest_gap_ms), "agent_changes": agent_view.changes,
+        "caller_longest_freeze_ms": round(caller_view.longest_gap_ms), "caller_changes": caller_view.changes,
+    }, indent=2))
+    assert agent_view.longest_gap_ms < MAX_FREEZE_MS, agent_view
+    assert caller_view.longest_gap_ms < MAX_FREEZE_MS, caller_view
+    assert f"video/{codec}" in codecs["agent"][-1] and f"video/{codec}" in codecs["caller"][-1], codecs
+
+    await agent.page.click("#hangup")
+    record = await stack.controller.wait_cdr(user, timeout=20)
+    queued = record.get("queue") or {}
+    assert queued.get("answered_by") == agent_id or agent_id in json.dumps(queued), queued
