@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from .http import AriHttp, Params
-from .models import AsteriskInfo, Bridge, Channel, ConfigTuple, Endpoint, LiveRecording, Playback, RtpStats
+from .models import AsteriskInfo, Bridge, Channel, ConfigTuple, Endpoint, LiveRecording, Playback
 
 
 def _seg(value: str) -> str:
@@ -82,10 +82,6 @@ class AriRest(AriHttp):
 
     async def get_channel(self, channel_id: str) -> Channel:
         return Channel.model_validate(await self.request("GET", f"/channels/{_seg(channel_id)}"))
-
-    async def rtp_statistics(self, channel_id: str) -> RtpStats:
-        """The channel's audio RTP counters (Asterisk has none for video here)."""
-        return RtpStats.model_validate(await self.request("GET", f"/channels/{_seg(channel_id)}/rtp_statistics"))
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{_seg(channel_id)}/answer")
@@ -299,3 +295,12 @@ class AriRest(AriHttp):
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self.request("DELETE", f"/bridges/{_seg(bridge_id)}")
+
+    async def set_video_source(self, bridge_id: str, channel_id: str) -> None:
+        """Everyone in the bridge sees `channel_id`'s video; Asterisk asks that channel for a keyframe
+        (RTCP FIR or SIP INFO) as it does so."""
+        await self.request("POST", f"/bridges/{_seg(bridge_id)}/videoSource/{_seg(channel_id)}")
+
+    async def clear_video_source(self, bridge_id: str) -> None:
+        """Back to the bridge's default video mode (the talker's video, in a mixing bridge)."""
+        await self.request("DELETE", f"/bridges/{_seg(bridge_id)}/videoSource")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
+from ivrpowers.calls.video import fresh_pictures, video_settled
 from ivrpowers.flows.services import QueueUpdate
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class Offers:
         leg = session.add_leg(channel)
         bridge_id = f"{session.call_id}-b{os.urandom(3).hex()}"
         try:
+            await video_settled(session.call, leg)
             with contextlib.suppress(AriError):  # no music to stop is fine
                 await session.call.hold(None)
             await client.create_bridge("mixing", bridge_id=bridge_id)
@@ -129,6 +131,7 @@ class Offers:
             self.service.end(ticket.task_id, "bridge_failed")
             return
         session.bridged(bridge_id, leg, datetime.now(UTC))
+        self._spawn(fresh_pictures(client, bridge_id, [session.call, leg]), f"keyframes-{bridge_id}")
         self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
         await self._talk(ticket, agent_id, leg, bridge_id, datetime.now(UTC))
 

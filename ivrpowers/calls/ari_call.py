@@ -112,16 +112,18 @@ class AriCall:
         if self.browser:
             await self.media_flowing()
 
-    async def media_flowing(self, timeout: float = MEDIA_WAIT) -> bool:
-        """Wait until Asterisk receives the caller's RTP (its media path is up); False if not within
-        `timeout` (the call goes on: a browser without a microphone sends nothing)."""
+    async def media_flowing(self, kind: str = "audio", timeout: float = MEDIA_WAIT) -> bool:
+        """Wait until Asterisk receives the caller's RTP of `kind` (audio, video): its media path is
+        up. False if not within `timeout` (the call goes on: a browser without a microphone or a
+        camera sends nothing)."""
         deadline = asyncio.get_running_loop().time() + timeout
+        counter = f"CHANNEL(rtcp,rxcount,{kind})"
         while True:
-            stats = await self._request(lambda: self.client.rtp_statistics(self.channel_id))
-            if stats.rxcount > 0:
+            received = await self._request(lambda: self.client.get_variable(self.channel_id, counter))
+            if received.strip().isdigit() and int(received) > 0:
                 return True
             if asyncio.get_running_loop().time() >= deadline:
-                log.info("call %s: no media from the browser %.1f s after the answer", self.channel_id, timeout)
+                log.info("call %s: no %s from the browser within %.1f s", self.channel_id, kind, timeout)
                 return False
             await asyncio.sleep(_MEDIA_POLL)
 

@@ -84,7 +84,8 @@ def video_stack(workdir: Path, rtp_base: int) -> Iterator[Stack]:
                 ctl.ivrpowers("media", "import", str(source), "--name", name)
             # Option 3's queue: video agents in browsers; video callers wait watching e2e-hold.
             ctl.ivrpowers("queue", "create", "video-desk", "--channel", "voice", "--channel", "video",
-                          "--video-hold", "video:e2e-hold", "--wrapup", "0", "--ring-timeout", "30")
+                          "--video-hold", "video:e2e-hold", "--wrapup", "0", "--ring-timeout", "30",
+                          "--no-agents", "wait")
             yield Stack(asterisk, ctl)
         finally:
             stop_controller(ctl)

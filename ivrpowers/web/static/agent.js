@@ -65,18 +65,18 @@ function follow() {
   socket.addEventListener('close', () => setTimeout(follow, 2000));  // the controller restarting
 }
 
-function hasVideo(session) {
-  const sdp = session.request && session.request.body;
-  return Boolean(sdp && /\r\nm=video [1-9]/.test(sdp));
+// Whether the offer (the INVITE the ACD rang this agent with) carries video.
+function hasVideo(invite) {
+  return Boolean(invite && invite.body && /\r\nm=video [1-9]/.test(invite.body));
 }
 
-function incoming(session) {
+function incoming(session, invite) {
   if (state.session) {  // one call at a time: the router never offers a second
     session.terminate({ status_code: 486 });
     return;
   }
   state.session = session;
-  const video = hasVideo(session);
+  const video = hasVideo(invite);
   show('ringing', `Ringing: ${session.remote_identity.display_name || session.remote_identity.uri.user}`);
   $('answer').disabled = false;
   $('decline').disabled = false;
@@ -124,7 +124,7 @@ async function signIn(event) {
     $('signin-error').textContent = String(error.message || error);
     return;
   }
-  state.ua.on('newRTCSession', (e) => { if (e.originator === 'remote') incoming(e.session); });
+  state.ua.on('newRTCSession', (e) => { if (e.originator === 'remote') incoming(e.session, e.request); });
   $('signin').hidden = true;
   $('desk').hidden = false;
   $('who').textContent = `${body.agent.name} (${body.agent.id})`;

@@ -54,11 +54,16 @@ export function preferVideoCodec(sdp, codec) {
   }).join('');
 }
 
-// The remote stream of a session's peer connection, as tracks arrive (video may come later).
+// The remote stream of a session's peer connection, as tracks arrive. A later video track (the
+// agent's picture, which a video bridge sends on a stream of its own) takes the place of the one
+// shown before (the IVR's and the hold's).
 export function showRemote(pc, video) {
   const stream = new MediaStream();
   video.srcObject = stream;
   pc.addEventListener('track', (event) => {
+    if (event.track.kind === 'video') {
+      for (const old of stream.getVideoTracks()) stream.removeTrack(old);
+    }
     stream.addTrack(event.track);
     video.play().catch(() => {});
   });
