@@ -219,7 +219,7 @@ def make_private(path: Path) -> None:
 
 # session_key signs the tokens agents get when they sign in to the /agent page.
 SECRET_NAMES = ("ari_password", "ami_secret", "agent_password", "agent2_password", "webrtc_password", "api_token",
-                "session_key")
+                "session_key", "webagent_password")
 
 
 def load_secrets(state_dir: Path) -> dict[str, str]:

@@ -36,8 +36,8 @@ from ivrpowers.acd.events import AcdEvent, OfferOutcome, TaskOutcome
 from ivrpowers.acd.stats import Stats
 from ivrpowers.calls import acd_views
 from ivrpowers.calls.acd_callbacks import Callbacks
-from ivrpowers.calls.acd_events import Happenings, customer_facts
-from ivrpowers.calls.acd_voice import Ticket
+from ivrpowers.calls.acd_events import Happenings
+from ivrpowers.calls.acd_voice import Ticket, join_queue
 from ivrpowers.flows.services import QueueRefused, QueueRequest, QueueUpdate
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.acd_state import AcdStateRepository
@@ -166,26 +166,8 @@ class AcdService:
 
     # -- tasks --------------------------------------------------------------------------------
     async def join(self, session: Session, request: QueueRequest) -> Ticket:
-        """A call enters a queue (or comes back to it, adopted after a restart, keeping its place)."""
-        queue = await self._queue(request.queue)
-        task_id = session.call_id
-        ticket = Ticket(self, task_id, queue, session)
-        ticket.video = await session.call.video_codec() is not None  # the caller sends a picture
-        if task_id in self.router.task_ids():  # adopted: it kept its place (or its agent)
-            known = self.router.task(task_id)
-            self.desks[task_id] = ticket
-            if known.status == "active" and self.offers is not None and known.agent is not None:
-                self.offers.resume_conversation(ticket, known.agent)
-            else:
-                self._ring_pending(task_id)
-            return ticket
-        # A caller with a picture waits as a video task (for agents who take video) where the queue
-        # takes video; otherwise as a voice one, talking without a picture.
-        video = ticket.video and "video" in queue.channels
-        self.submit(Task(task_id, request.queue, "video" if video else "voice", arrived=self.clock(),
-                         priority=request.priority, skills=dict(request.skills)), ticket,
-                    customer=customer_facts(session.call.caller_number, session.call.caller_name, request.data))
-        return ticket
+        """A call enters a queue (or comes back to it, adopted after a restart): `acd_voice.join_queue`."""
+        return await join_queue(self, session, request)
 
     def submit(self, task: Task, desk: Desk, customer: dict[str, Any] | None = None) -> None:
         """A new task (a call, a chat) enters its queue. Raises QueueRefused. `customer`: what its
@@ -209,7 +191,7 @@ class AcdService:
         if task_id in self.router.task_ids():
             for agent_id, expires in self.router.task(task_id).offers:
                 self.pending.setdefault(task_id, {})[agent_id] = expires
-        self._ring_pending(task_id)
+        self.ring_pending(task_id)
 
     def end(self, task_id: str, reason: str) -> None:
         """The task is over: the caller left, hung up, or the conversation ended."""
@@ -328,7 +310,7 @@ class AcdService:
                 self._agent_changes.append((decision.agent, at, decision.old, decision.new, decision.reason))
         self._changed()
 
-    def _ring_pending(self, task_id: str) -> None:
+    def ring_pending(self, task_id: str) -> None:
         desk = self.desks.get(task_id)
         for agent_id, expires in (self.pending.pop(task_id, None) or {}).items():
             if desk is not None:
@@ -363,7 +345,7 @@ class AcdService:
         self._dirty.set()
         self._wake.set()
 
-    async def _queue(self, name: str) -> QueueDef:
+    async def queue_def(self, name: str) -> QueueDef:
         queue = self.queues.get(name)
         if queue is None:
             await self.reload()  # created a moment ago?

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ivrpowers.acd import Task
 from ivrpowers.acd.definitions import QueueDef
 from ivrpowers.acd.events import AcdEvent
+from ivrpowers.calls.acd_events import customer_facts
 from ivrpowers.flows.services import QueueRequest, QueueUpdate
 
 if TYPE_CHECKING:
@@ -77,3 +79,26 @@ class SessionAcd:
 
     async def join(self, request: QueueRequest) -> Ticket:
         return await self.service.join(self.session, request)
+
+
+async def join_queue(service: AcdService, session: Session, request: QueueRequest) -> Ticket:
+    """A call enters a queue (or comes back to it, adopted after a restart, keeping its place)."""
+    queue = await service.queue_def(request.queue)
+    task_id = session.call_id
+    ticket = Ticket(service, task_id, queue, session)
+    ticket.video = await session.call.video_codec() is not None  # the caller sends a picture
+    if task_id in service.router.task_ids():  # adopted: it kept its place (or its agent)
+        known = service.router.task(task_id)
+        service.desks[task_id] = ticket
+        if known.status == "active" and service.offers is not None and known.agent is not None:
+            service.offers.resume_conversation(ticket, known.agent)
+        else:
+            service.ring_pending(task_id)
+        return ticket
+    # A caller with a picture waits as a video task (for agents who take video) where the queue
+    # takes video; otherwise as a voice one, talking without a picture.
+    video = ticket.video and "video" in queue.channels
+    service.submit(Task(task_id, request.queue, "video" if video else "voice", arrived=service.clock(),
+                        priority=request.priority, skills=dict(request.skills)), ticket,
+                   customer=customer_facts(session.call.caller_number, session.call.caller_name, request.data))
+    return ticket

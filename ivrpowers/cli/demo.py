@@ -9,9 +9,11 @@ import click
 from ivrpowers.acd.definitions import AgentDef, QueueDef
 from ivrpowers.cli.common import with_db
 from ivrpowers.config import Settings, ensure_state_dir
+from ivrpowers.demo.video import DEMO_HOLD, install_prompts
 from ivrpowers.endpoints.accounts import password_digest
 from ivrpowers.endpoints.fields import REALM
 from ivrpowers.flows import load_flow
+from ivrpowers.media.library import MediaLibrary, media_root
 from ivrpowers.resources import demo_flow, demo_sipp_scenario
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.db import Database
@@ -22,9 +24,13 @@ from ivrpowers.store.routes import RouteRepository
 
 DEMO_NUMBER = "100"
 DEMO_QUEUE = QueueDef(name="support", description="the demo's option 4", strategy="longest-idle",
+                      channels=["voice", "video"], video_hold=f"video:{DEMO_HOLD}",
                       ring_timeout=15, wrapup_seconds=5)
 DEMO_AGENTS = [AgentDef(id=name, name=f"Demo {name}", endpoint=name, queues={"support": 0}, auto_login=True)
                for name in ("agent1", "agent2")]
+# The browser agent: signs in on /agent (not always logged in: Ready there). Video callers go to
+# whoever is free and reachable (a phone agent talks with them without a picture).
+DEMO_AGENTS.append(AgentDef(id="webagent", name="Demo browser agent", endpoint="webagent", queues={"support": 0}))
 
 
 def install_demo(settings: Settings, flow_file: Path | None = None) -> None:
@@ -47,14 +53,32 @@ def install_demo(settings: Settings, flow_file: Path | None = None) -> None:
         if await routes.get(DEMO_NUMBER) is None:
             await routes.set(DEMO_NUMBER, name)
         await _demo_queue(AcdRepository(db))
-        # agent2: a phone made like `endpoint create` would (the controller pushes it to Asterisk),
-        # with its password in secrets.json like agent1's, so the demo can print it every time.
+        # agent2 (a phone) and webagent (a browser): made like `endpoint create` would (the controller
+        # pushes them to Asterisk), with their passwords in secrets.json like agent1's, so the demo
+        # can print them every time.
         endpoints = EndpointRepository(db)
-        if await endpoints.get("agent2") is None:
-            digest = password_digest("agent2", REALM, settings.secrets()["agent2_password"])
-            await endpoints.add("agent2", "phone", REALM, digest)
+        for account, kind in (("agent2", "phone"), ("webagent", "webrtc")):
+            if await endpoints.get(account) is None:
+                digest = password_digest(account, REALM, settings.secrets()[f"{account}_password"])
+                await endpoints.add(account, kind, REALM, digest)
 
     with_db(settings, work)
+    install_prompts(MediaLibrary(media_root(settings)), stock_sounds())
+
+
+def stock_sounds() -> Path:
+    """Where this Asterisk's English sounds are (`hello-world.gsm`...), on the host's file system."""
+    from ivrpowers.asterisk.rootfs import find_installation
+
+    installation = find_installation(build=False)
+    base = (installation.rootfs / "usr/share/asterisk/sounds") if installation.rootfs else Path(
+        "/usr/share/asterisk/sounds")
+    # The rootfs' `en` is a link through /etc/alternatives, which only resolves inside it: look for
+    # the directory that holds the sounds themselves.
+    for candidate in [base / "en", *sorted(base.iterdir())]:
+        if (candidate / "hello-world.gsm").is_file():
+            return candidate
+    raise FileNotFoundError(f"no Asterisk sounds (hello-world.gsm) under {base}")
 
 
 async def _demo_queue(acd: AcdRepository) -> None:
@@ -90,6 +114,12 @@ ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "d
 
   Then read the call records:
     ivrpowers cdr list          (or: cdr list --json, cdr show ID)
+
+  From a browser on this machine (a video call: its menu is a video, option 4 a video agent):
+    http://{host}:{settings.web_port}/call#user=webrtc1&password={secrets['webrtc_password']}&number={DEMO_NUMBER}
+  and answer it as the agent (sign in, press Ready) in another window:
+    http://{host}:{settings.web_port}/agent     agent webagent   password {secrets['webagent_password']}
+  (browsers send their media to {settings.browser_media_address}: Asterisk offers them no loopback address)
 
   Health: http://{host}:{settings.web_port}/health      The API: http://{host}:{settings.web_port}/
   State (secrets, logs, database): {settings.state_dir}      Ctrl-C stops everything.

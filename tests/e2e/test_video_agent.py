@@ -57,6 +57,7 @@ async def test_a_video_caller_waits_watching_hold_video_and_talks_face_to_face_w
     assert await agent.page.text_content("#offer-channel") == "video call"
     assert user in (await agent.page.text_content("#offer-caller") or "")
     assert await agent.page.text_content("#offer-queue") == "video-desk"
+    assert "account4455" in (await agent.page.text_content("#offer-vars") or "").replace(" ", "")
     await screenshot(agent.page, f"agent-offer-{codec}")
     # Meters on from the answer: on the caller's side the hold video is the first picture, so its
     # longest gap includes the switch to the agent's camera; the agent's starts at its first picture.

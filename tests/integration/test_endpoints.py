@@ -27,7 +27,7 @@ from ivrpowers.ami import AmiClient
 from ivrpowers.ari import AriClient
 from ivrpowers.asterisk import process
 from ivrpowers.endpoints.accounts import new_password, password_digest
-from ivrpowers.endpoints.fields import REALM
+from ivrpowers.endpoints.fields import REALM, Addresses
 from ivrpowers.endpoints.presence import Presence, reachable_now
 from ivrpowers.endpoints.push import push, remove
 from ivrpowers.store.endpoints import EndpointRecord
@@ -320,7 +320,7 @@ async def test_presence_follows_a_phone_online_and_offline(asterisk: AsteriskUnd
             return True if presence.reads else None
 
         assert await poll(read, 10)
-        await push(client, record, s.bind_address)
+        await push(client, record, Addresses.of(s))
         port = registers(asterisk, tmp_path, name, password)
         assert not presence.reachable(name)  # registered, but nobody answers Asterisk's OPTIONS there yet
         scenario = tmp_path / "idle.xml"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ivrpowers.cli.demo import DEMO_NUMBER, install_demo
 from ivrpowers.config import load_settings
+from ivrpowers.media.library import MediaLibrary, media_root
 from ivrpowers.resources import demo_flow
 from ivrpowers.store.db import Database
 from ivrpowers.store.flows import FlowRepository
@@ -60,20 +61,29 @@ def test_the_demo_has_a_support_queue_with_two_always_logged_in_agents_and_a_sec
     settings = load_settings(state_dir=tmp_path)
     install_demo(settings)
 
-    async def read() -> tuple[dict, dict, object]:  # type: ignore[type-arg]
+    async def read() -> tuple[dict, dict, object, object]:  # type: ignore[type-arg]
         db = Database(settings.database_url)
         try:
-            repo = AcdRepository(db)
-            return await repo.queues(), await repo.agents(), await EndpointRepository(db).get("agent2")
+            repo, endpoints = AcdRepository(db), EndpointRepository(db)
+            return (await repo.queues(), await repo.agents(), await endpoints.get("agent2"),
+                    await endpoints.get("webagent"))
         finally:
             await db.close()
 
-    queues, agents, phone = asyncio.run(read())
-    assert list(queues) == ["support"]
+    queues, agents, phone, browser = asyncio.run(read())
+    assert list(queues) == ["support"] and queues["support"].video_hold == "video:demo-hold"
+    assert queues["support"].channels == ["voice", "video"]
     assert {a.id: (a.endpoint, a.queues, a.auto_login) for a in agents.values()} == {
-        "agent1": ("agent1", {"support": 0}, True), "agent2": ("agent2", {"support": 0}, True)}
-    # The printed password is the one the phone's digest was made from.
-    assert phone is not None and phone.password_digest == password_digest(  # type: ignore[attr-defined]
-        "agent2", REALM, settings.secrets()["agent2_password"])
+        "agent1": ("agent1", {"support": 0}, True), "agent2": ("agent2", {"support": 0}, True),
+        "webagent": ("webagent", {"support": 0}, False)}  # signs in on /agent
+    # The printed passwords are those the accounts' digests were made from.
+    for account, record in (("agent2", phone), ("webagent", browser)):
+        assert record is not None and record.password_digest == password_digest(  # type: ignore[attr-defined]
+            account, REALM, settings.secrets()[f"{account}_password"])
+    assert browser.kind == "webrtc"  # type: ignore[attr-defined]
+    # The demo's video prompts are in the library, with both codecs.
+    library = MediaLibrary(media_root(settings))
+    assert {info.name: set(info.codecs) for info in library.list()} == {
+        "demo-menu": {"vp8", "h264"}, "demo-hold": {"vp8", "h264"}}
     install_demo(settings)  # again: nothing changes, nothing fails
     assert list(asyncio.run(read())[0]) == ["support"]
