@@ -92,6 +92,10 @@ WEBRTC = Template("webrtc-user", "endpoint", "browsers over SIP/websocket, audio
     Option("max_video_streams", "4"),
     Option("disallow", "all"),
     Option("allow", "opus,ulaw,vp8,h264"),
+    # One codec per stream in Asterisk's answers: Asterisk passes video through untranscoded, so a
+    # caller whose answer listed VP8 and H.264 could send one while an agent rung with both sends
+    # the other, and neither could decode what it got.
+    Option("preferred_codec_only", "yes", "answer with one codec per stream (video is never transcoded)"),
 ))
 
 # The demo's own accounts (agent1, webrtc1) keep their generated password in secrets.json, in plain:
