@@ -59,7 +59,7 @@ class AriCall:
         on_answer: Callable[[datetime], None],
         outage_wait: float = OUTAGE_WAIT,
         video: VideoLibrary | None = None,
-        browser: bool = False,
+        browser: bool | None = None,
     ) -> None:
         self.client = client
         self.channel_id = channel.id
@@ -72,7 +72,9 @@ class AriCall:
         self._on_answer = on_answer
         self.outage_wait = outage_wait
         self.video = video
-        self.browser = browser  # WebRTC: media is up only once ICE and DTLS are
+        # A browser (WebRTC): media is up only once ICE and DTLS are, and it may have video. False: a
+        # trunk or phone call, which never has video here; None: not known (an originated leg).
+        self.browser = browser
         self._video_codec: tuple[str | None] | None = None  # read once, when first needed
         self._media = CallMedia(self)
         self.hung_up_by_flow = False
@@ -255,9 +257,17 @@ class AriCall:
 
     async def video_codec(self) -> str | None:
         """The video codec the caller negotiated (`vp8`, `h264`), None for an audio-only call."""
+        if self.browser is False:
+            return None  # phones and the trunk are configured without video: nothing to ask
         if self._video_codec is None:
-            value = await self._request(lambda: self.client.get_variable(self.channel_id,
-                                                                         "CHANNEL(videonativeformat)"))
+            try:
+                value = await self._request(lambda: self.client.get_variable(self.channel_id,
+                                                                             "CHANNEL(videonativeformat)"))
+            except AriConnectionError:
+                raise
+            except AriError as exc:  # Asterisk could not read it (500): the call goes on without video
+                log.info("call %s: video format not known (%s): taken as audio only", self.channel_id, exc)
+                value = ""
             self._video_codec = (native_video_codec(value),)
         return self._video_codec[0]
 

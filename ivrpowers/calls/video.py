@@ -82,10 +82,11 @@ async def fresh_pictures(client: KeyframeAsker, bridge_id: str, calls: Sequence[
     shows nothing until the next keyframe, and would otherwise wait for its browser to ask. Asterisk
     sends the request (RTCP FIR) as it makes a channel the bridge's video source, which a two-party
     bridge ignores otherwise."""
-    videos = [call for call in calls if await call.video_codec() is not None]
-    if not videos:
-        return
     try:
+        # The caller first: an audio call asks nothing of the other leg.
+        if not calls or await calls[0].video_codec() is None:
+            return
+        videos = [call for call in calls if await call.video_codec() is not None]
         await asyncio.gather(*(call.media_flowing("video") for call in videos))
         for _ in range(2):
             for call in videos:
