@@ -14,27 +14,21 @@ Each rule is linear, or nearly, in the size of the flow: the loader runs lint on
 from __future__ import annotations
 
 import functools
-import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel
 
 from .expressions import Expression
+from .findings import Finding, Severity
+from .lint_media import SOUND_EXTENSIONS, VIDEO_CODECS, Videos, missing_sounds, missing_videos, sound_inventory
 from .schema import NODE_REF, NODE_TYPES, BaseNode, Flow, HttpNode, Loc, SetNode
 from .templates import TemplateError, has_template, template_names
 
 __all__ = ["SOUND_EXTENSIONS", "VIDEO_CODECS", "WAITING_TYPES", "Finding", "Severity", "Videos", "lint",
            "sound_inventory"]
 
-Severity = Literal["error", "warning"]
-# The video codecs browsers negotiate that Asterisk can stream from a file; each `video:` prompt
-# needs a file per codec (`ivrpowers media import` makes them all).
-VIDEO_CODECS = ("vp8", "h264")
-Videos = Mapping[str, Collection[str]]  # video prompt name -> the codecs it has
 
 # Node types that wait for the caller: they play something or read DTMF, so a loop through one
 # moves at the caller's pace. A loop through none of them spins until the interpreter's step limit.
@@ -45,23 +39,9 @@ WAITING_TYPES = frozenset({"menu", "gather", "play", "say", "record", "queue"})
 # Node types after which any variable may be set: a subflow runs another flow on the call's variables.
 _SETS_ANY_VARIABLE = frozenset({"subflow"})
 
-# File extensions of the formats Asterisk plays (`core show file formats`), lower case.
-SOUND_EXTENSIONS = frozenset({
-    "gsm", "ulaw", "ul", "mu", "alaw", "al", "pcm", "wav", "wav16", "g722", "g719", "g723", "g726-16",
-    "g726-24", "g726-32", "g726-40", "g729", "ilbc", "siren7", "siren14", "sln", "raw", "sln12", "sln16",
-    "sln24", "sln32", "sln44", "sln48", "sln96", "sln192", "vox", "ogg", "opus", "mp3", "au", "spx",
-})
-
 _MAX_NAMED = 8  # nodes a loop's message lists before "..."
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One thing lint found, located by its path in the document, e.g. ("nodes", "main", "next")."""
-
-    loc: Loc
-    severity: Severity
-    message: str
 
 
 def lint(flow: Flow, *, sounds: Collection[str] | None = None,
@@ -76,9 +56,9 @@ def lint(flow: Flow, *, sounds: Collection[str] | None = None,
     graph = _Graph(flow)
     findings = [*_unreachable(graph), *_no_way_out(graph), *_busy_loops(graph), *_unset_variables(graph)]
     if sounds is not None:
-        findings.extend(_missing_sounds(graph, sounds))
+        findings.extend(missing_sounds(graph.nodes, sounds))
     if videos is not None:
-        findings.extend(_missing_videos(graph, videos))
+        findings.extend(missing_videos(graph.nodes, videos))
     findings.extend(_refused_numbers(flow, number_allowed or (lambda _: False)))
     order = {node_id: index for index, node_id in enumerate(flow.nodes)}
     return sorted(findings, key=lambda f: order.get(str(f.loc[1]), -1) if len(f.loc) > 1 else -1)
@@ -343,34 +323,6 @@ def _values(value: Any, loc: Loc = (), depth: int = 0) -> Iterator[tuple[Loc, An
         yield loc, value
 
 
-# -- sounds ---------------------------------------------------------------------------------------
-
-
-def _missing_sounds(graph: _Graph, sounds: Collection[str]) -> Iterator[Finding]:
-    available = sounds if isinstance(sounds, set | frozenset) else set(sounds)
-    for node_id, node in graph.nodes.items():
-        for loc, uri in node.media_items():
-            scheme, _, name = uri.partition(":")
-            if scheme == "sound" and not has_template(uri) and name not in available:
-                yield Finding(("nodes", node_id, *loc), "warning",
-                              f"node {node_id!r} plays sound:{name}, which this Asterisk does not have")
-
-
-def _missing_videos(graph: _Graph, videos: Videos) -> Iterator[Finding]:
-    for node_id, node in graph.nodes.items():
-        for loc, uri in node.media_items():
-            scheme, _, name = uri.partition(":")
-            if scheme != "video" or has_template(uri):
-                continue
-            if name not in videos:
-                yield Finding(("nodes", node_id, *loc), "warning", f"node {node_id!r} plays video:{name}, which the "
-                              "media library does not have (ivrpowers media import FILE --name NAME)")
-            elif missing := [c for c in VIDEO_CODECS if c not in videos[name]]:
-                yield Finding(("nodes", node_id, *loc), "warning",
-                              f"video:{name} has no {' or '.join(missing)} variant: callers whose browser "
-                              f"negotiates {' or '.join(missing)} see no picture (import it again)")
-
-
 def _refused_numbers(flow: Flow, allowed: Callable[[str], bool]) -> Iterator[Finding]:
     """A transfer to an outside number that no outbound trunk allows: the call would fail."""
     for node_id, node in flow.nodes.items():
@@ -380,22 +332,3 @@ def _refused_numbers(flow: Flow, allowed: Callable[[str], bool]) -> Iterator[Fin
             yield Finding(("nodes", node_id, "to"), "error",
                           f"no outbound trunk allows {to} (set outbound_trunk and an outbound_allow pattern "
                           "matching it in the settings)")
-
-
-def sound_inventory(root: Path) -> set[str]:
-    """The sound names under an Asterisk sounds directory, as `sound:NAME` names them: without
-    extension, below a language directory (`en/digits/1.gsm` -> `digits/1`). Asterisk also finds
-    a sound outside the language directories (`custom/intro.wav` -> `custom/intro`); which top
-    directory is a language it cannot tell, so each file is listed both ways."""
-    names: set[str] = set()
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        for file in files:
-            stem, dot, extension = file.rpartition(".")
-            if not dot or not stem or file.startswith(".") or extension.lower() not in SOUND_EXTENSIONS:
-                continue
-            parts = Path(directory, stem).relative_to(root).parts
-            names.add("/".join(parts))
-            if len(parts) > 1:
-                names.add("/".join(parts[1:]))
-    return names

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ivrpowers.flows.lint_media import VIDEO_CODECS
 from ivrpowers.media import MediaError, h264, vp8
 from ivrpowers.media.convert import ffmpeg, probe
 from ivrpowers.media.records import frame_records, prompt_steps, write_records
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivrpowers.media")
 
-CODECS = ("vp8", "h264")
+CODECS = VIDEO_CODECS  # the codecs flows check `video:` prompts for: one list
 EXTENSIONS = {"vp8": ".vp8", "h264": ".h264"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # Above 10 fps Asterisk still paces the frames right, but the RTP timestamp it sends advances by less

@@ -5,13 +5,13 @@ Every wait polls the page until a condition holds and fails after a timeout with
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from playwright.async_api import Page
+
+from tests.integration.conftest import poll
 
 from .camera import COLOUR_REGION, RGB
 
@@ -48,15 +48,18 @@ class FreezeReport:
 
 async def wait_until(fetch: Callable[[], Awaitable[T]], ok: Callable[[T], bool], *, timeout: float,
                      what: str, interval: float = 0.05) -> T:
-    """Poll `fetch()` until `ok(value)`; returns that value, AssertionError naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Poll `fetch()` until `ok(value)` (the integration tests' `poll`); returns that value,
+    AssertionError naming `what` and the last value."""
+    last: list[T] = []
+
+    async def probe() -> tuple[T] | None:
         value = await fetch()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout} s; last value: {value!r}")
-        await asyncio.sleep(interval)
+        last[:] = [value]
+        return (value,) if ok(value) else None
+
+    if (found := await poll(probe, timeout, interval)) is not None:
+        return found[0]
+    raise AssertionError(f"{what}: not seen within {timeout} s; last value: {last[0] if last else None!r}")
 
 
 async def connections(page: Page) -> list[dict[str, Any]]:
