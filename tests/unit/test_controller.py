@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -286,14 +287,23 @@ async def test_lost_calls_are_closed_only_when_ours_to_close(
     alive_owned = await _orphan(db, "ast-test-gone.1", "ctl-alive")
     dead_owned = await _orphan(db, "ast-test-gone.2", "ctl-stopped")
     elsewhere = await _orphan(db, "ast-other-gone.3", "ctl-stopped", asterisk_id="ast-other")
+
+    async def beat() -> None:  # the live owner, beating as a controller does (not at the test's pace)
+        while True:
+            await repo.heartbeat("ctl-alive", datetime.now(UTC))
+            await asyncio.sleep(0.05)
+
+    beating = asyncio.create_task(beat())
     node = await start_node("ctl-c")
     rec = await ended(db, dead_owned)
     assert rec.disposition == "ended_unobserved"
     # The live owner keeps its call while its heartbeat is fresh...
     for _ in range(3):
-        await repo.heartbeat("ctl-alive", datetime.now(UTC))
         await node.writer.flush()
         assert (await record(db, alive_owned)).ended_at is None  # type: ignore[union-attr]
+    beating.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await beating
     # ...and loses it once the heartbeat goes stale; another Asterisk's calls are never ours to close.
     rec = await ended(db, alive_owned)
     assert rec.disposition == "ended_unobserved"
