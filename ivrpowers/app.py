@@ -37,7 +37,7 @@ from ivrpowers.store.migrate import SchemaOutdated, check_schema
 from ivrpowers.store.routes import RouteRepository
 from ivrpowers.store.writer import CdrWriter
 from ivrpowers.web.agent_api import SipServer
-from ivrpowers.web.agent_auth import AgentTokens
+from ivrpowers.web.agent_auth import SignedTokens
 from ivrpowers.web.app import create_app
 
 log = logging.getLogger("ivrpowers")
@@ -139,7 +139,7 @@ class Controller:
         app = create_app(health=self, cdrs=self.cdrs, api_token=secrets["api_token"],
                          acd=self.acd_definitions, acd_runtime=self.acd, chats=self.chats,
                          sip=SipServer(self.settings.sip_websocket, self.settings.bind_address),
-                         agent_tokens=AgentTokens(secrets["session_key"].encode()), password_ok=self._password_ok)
+                         agent_tokens=SignedTokens(secrets["session_key"].encode()), password_ok=self._password_ok)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()

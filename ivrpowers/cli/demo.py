@@ -8,6 +8,7 @@ import click
 
 from ivrpowers.acd.definitions import AgentDef, QueueDef
 from ivrpowers.cli.common import with_db
+from ivrpowers.cli.wallboard import wallboard_url
 from ivrpowers.config import Settings, ensure_state_dir
 from ivrpowers.demo.video import DEMO_HOLD, install_prompts
 from ivrpowers.endpoints.accounts import password_digest
@@ -120,6 +121,8 @@ ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "d
   and answer it as the agent (sign in, press Ready) in another window:
     http://{host}:{settings.web_port}/agent     agent webagent   password {secrets['webagent_password']}
   (browsers send their media to {settings.browser_media_address}: Asterisk offers them no loopback address)
+  The queues and agents, live (`ivrpowers wallboard` prints a new address):
+    {wallboard_url(settings)[0]}
 
   Health: http://{host}:{settings.web_port}/health      The API: http://{host}:{settings.web_port}/
   State (secrets, logs, database): {settings.state_dir}      Ctrl-C stops everything.

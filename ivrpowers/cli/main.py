@@ -27,6 +27,7 @@ from ivrpowers.cli.media import media
 from ivrpowers.cli.queues import queue
 from ivrpowers.cli.recordings import recording
 from ivrpowers.cli.routes import route
+from ivrpowers.cli.wallboard import wallboard
 from ivrpowers.config import load_settings
 
 log = logging.getLogger("ivrpowers")
@@ -101,6 +102,7 @@ cli.add_command(queue)
 cli.add_command(agent)
 cli.add_command(acd)
 cli.add_command(media)
+cli.add_command(wallboard)
 
 
 _debug = False

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivrpowers.acd.definitions import _NAME
 from ivrpowers.store.acd import AcdRepository, NoSuchAgent
 from ivrpowers.web.acd_api import _body, json_error
-from ivrpowers.web.agent_auth import AgentTokens, Throttle
+from ivrpowers.web.agent_auth import SignedTokens, Throttle
 from ivrpowers.web.openapi import ERROR, Api
 
 LOGIN_PATH = "/api/agent/login"
@@ -37,7 +37,7 @@ _LOGIN = {"type": "object", "required": ["agent", "password"], "additionalProper
     "agent": {"type": "string", "pattern": f"^{_NAME.pattern}$"}, "password": {"type": "string", "maxLength": 200}}}
 
 
-def add_agent_login(api: Api, acd: AcdRepository, tokens: AgentTokens, password_ok: PasswordCheck,
+def add_agent_login(api: Api, acd: AcdRepository, tokens: SignedTokens, password_ok: PasswordCheck,
                     sip: SipServer, throttle: Throttle | None = None) -> None:
     throttle = throttle or Throttle()
     refused = "wrong agent or password"  # the same whether the agent exists or not

@@ -8,6 +8,11 @@ every controller sharing the secrets accepts it, and nothing is kept per session
 
 Wrong passwords are throttled per agent name: after `MAX_FAILURES` in a row, sign-in is refused
 for `LOCKOUT` seconds, whatever the password.
+
+A wallboard gets a *view* token from the CLI (`ivrpowers wallboard`), signed with the same key: it
+may read the statistics and follow them live (`view_may`), nothing else, and sees no caller's
+details (the events websocket sends it statistics only). It lasts `VIEW_TTL` (a screen on a wall
+runs for weeks); changing `session_key` voids every token.
 """
 
 from __future__ import annotations
@@ -23,14 +28,16 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 TOKEN_PREFIX = "agent."
-# Where the auth check leaves a signed-in agent's id on its request.
+VIEW_PREFIX = "view."
+# Where the auth check leaves a signed-in agent's id (or a wallboard's name) on its request.
 AGENT = web.RequestKey("agent", str)
+VIEWER = web.RequestKey("viewer", str)
 TOKEN_TTL = 12 * 3600  # a working day
+VIEW_TTL = 90 * 86400
 MAX_FAILURES = 5
 LOCKOUT = 60.0
 
 _ID = r"[a-z0-9][a-z0-9_-]{0,62}"
-_TOKEN = re.compile(rf"agent\.({_ID})\.(\d{{1,12}})\.([A-Za-z0-9_-]{{43}})")
 # What an agent's token may do: (method, path pattern); `{me}` is the agent's own id.
 _ALLOWED = [
     ("GET", r"/api/agents/{me}"),
@@ -41,35 +48,54 @@ _ALLOWED = [
 ]
 
 
+# What a wallboard's token may do: read the statistics, now and live.
+_VIEW_ALLOWED = [("GET", r"/api/stats"), ("GET", r"/api/events")]
+
+
 def agent_may(agent_id: str, method: str, path: str) -> bool:
     me = re.escape(agent_id)
     return any(method == m and re.fullmatch(p.replace("{me}", me), path) for m, p in _ALLOWED)
 
 
+def view_may(method: str, path: str) -> bool:
+    return any(method == m and re.fullmatch(p, path) for m, p in _VIEW_ALLOWED)
+
+
 @dataclass
-class AgentTokens:
+class SignedTokens:
+    """Tokens `<prefix><subject>.<expires>.<mac>`: an agent's (`agent.`) or a wallboard's (`view.`).
+    The prefix is signed too: one kind cannot be passed off as the other."""
+
     key: bytes
+    prefix: str = TOKEN_PREFIX
     ttl: int = TOKEN_TTL
     clock: Callable[[], float] = time.time
 
-    def _sign(self, agent_id: str, expires: int) -> str:
-        mac = hmac.new(self.key, f"{agent_id}.{expires}".encode(), hashlib.sha256).digest()
+    def __post_init__(self) -> None:
+        self._pattern = re.compile(rf"{re.escape(self.prefix)}({_ID})\.(\d{{1,12}})\.([A-Za-z0-9_-]{{43}})")
+
+    def _sign(self, subject: str, expires: int) -> str:
+        mac = hmac.new(self.key, f"{self.prefix}{subject}.{expires}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
-    def issue(self, agent_id: str) -> tuple[str, int]:
-        """A token for `agent_id` and when it expires (Unix time)."""
+    def issue(self, subject: str) -> tuple[str, int]:
+        """A token for `subject` and when it expires (Unix time)."""
         expires = int(self.clock()) + self.ttl
-        return f"{TOKEN_PREFIX}{agent_id}.{expires}.{self._sign(agent_id, expires)}", expires
+        return f"{self.prefix}{subject}.{expires}.{self._sign(subject, expires)}", expires
 
     def verify(self, token: str) -> str | None:
-        """The agent a token speaks for, or None (forged, expired, not a token)."""
-        match = _TOKEN.fullmatch(token)
+        """The subject a token speaks for, or None (forged, expired, another kind, not a token)."""
+        match = self._pattern.fullmatch(token)
         if match is None:
             return None
-        agent_id, expires = match.group(1), int(match.group(2))
-        if expires < self.clock() or not hmac.compare_digest(match.group(3), self._sign(agent_id, expires)):
+        subject, expires = match.group(1), int(match.group(2))
+        if expires < self.clock() or not hmac.compare_digest(match.group(3), self._sign(subject, expires)):
             return None
-        return agent_id
+        return subject
+
+    def views(self) -> SignedTokens:
+        """The wallboards' tokens, signed with the same key."""
+        return SignedTokens(self.key, VIEW_PREFIX, VIEW_TTL, self.clock)
 
 
 @dataclass

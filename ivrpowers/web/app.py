@@ -30,7 +30,7 @@ from ivrpowers.store.cdrs import (
 )
 from ivrpowers.web.acd_api import AcdRuntime, add_acd_routes
 from ivrpowers.web.agent_api import LOGIN_PATH, PasswordCheck, SipServer, add_agent_login
-from ivrpowers.web.agent_auth import AGENT, AgentTokens, agent_may
+from ivrpowers.web.agent_auth import AGENT, VIEWER, SignedTokens, agent_may, view_may
 from ivrpowers.web.chats_api import add_chat_routes, authenticates_itself
 from ivrpowers.web.events_ws import TOKEN_PREFIX as TOKEN_SUBPROTOCOL
 from ivrpowers.web.events_ws import add_events_route, offered_subprotocols, subprotocol_token_matches
@@ -111,7 +111,8 @@ def _agent_token(request: web.Request) -> str:
                  if p.startswith(TOKEN_SUBPROTOCOL)), "")
 
 
-def _auth_middleware(token: str, agents: AgentTokens | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+def _auth_middleware(token: str, agents: SignedTokens | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    views = agents.views() if agents is not None else None
     @web.middleware
     async def check(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,9 +122,14 @@ def _auth_middleware(token: str, agents: AgentTokens | None) -> Callable[..., Aw
                 _bearer_matches(request.headers.get("Authorization", ""), token) or \
                 subprotocol_token_matches(request, token):  # the events websocket, from a browser
             return await handler(request)
-        agent = agents.verify(_agent_token(request)) if agents is not None else None
+        presented = _agent_token(request)
+        agent = agents.verify(presented) if agents is not None else None
         if agent is not None and agent_may(agent, request.method, request.path):
             request[AGENT] = agent  # what the route may show: this agent's alone
+            return await handler(request)
+        viewer = views.verify(presented) if views is not None else None
+        if viewer is not None and view_may(request.method, request.path):
+            request[VIEWER] = viewer  # statistics only
             return await handler(request)
         raise _json_error(web.HTTPUnauthorized, "missing or wrong bearer token",
                           headers={"WWW-Authenticate": "Bearer"})
@@ -134,7 +140,7 @@ def _auth_middleware(token: str, agents: AgentTokens | None) -> Callable[..., Aw
 def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
                acd: AcdRepository | None = None, acd_runtime: AcdRuntime | None = None,
                chats: ChatService | None = None, sip: SipServer | None = None,
-               agent_tokens: AgentTokens | None = None, password_ok: PasswordCheck | None = None) -> web.Application:
+               agent_tokens: SignedTokens | None = None, password_ok: PasswordCheck | None = None) -> web.Application:
     """`sip`: Asterisk's SIP websocket and domain, for the browser pages (none without it).
     `agent_tokens`, `password_ok`: agents sign in with their own account (`/api/agent/login`)."""
     handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}

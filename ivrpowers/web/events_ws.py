@@ -14,6 +14,11 @@ never handed a token without ours beside it).
 
 A client that falls `QUEUE_SIZE` events behind is closed with code 4000 ("too slow"): the ACD never
 waits for a client.
+
+`mode=stats` (what a wallboard asks for, and all a wallboard's view token gets): no events, only
+snapshots: the first, then a fresh one soon after any event the filters pass (at most every
+`STATS_EVERY` seconds) and at least every `STATS_IDLE` seconds. Snapshots carry figures, never a
+caller's number or what they typed.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from ivrpowers.acd.events import EVENT_KINDS, AcdEvent
-from ivrpowers.web.agent_auth import AGENT
+from ivrpowers.web.agent_auth import AGENT, VIEWER
 from ivrpowers.web.openapi import ERROR, Api, Param
 from ivrpowers.web.stats_api import NAME, LiveAcd, snapshot
 
@@ -42,6 +47,9 @@ QUEUE_SIZE = 1000  # events a client may be behind before it is dropped
 MAX_CLIENTS = 100
 TOO_SLOW = 4000  # a close code of the application's range
 HEARTBEAT = 30.0  # seconds between pings: a client that vanished is noticed
+STATS_EVERY = 0.25
+STATS_IDLE = 5.0
+MODES = ("events", "stats")
 
 log = logging.getLogger("ivrpowers.web")
 
@@ -78,9 +86,11 @@ class _Client:
     """One websocket's filters and its queue of events to send."""
 
     def __init__(self, live: LiveAcd, queues: frozenset[str] | None, agents: frozenset[str] | None,
-                 kinds: frozenset[str] | None) -> None:
+                 kinds: frozenset[str] | None, stats_only: bool = False) -> None:
         self.live, self.queues, self.agents, self.kinds = live, queues, agents, kinds
+        self.stats_only = stats_only
         self.events: asyncio.Queue[AcdEvent] = asyncio.Queue(QUEUE_SIZE)
+        self.changed = asyncio.Event()
         self.too_slow = asyncio.Event()
 
     def wants(self, event: AcdEvent) -> bool:
@@ -98,6 +108,9 @@ class _Client:
         """Called by the ACD for every event, on its own turn of the event loop: never blocks."""
         if self.too_slow.is_set() or not self.wants(event):
             return
+        if self.stats_only:
+            self.changed.set()
+            return
         try:
             self.events.put_nowait(event)
         except asyncio.QueueFull:
@@ -109,10 +122,23 @@ class _Client:
         members = self.live.stats.members
         return frozenset(a for q in self.queues for a in members.get(q, ()))
 
+    def snapshot(self) -> dict[str, Any]:
+        return snapshot(self.live, self.queues, self.snapshot_agents())
+
     async def send(self, ws: web.WebSocketResponse, first: dict[str, Any]) -> None:
         await ws.send_json(first)
+        if self.stats_only:
+            await self._send_snapshots(ws)
         while True:
             await ws.send_json((await self.events.get()).to_dict())
+
+    async def _send_snapshots(self, ws: web.WebSocketResponse) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), STATS_IDLE)
+            self.changed.clear()
+            await ws.send_json(self.snapshot())
+            await asyncio.sleep(STATS_EVERY)  # events in a burst make one snapshot, not one each
 
 
 async def _read_until_closed(ws: web.WebSocketResponse) -> None:
@@ -133,6 +159,9 @@ def add_events_route(api: Api, live: LiveAcd) -> None:
 
     async def events(request: web.Request) -> web.StreamResponse:
         kinds = _names(request, "kinds")
+        mode = request.query.get("mode", "events")
+        if mode not in MODES:
+            raise _bad(f"no such mode {mode[:40]!r} (modes: {', '.join(MODES)})")
         if kinds is not None and not kinds <= set(EVENT_KINDS):
             unknown = sorted(kinds - set(EVENT_KINDS))[0][:40]
             raise _bad(f"no such kind {unknown!r} (kinds: {', '.join(EVENT_KINDS)})")
@@ -149,10 +178,10 @@ def add_events_route(api: Api, live: LiveAcd) -> None:
         await ws.prepare(request)
         # A signed-in agent (its own token, not the API's) follows its own events only.
         agents = frozenset([request[AGENT]]) if AGENT in request else _names(request, "agent")
-        client = _Client(live, _names(request, "queue"), agents, kinds)
+        client = _Client(live, _names(request, "queue"), agents, kinds, mode == "stats" or VIEWER in request)
         # Subscribed and photographed in one step of the loop: no event falls between the two.
         unsubscribe = live.subscribe(client.offer)
-        first = snapshot(live, client.queues, client.snapshot_agents())
+        first = client.snapshot()
         clients.add(ws)
         tasks = [asyncio.create_task(client.send(ws, first)), asyncio.create_task(_read_until_closed(ws)),
                  asyncio.create_task(client.too_slow.wait())]
@@ -181,5 +210,7 @@ def add_events_route(api: Api, live: LiveAcd) -> None:
         params=[Param("queue", "query", names, "only these queues' events (their agents' states too)"),
                 Param("agent", "query", names, "only these agents' events"),
                 Param("kinds", "query", {"type": "array", "items": {"type": "string", "enum": list(EVENT_KINDS)}},
-                      "only these kinds of event")],
+                      "only these kinds of event"),
+                Param("mode", "query", {"type": "string", "enum": list(MODES)},
+                      "`stats`: snapshots only, a fresh one after changes (a wallboard); default `events`")],
         returns={101: None, 400: ERROR, 426: ERROR, 503: ERROR})

@@ -1,6 +1,7 @@
 """The browser pages: `/call` (a customer calls by voice or video), `/agent` (the agent desktop),
-with their scripts under `/static/`. Open like `/`: a page holds nothing secret; what it does needs
-credentials (the SIP account's password for a call, the agent's for the desktop).
+`/wallboard` (queues and agents, live), with their scripts under `/static/`. Open like `/`: a page
+holds nothing secret; what it does needs credentials (the SIP account's password for a call, the
+agent's for the desktop, a view token from `ivrpowers wallboard` for the wallboard).
 
 A page learns where Asterisk's SIP websocket is from `<meta name="ivrpowers-sip">`, filled in when
 it is served: the page and its scripts need no build step.
@@ -14,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 STATIC = Path(__file__).parent / "static"
-PAGES = ("call", "agent")
+PAGES = ("call", "agent", "wallboard")
 OPEN_PREFIXES = ("/static/",)
 FAVICON = "/favicon.ico"  # what every browser asks for: none, rather than a 401 in the page's console
 

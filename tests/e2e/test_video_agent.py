@@ -1,6 +1,7 @@
 """A video caller from /call reaches a video agent on /agent through the queue: while waiting the
 caller sees the queue's hold video; the agent's offer shows who calls; once answered each browser
-shows the other's camera (pixels), with the longest freeze measured on both sides."""
+shows the other's camera (pixels), with the longest freeze measured on both sides. The wallboard
+shows a caller waiting in that queue within a second."""
 
 from __future__ import annotations
 
@@ -98,3 +99,34 @@ async def test_a_video_caller_waits_watching_hold_video_and_talks_face_to_face_w
     await agent.page.click("#hangup")
     record = await stack.controller.wait_cdr(user, timeout=20)
     assert record["queue"]["agent"] == agent_id, record.get("queue")
+
+
+async def test_the_wallboard_shows_a_waiting_caller_within_a_second(
+        stack: Stack, browsers: Browsers, cameras: Cameras) -> None:
+    made = json.loads(stack.controller.ivrpowers("wallboard", "--name", "e2e-screen", "--json").stdout)
+    user, password = stack.browser_account("cust-wallboard")
+    caller, screen = await browsers.open_many({"caller": cameras.get("caller", GREEN),
+                                               "wallboard": cameras.get("agent", MAGENTA)})
+    await screen.page.goto(made["url"])
+    await screen.page.wait_for_selector('.tile[data-queue="video-desk"][data-waiting="0"]', timeout=10_000)
+
+    await caller.page.goto(f"{stack.web}/call#user={user}&password={password}&number=300")
+    await caller.page.click("#voice-call")
+    await caller.page.wait_for_function("document.body.dataset.state === 'in-call'", timeout=10_000)
+    await caller.page.click("#keypad button:text-is('3')")  # into video-desk, where no agent is ready
+    await screen.page.wait_for_selector('.tile[data-queue="video-desk"][data-waiting="1"]', timeout=10_000)
+    # When the snapshot showing the caller reached the page, against when the caller joined (the
+    # snapshot's own figures: taken at `at`, the caller waiting `longest_wait` by then). One clock.
+    board = await screen.page.evaluate("window.ivrpowers")
+    queue = board["snapshot"]["queues"]["video-desk"]
+    delay = board["receivedAt"] - (board["snapshot"]["at"] - queue["longest_wait"])
+    await screenshot(screen.page, "wallboard-waiting")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "wallboard.json").write_text(json.dumps({"join_to_wallboard_s": round(delay, 3)}, indent=2))
+    assert 0 <= delay < 1.0, delay
+
+    await caller.page.click("#hangup")  # gives up waiting: an abandon
+    await screen.page.wait_for_selector('.tile[data-queue="video-desk"][data-waiting="0"]', timeout=10_000)
+    tile = screen.page.locator('.tile[data-queue="video-desk"]')
+    assert int(await tile.locator('[data-field="abandoned"]').text_content() or "0") >= 1
+    await screenshot(screen.page, "wallboard")

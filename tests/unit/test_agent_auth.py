@@ -19,7 +19,7 @@ from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.db import Database
 from ivrpowers.store.migrate import upgrade
 from ivrpowers.web.agent_api import SipServer
-from ivrpowers.web.agent_auth import MAX_FAILURES, AgentTokens, Throttle, agent_may
+from ivrpowers.web.agent_auth import MAX_FAILURES, SignedTokens, Throttle, agent_may
 from ivrpowers.web.app import create_app
 
 API = "api-t0ken"
@@ -41,12 +41,12 @@ class Clock:
 
 def test_a_token_speaks_for_its_agent_until_it_expires_and_cannot_be_forged() -> None:
     clock = Clock()
-    tokens = AgentTokens(b"k" * 32, ttl=60, clock=clock)
+    tokens = SignedTokens(b"k" * 32, ttl=60, clock=clock)
     token, expires = tokens.issue("ana")
     assert tokens.verify(token) == "ana" and expires == clock.now + 60
     forged = token.replace("agent.ana.", "agent.bob.")
     assert tokens.verify(forged) is None
-    assert AgentTokens(b"x" * 32, clock=clock).verify(token) is None  # another installation's key
+    assert SignedTokens(b"x" * 32, clock=clock).verify(token) is None  # another installation's key
     assert tokens.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
     assert tokens.verify("Bearer nonsense") is None
     clock.now += 61
@@ -99,7 +99,7 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
         return PASSWORDS.get(endpoint) == password
 
     app = create_app(health=Health(), cdrs=CdrRepository(db), api_token=API, acd=acd,
-                     sip=SipServer("ws://127.0.0.1:8088/ws", "127.0.0.1"), agent_tokens=AgentTokens(b"k" * 32),
+                     sip=SipServer("ws://127.0.0.1:8088/ws", "127.0.0.1"), agent_tokens=SignedTokens(b"k" * 32),
                      password_ok=password_ok)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client

@@ -1,6 +1,7 @@
 """The `/api/events` websocket: a snapshot then every ACD event in order, filtered as asked; the
 token as a header or a subprotocol (never in a log line); a client too slow for the ACD is dropped
-with a reason and never slows it; clients are closed when the app stops."""
+with a reason and never slows it; clients are closed when the app stops. A wallboard's mode:
+snapshots only, fresh after changes; a wallboard's view token gets that and nothing else."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
+from ivrpowers.web.agent_auth import SignedTokens
 from ivrpowers.web.events_ws import QUEUE_SIZE, TOO_SLOW
 
 from .test_stats_api import AUTH, DAY, TOKEN, FakeAcd, app_with, busy_morning
@@ -124,3 +126,49 @@ async def test_clients_are_told_when_the_app_stops(client: TestClient[Any, Any],
         msg = await ws.receive(timeout=5)
         assert msg.type == WSMsgType.CLOSE and msg.data == aiohttp.WSCloseCode.GOING_AWAY
     await until(lambda: not acd.subscribers)
+
+
+async def test_a_wallboard_gets_fresh_snapshots_after_changes_and_no_event(
+        client: TestClient[Any, Any], acd: FakeAcd) -> None:
+    async with client.ws_connect("/api/events?mode=stats&queue=support", headers=AUTH) as ws:
+        first = await next_json(ws)
+        assert first["kind"] == "snapshot" and first["queues"]["support"]["waiting"] == 0
+        await until(lambda: acd.subscribers)
+        for i in range(40):  # a burst in one turn of the loop
+            acd.emit("task_joined", 10 + i * 0.01, "support", f"w{i}")
+        acd.emit("task_joined", 11, "sales", "elsewhere")  # filtered out: changes nothing here
+        fresh = await next_json(ws)
+        assert fresh["kind"] == "snapshot" and set(fresh["queues"]) == {"support"}
+        assert fresh["queues"]["support"]["waiting"] == 40  # one snapshot for the burst, not forty
+        acd.emit("task_answered", 12, "support", "w0", "ana", wait=2)
+        assert (await next_json(ws))["queues"]["support"]["waiting"] == 39
+
+
+async def test_a_view_token_reads_statistics_live_and_nothing_else(tmp_path: Path, acd: FakeAcd) -> None:
+    tokens = SignedTokens(b"k" * 32)
+    app, db = await app_with(tmp_path, acd, tokens=tokens)
+    view, _ = tokens.views().issue("lobby")
+    agent, _ = tokens.issue("ana")
+    async with TestClient(TestServer(app)) as client:
+        seen = {"Authorization": f"Bearer {view}"}
+        assert (await client.get("/api/stats", headers=seen)).status == 200
+        for path in ("/api/calls", "/api/queues", "/api/agents/ana", "/api/chats", "/api/cdrs"):
+            assert (await client.get(path, headers=seen)).status == 401, path
+        assert (await client.post("/api/agents/ana/ready", headers=seen)).status == 401
+        # Asking for events gets statistics all the same: a screen on a wall shows no caller's details.
+        async with client.ws_connect("/api/events?mode=events", protocols=("ivrpowers.events", f"bearer.{view}")) as ws:
+            assert (await next_json(ws))["kind"] == "snapshot"
+            await until(lambda: acd.subscribers)
+            acd.emit("task_joined", 20, "support", "v1", customer={"number": "5551234"})
+            fresh = await next_json(ws)
+            assert fresh["kind"] == "snapshot" and "5551234" not in str(fresh)
+        # The kinds do not pass for one another.
+        assert tokens.views().verify(agent) is None and tokens.verify(view) is None
+        forged = view.replace("view.", "agent.", 1)
+        assert (await client.get("/api/agents/lobby", headers={"Authorization": f"Bearer {forged}"})).status == 401
+    await db.close()
+
+
+async def test_no_such_mode_is_refused(client: TestClient[Any, Any]) -> None:
+    bad = await client.get("/api/events?mode=gossip", headers=AUTH)
+    assert bad.status == 400 and "'gossip'" in (await bad.json())["error"]

@@ -20,6 +20,7 @@ from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.db import Database
 from ivrpowers.store.migrate import upgrade
+from ivrpowers.web.agent_auth import SignedTokens
 from ivrpowers.web.app import create_app
 
 TOKEN = "st4ts-t0ken"
@@ -89,8 +90,8 @@ class Health:
         return self.report
 
 
-async def app_with(tmp_path: Path, acd: FakeAcd | None, health: Health | None = None, token: str = TOKEN
-                   ) -> tuple[web.Application, Database]:
+async def app_with(tmp_path: Path, acd: FakeAcd | None, health: Health | None = None, token: str = TOKEN,
+                   tokens: SignedTokens | None = None) -> tuple[web.Application, Database]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'stats.db'}"
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
@@ -100,7 +101,7 @@ async def app_with(tmp_path: Path, acd: FakeAcd | None, health: Health | None = 
     await repo.put_agent(AgentDef(id="ana", name="Ana", endpoint="agent1", queues={"support": 0}))
     await repo.put_agent(AgentDef(id="cy", name="Cy", endpoint="agent3"))
     app = create_app(health=health or Health(), cdrs=CdrRepository(db), api_token=token, acd=repo,
-                     acd_runtime=acd)
+                     acd_runtime=acd, agent_tokens=tokens)
     return app, db
 
 
