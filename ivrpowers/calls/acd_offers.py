@@ -56,6 +56,7 @@ class Offers:
     def resume_conversation(self, ticket: Ticket, agent_id: str) -> None:
         """An adopted call that was talking to its agent: watch the bridge it is still in."""
         leg = next(iter(ticket.session.legs.values()), None)
+        ticket.session.call.with_agent = True
         self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
         self._spawn(self._talk(ticket, agent_id, leg, None, None), f"talk-{ticket.task_id}")
 
@@ -120,11 +121,11 @@ class Offers:
         bridge_id = f"{session.call_id}-b{os.urandom(3).hex()}"
         try:
             await video_settled(session.call, leg)
-            with contextlib.suppress(AriError):  # no music to stop is fine
-                await session.call.hold(None)
+            await session.call.join_agent()
             await client.create_bridge("mixing", bridge_id=bridge_id)
             await client.add_to_bridge(bridge_id, [session.channel_id, channel.id])
         except AriError as exc:
+            session.call.left_agent()
             log.warning("call %s: could not bridge with agent %s: %s", session.call_id, agent_id, exc)
             await self._hang_up(channel.id)
             self.service.notify(ticket.task_id, QueueUpdate("ended", agent_id, detail={"problem": str(exc)}))
@@ -148,6 +149,7 @@ class Offers:
             for wait in waits:
                 wait.cancel()
         caller_hung_up = session.call.gone
+        session.call.left_agent()
         talk = round((datetime.now(UTC) - since).total_seconds(), 3) if since is not None else None
         # The agent is free from now: the router's next offer goes out while this conversation is
         # torn down, not after the bridge's round trip.

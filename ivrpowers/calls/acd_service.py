@@ -55,7 +55,7 @@ SAVE_EVERY = 1.0  # seconds
 # How a task's end, as its desk tells it, counts (a task answered first always counts as handled).
 _OUTCOMES: dict[str, TaskOutcome] = {"caller_hangup": "abandoned", "conversation_ended": "handled",
                                      "timeout": "timeout", "left": "left", "bridge_failed": "failed",
-                                     "callback_failed": "failed"}
+                                     "callback_failed": "failed", "lost": "failed"}
 
 
 class Desk(Protocol):

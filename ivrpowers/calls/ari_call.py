@@ -80,6 +80,10 @@ class AriCall:
         self.hung_up_by_flow = False
         self._hold_playback: str | None = None  # the looping hold announcement (`sound:` hold media)
         self._holds = 0
+        # Bridged with an agent: no hold until they part. A flow still finishing its queue prompt when
+        # the agent answered would put the caller on hold inside the bridge, where a playback takes
+        # the channel out of the bridge's media: each would hear and see nothing of the other.
+        self.with_agent = False
         self.destroyed = asyncio.Event()
         self.cause: int | None = None
         self.cause_txt: str | None = None
@@ -148,6 +152,8 @@ class AriCall:
         self._media.feed_gone()
 
     async def hold(self, media: str | None) -> None:
+        if media is not None and self.with_agent:
+            return
         if media is None:
             if (looping := self._hold_playback) is not None:
                 self._hold_playback = None
@@ -169,6 +175,18 @@ class AriCall:
         if scheme != "moh" or not name:
             raise ValueError(f"hold media must be moh:CLASS, sound:NAME or video:NAME, not {media!r}")
         await self._request(lambda: self.client.start_moh(self.channel_id, name))
+
+    async def join_agent(self) -> None:
+        """Before the caller is bridged with an agent: the hold stops, so does a prompt still playing
+        (the queue's welcome, an announcement), and no hold starts until `left_agent`."""
+        self.with_agent = True
+        with contextlib.suppress(AriError):  # no music to stop is fine
+            await self.hold(None)
+        if (playback := self._media.current_playback) is not None:
+            await self.stop_playback(playback)
+
+    def left_agent(self) -> None:
+        self.with_agent = False
 
     async def progress(self) -> None:
         """Early media (183) without answering: announcements that must not be billed."""

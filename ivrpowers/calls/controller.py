@@ -90,6 +90,12 @@ class CallController:
     def handled(self, call_id: str) -> bool:
         return call_id in self._handled
 
+    def lost(self, call_id: str) -> None:
+        """A call ended while no controller watched it: its place in a queue, or the agent it held
+        busy, is freed (a restart would otherwise keep that agent busy for ever)."""
+        if self.ctx.acd is not None:
+            self.ctx.acd.end(call_id, "lost")
+
     # -- channels entering the app ---------------------------------------------------------------
     def _on_stasis_start(self, event: StasisStart) -> None:
         self.start_channel(event.channel, list(event.args), None, recovered=False)

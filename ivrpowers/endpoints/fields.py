@@ -96,6 +96,9 @@ WEBRTC = Template("webrtc-user", "endpoint", "browsers over SIP/websocket, audio
     # caller whose answer listed VP8 and H.264 could send one while an agent rung with both sends
     # the other, and neither could decode what it got.
     Option("preferred_codec_only", "yes", "answer with one codec per stream (video is never transcoded)"),
+    # A browser that goes away (tab closed, laptop shut, network lost) sends no BYE: without this its
+    # call, and the agent it holds busy, would last forever.
+    Option("rtp_timeout", "30", "a call whose browser sent nothing for 30 s ends"),
 ))
 
 # The demo's own accounts (agent1, webrtc1) keep their generated password in secrets.json, in plain:

@@ -103,7 +103,7 @@ async def start_node(db: Database, asterisk: FakeAsterisk, tmp_path: Path) -> As
     nodes: list[Node] = []
     count = iter(range(100))
 
-    async def start(name: str | None = None, asterisk_id: str = "ast-test") -> Node:
+    async def start(name: str | None = None, asterisk_id: str = "ast-test", acd: Any = None) -> Node:
         name = name or f"ctl-{next(count)}"
         settings = Settings(state_dir=tmp_path, ari_app=APP)
         cdrs = CdrRepository(db)
@@ -116,6 +116,7 @@ async def start_node(db: Database, asterisk: FakeAsterisk, tmp_path: Path) -> As
         client = AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.01, reconnect_max=0.05)
         controller = CallController(client, settings, Router(RouteRepository(db), FlowRepository(db)), cdrs,
                                     writer, liveness)
+        controller.ctx.acd = acd
         controller.install()
         client.start()
         await client.wait_connected(5)
@@ -270,6 +271,16 @@ async def test_a_channel_with_no_record_is_adopted_as_recovered(
     await node.stop()
 
 
+class EndedTasks:
+    """The ACD as a lost call's closing sees it: which tasks were ended, and why."""
+
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, str]] = []
+
+    def end(self, task_id: str, reason: str) -> None:
+        self.ended.append((task_id, reason))
+
+
 async def _orphan(db: Database, channel_id: str, owner: str | None, asterisk_id: str = "ast-test") -> str:
     call_id = call_id_for(asterisk_id, channel_id)
     await CdrRepository(db).start(id=call_id, asterisk_id=asterisk_id, channel_id=channel_id, owner=owner,
@@ -294,9 +305,12 @@ async def test_lost_calls_are_closed_only_when_ours_to_close(
             await asyncio.sleep(0.05)
 
     beating = asyncio.create_task(beat())
-    node = await start_node("ctl-c")
+    tasks = EndedTasks()
+    node = await start_node("ctl-c", acd=tasks)
     rec = await ended(db, dead_owned)
     assert rec.disposition == "ended_unobserved"
+    # Its place in a queue, or the agent it held busy, is freed with it.
+    await until(lambda: (dead_owned, "lost") in tasks.ended)
     # The live owner keeps its call while its heartbeat is fresh...
     for _ in range(3):
         await node.writer.flush()
@@ -308,6 +322,7 @@ async def test_lost_calls_are_closed_only_when_ours_to_close(
     rec = await ended(db, alive_owned)
     assert rec.disposition == "ended_unobserved"
     assert (await record(db, elsewhere)).ended_at is None  # type: ignore[union-attr]
+    assert [task for task, _ in tasks.ended] == [dead_owned, alive_owned]
     await node.stop()
 
 
