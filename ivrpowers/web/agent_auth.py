@@ -44,6 +44,7 @@ _ALLOWED = [
     ("GET", r"/api/agents/{me}/(state|stats|chats)"),
     ("POST", r"/api/agents/{me}/[a-z-]{1,20}"),
     ("POST", r"/api/agents/{me}/chats/chat-[0-9a-f]{32}/[a-z]{1,20}"),
+    ("GET", r"/api/agents/{me}/chats/chat-[0-9a-f]{32}/ws"),  # a chat it holds, live (chats_api)
     ("GET", r"/api/events"),  # the agent's own events only (the route filters them)
 ]
 

@@ -31,6 +31,7 @@ from ivrpowers.store.cdrs import (
 from ivrpowers.web.acd_api import AcdRuntime, add_acd_routes
 from ivrpowers.web.agent_api import LOGIN_PATH, PasswordCheck, SipServer, add_agent_login
 from ivrpowers.web.agent_auth import AGENT, VIEWER, SignedTokens, agent_may, view_may
+from ivrpowers.web.call_chat_api import add_call_chat, stored_kinds
 from ivrpowers.web.chats_api import add_chat_routes, authenticates_itself
 from ivrpowers.web.events_ws import TOKEN_PREFIX as TOKEN_SUBPROTOCOL
 from ivrpowers.web.events_ws import add_events_route, offered_subprotocols, subprotocol_token_matches
@@ -208,4 +209,6 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
         add_page_routes(app, sip_websocket=sip.websocket, sip_domain=sip.domain)
     if acd is not None and agent_tokens is not None and password_ok is not None and sip is not None:
         add_agent_login(api, acd, agent_tokens, password_ok, sip)
+    if chats is not None and password_ok is not None:  # the /call page's chats (call_chat_api)
+        add_call_chat(api, chats, password_ok, stored_kinds(cdrs.db))
     return app

@@ -5,6 +5,11 @@ visitor (`POST /api/chats`) and hands the visitor the chat's `customer_token`, w
 chat only: read it, write to it, follow it over a websocket, leave it. Those routes authenticate
 themselves (`authenticates_itself`: the app's token check lets them through) and take either
 token. Agents act with the API token: accept, decline, close, and write as the agent who holds it.
+
+An agent's own token (the /agent page's, `agent_auth`) acts for that agent alone: accept, decline,
+close, and follow and write in a chat it holds over `/api/agents/{id}/chats/{chat}/ws` (a route of
+the agent's, checked by the app like its others, so the chat's own routes never see agent tokens).
+The /call page opens a chat with its SIP account (`call_chat_api`, `CALL_CHAT_PATH`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ivrpowers.chats.schemas import (
     body_schema,
 )
 from ivrpowers.chats.service import ChatError, ChatService
+from ivrpowers.web.agent_auth import AGENT
 from ivrpowers.web.openapi import ERROR, Api, Param, Schema
 
 log = logging.getLogger("ivrpowers.web")
@@ -45,6 +51,7 @@ Who = Literal["api", "customer"]
 
 CHAT_PATHS = {"/api/chats/{chat_id}", "/api/chats/{chat_id}/messages", "/api/chats/{chat_id}/leave",
               "/api/chats/{chat_id}/ws"}
+CALL_CHAT_PATH = "/api/call/chat"  # checks the SIP account's password itself (call_chat_api)
 SUBPROTOCOL = "ivrpowers.chat"  # a browser offers it beside `bearer.<customer token>`
 _STATUS = {"not_found": 404, "conflict": 409, "full": 429}
 _REFUSED = {"no_agents": 409, "unknown_queue": 422, "not_chat": 422, "invalid": 422}
@@ -57,15 +64,16 @@ _MAX_ID = 2**31 - 1  # message ids are 32-bit integers in PostgreSQL
 
 
 def authenticates_itself(request: web.Request) -> bool:
-    """Whether the request is for a chat route that checks its own token (API or customer)."""
+    """Whether the request is for a chat route that checks its own token (API or customer), or
+    the /call page's, which checks a SIP account's password."""
     resource = request.match_info.route.resource
-    return resource is not None and resource.canonical in CHAT_PATHS
+    return resource is not None and (resource.canonical in CHAT_PATHS or resource.canonical == CALL_CHAT_PATH)
 
 
 _ERRORS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound, 409: web.HTTPConflict,
-    422: web.HTTPUnprocessableEntity, 426: web.HTTPUpgradeRequired, 429: web.HTTPTooManyRequests,
-    503: web.HTTPServiceUnavailable}
+    400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
+    409: web.HTTPConflict, 422: web.HTTPUnprocessableEntity, 426: web.HTTPUpgradeRequired,
+    429: web.HTTPTooManyRequests, 503: web.HTTPServiceUnavailable}
 
 
 def _error(status: int, message: str, **extra: Any) -> web.HTTPException:
@@ -224,15 +232,29 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
     async def websocket(request: web.Request) -> web.StreamResponse:
         chat_id = request.match_info["chat_id"]
         caller = await who(request, chat_id)
-        ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), heartbeat=30, max_msg_size=8 * MAX_TEXT)
-        if not ws.can_prepare(request).ok:
-            raise _error(426, "this is a websocket: connect with an Upgrade: websocket request")
+        ws = _upgradable(request)
         chat_id = chat_id_of(request)
         agent = request.query.get("agent")
         if agent is not None and (caller != "api" or not _NAME_RE.fullmatch(agent)):
             raise _error(400, "agent (a valid agent id) is for API-token connections")
+        return await follow(request, ws, chat_id, caller, agent, holder=None)
+
+    async def agent_websocket(request: web.Request) -> web.StreamResponse:
+        # The app let this through with the API token, or with this agent's own token (request[AGENT]).
+        agent = request.match_info["agent_id"]
+        if AGENT in request and request[AGENT] != agent:
+            raise _error(401, "this token speaks for another agent")
+        ws = _upgradable(request)
+        chat_id = chat_id_of(request)
+        return await follow(request, ws, chat_id, "api", agent, holder=agent)
+
+    async def follow(request: web.Request, ws: web.WebSocketResponse, chat_id: str, caller: Who,
+                     agent: str | None, holder: str | None) -> web.StreamResponse:
+        """`holder`: the agent must hold the chat (or be the one who held it, closed since)."""
         after = _query_int(request, "after", 0, 0, _MAX_ID)
-        await chats.get(chat_id)  # 404 before the upgrade
+        chat = await chats.get(chat_id)  # 404 before the upgrade
+        if holder is not None and chat.agent_id != holder:
+            raise _error(409, f"chat {chat_id} is not held by agent {holder}")
         listener = chats.listen(chat_id)
         try:
             await ws.prepare(request)
@@ -278,6 +300,11 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
             summary="Follow a chat: its transcript, then every message and status change; send "
                     '{"type": "message", "text": ...}' + customer,
             returns={101: None, 400: ERROR, 404: ERROR, 426: ERROR, 429: ERROR, 503: ERROR})
+    api.add("GET", "/api/agents/{agent_id}/chats/{chat_id}/ws", _guarded(agent_websocket),
+            params=[agent_param, chat_param, after_param],
+            summary="The agent follows a chat it holds (or held) and writes in it, as on /api/chats/{chat_id}/ws; "
+                    "the API token or the agent's own (a `bearer.<token>` subprotocol beside `ivrpowers.chat`)",
+            returns={101: None, 400: ERROR, 404: ERROR, 409: ERROR, 426: ERROR, 429: ERROR, 503: ERROR})
     api.add("POST", "/api/agents/{agent_id}/chats/{chat_id}/{action}", _guarded(agent_action),
             params=[agent_param, chat_param,
                     Param("action", "path", {"type": "string", "enum": ["accept", "decline", "close"]})],
@@ -285,6 +312,13 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
             returns={200: CHAT, 204: None, 404: ERROR, 409: ERROR, 503: ERROR})
     api.add("GET", "/api/agents/{agent_id}/chats", _guarded(agent_chats), params=[agent_param],
             summary="The chats offered to the agent now, and those it holds", returns={200: AGENT_CHATS, 404: ERROR})
+
+
+def _upgradable(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), heartbeat=30, max_msg_size=8 * MAX_TEXT)
+    if not ws.can_prepare(request).ok:
+        raise _error(426, "this is a websocket: connect with an Upgrade: websocket request")
+    return ws
 
 
 def _sender(caller: Who, agent: str | None) -> tuple[Literal["customer", "agent"], str | None]:

@@ -218,7 +218,7 @@ async def test_the_openapi_document_describes_every_chat_route(api: Api) -> None
               if route.resource is not None and route.method != "HEAD"}
     described = {(method, path) for path, ops in document["paths"].items() for method in ops}
     chat_routes = {r for r in served if "chats" in r[1]}
-    assert len(chat_routes) == 8 and chat_routes <= described
+    assert len(chat_routes) == 9 and chat_routes <= described
     create = document["paths"]["/api/chats"]["post"]
     schema = document["components"]["schemas"][create["requestBody"]["content"]["application/json"]["schema"]
                                                ["$ref"].rsplit("/", 1)[1]]
