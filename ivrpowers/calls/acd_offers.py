@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
-from ivrpowers.calls.video import fresh_pictures, video_settled
+from ivrpowers.calls.video import video_settled
 from ivrpowers.flows.services import QueueUpdate
 
 if TYPE_CHECKING:
@@ -82,7 +82,9 @@ class Offers:
         ring = max(1.0, expires - service.clock())
         args = StasisArgs(LEG, {"interaction": session.call_id, "purpose": "queue", "agent": agent_id})
         # A video caller's agent is offered the caller's own codecs, video included (without an
-        # originator Asterisk offers audio only, and a browser then never starts its camera).
+        # originator Asterisk offers audio only, and a browser then never starts its camera). Only
+        # those: browser endpoints offer what is asked of them and nothing more
+        # (`outgoing_call_offer_pref`), since video passes through untranscoded.
         originator = session.channel.id if await session.call.video_codec() is not None else None
         try:
             try:
@@ -122,7 +124,8 @@ class Offers:
         try:
             await video_settled(session.call, leg)
             await session.call.join_agent()
-            await client.create_bridge("mixing", bridge_id=bridge_id)
+            sfu = await session.call.video_codec() is not None and await leg.video_codec() is not None
+            await client.create_bridge("mixing,video_sfu" if sfu else "mixing", bridge_id=bridge_id)
             await client.add_to_bridge(bridge_id, [session.channel_id, channel.id])
         except AriError as exc:
             session.call.left_agent()
@@ -132,7 +135,6 @@ class Offers:
             self.service.end(ticket.task_id, "bridge_failed")
             return
         session.bridged(bridge_id, leg, datetime.now(UTC))
-        self._spawn(fresh_pictures(client, bridge_id, [session.call, leg]), f"keyframes-{bridge_id}")
         self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
         await self._talk(ticket, agent_id, leg, bridge_id, datetime.now(UTC))
 

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ivrpowers.ari import AriError
-from ivrpowers.flows.call import CallerHungUp
 from ivrpowers.media import MediaError
 
 if TYPE_CHECKING:
@@ -52,8 +49,6 @@ def as_sound(uri: str, library: VideoLibrary, codec: str | None) -> str | None:
         return None
 
 
-# When to ask again for keyframes once the bridge's video flows (s): see `fresh_pictures`.
-KEYFRAME_AGAIN = 0.5
 # How long a browser's first video takes to settle, its bandwidth probe sent (s): see `video_settled`.
 PROBE_SETTLE = 0.3
 
@@ -74,30 +69,3 @@ async def video_settled(caller: AriCall, leg: AriCall) -> None:
         return
     if await leg.media_flowing("video"):
         await asyncio.sleep(PROBE_SETTLE)
-
-
-async def fresh_pictures(client: KeyframeAsker, bridge_id: str, calls: Sequence[AriCall]) -> None:
-    """Ask each video call in a new bridge for a keyframe once its media flows, and again a moment
-    later, then leave the bridge's video mode as it was: a decoder that joins a stream mid-picture
-    shows nothing until the next keyframe, and would otherwise wait for its browser to ask. Asterisk
-    sends the request (RTCP FIR) as it makes a channel the bridge's video source, which a two-party
-    bridge ignores otherwise."""
-    try:
-        # The caller first: an audio call asks nothing of the other leg.
-        if not calls or await calls[0].video_codec() is None:
-            return
-        videos = [call for call in calls if await call.video_codec() is not None]
-        await asyncio.gather(*(call.media_flowing("video") for call in videos))
-        for _ in range(2):
-            for call in videos:
-                await client.set_video_source(bridge_id, call.channel_id)
-            await asyncio.sleep(KEYFRAME_AGAIN)
-        await client.clear_video_source(bridge_id)
-    except (AriError, CallerHungUp) as exc:  # the bridge or a call is gone: nothing left to refresh
-        log.debug("bridge %s: keyframe requests stopped: %s", bridge_id, exc)
-
-
-class KeyframeAsker(Protocol):
-    async def set_video_source(self, bridge_id: str, channel_id: str) -> None: ...
-
-    async def clear_video_source(self, bridge_id: str) -> None: ...

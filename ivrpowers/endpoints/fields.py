@@ -96,6 +96,10 @@ WEBRTC = Template("webrtc-user", "endpoint", "browsers over SIP/websocket, audio
     # caller whose answer listed VP8 and H.264 could send one while an agent rung with both sends
     # the other, and neither could decode what it got.
     Option("preferred_codec_only", "yes", "answer with one codec per stream (video is never transcoded)"),
+    # And offer a browser only the codecs of the call it is rung for (a video caller's, given as the
+    # originator), not every codec it allows: an agent that chose VP8 for an H.264 caller could
+    # neither send nor get a picture.
+    Option("outgoing_call_offer_pref", "remote", "offer only the codecs of the call it is rung for"),
     # A browser that goes away (tab closed, laptop shut, network lost) sends no BYE: without this its
     # call, and the agent it holds busy, would last forever.
     Option("rtp_timeout", "30", "a call whose browser sent nothing for 30 s ends"),

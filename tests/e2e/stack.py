@@ -29,6 +29,7 @@ BLUE: RGB = (0, 0, 220)
 YELLOW: RGB = (230, 220, 0)
 CYAN: RGB = (0, 210, 210)
 ORANGE: RGB = (240, 120, 0)  # the video-desk queue's hold video
+VIOLET: RGB = (120, 0, 200)  # the video-desk queue's welcome, before the hold
 PROMPT_FPS = 10
 
 
@@ -78,7 +79,7 @@ def video_stack(workdir: Path, rtp_base: int) -> Iterator[Stack]:
                                routes={"300": "e2e-video"})
         try:
             clips = {"e2e-menu": [(RED, 2.0), (BLUE, 2.0)], "e2e-one": [(YELLOW, 3.0)], "e2e-two": [(CYAN, 3.0)],
-                     "e2e-hold": [(ORANGE, 3.0)]}
+                     "e2e-hold": [(ORANGE, 3.0)], "e2e-welcome": [(VIOLET, 4.0)]}
             for name, segments in clips.items():
                 source = colour_clip(workdir / f"{name}.mp4", segments)
                 ctl.ivrpowers("media", "import", str(source), "--name", name)
