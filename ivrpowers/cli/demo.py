@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ivrpowers.acd.definitions import AgentDef, QueueDef
+from ivrpowers.acd.definitions import AgentDef, Capacity, QueueDef
 from ivrpowers.cli.common import with_db
 from ivrpowers.cli.wallboard import wallboard_url
 from ivrpowers.config import Settings, ensure_state_dir
@@ -25,9 +25,11 @@ from ivrpowers.store.routes import RouteRepository
 
 DEMO_NUMBER = "100"
 DEMO_QUEUE = QueueDef(name="support", description="the demo's option 4", strategy="longest-idle",
-                      channels=["voice", "video"], video_hold=f"video:{DEMO_HOLD}",
+                      channels=["voice", "video", "chat"], video_hold=f"video:{DEMO_HOLD}",
                       ring_timeout=15, wrapup_seconds=5)
-DEMO_AGENTS = [AgentDef(id=name, name=f"Demo {name}", endpoint=name, queues={"support": 0}, auto_login=True)
+# Phones: no chats (they could not see them).
+DEMO_AGENTS = [AgentDef(id=name, name=f"Demo {name}", endpoint=name, queues={"support": 0}, auto_login=True,
+                        capacity=Capacity(chat=0))
                for name in ("agent1", "agent2")]
 # The browser agent: signs in on /agent (not always logged in: Ready there). Video callers go to
 # whoever is free and reachable (a phone agent talks with them without a picture).
@@ -117,8 +119,9 @@ ivrpowers demo is up. Number {DEMO_NUMBER} runs the published version of flow "d
     ivrpowers cdr list          (or: cdr list --json, cdr show ID)
 
   From a browser on this machine (a video call: its menu is a video, option 4 a video agent):
-    http://{host}:{settings.web_port}/call#user=webrtc1&password={secrets['webrtc_password']}&number={DEMO_NUMBER}
-  and answer it as the agent (sign in, press Ready) in another window:
+    http://{host}:{settings.web_port}/call#user=webrtc1&password={secrets['webrtc_password']}&number={DEMO_NUMBER}&queue=support
+  and answer it as the agent (sign in, press Ready) in another window (Chat on the call page opens a
+  chat in the same queue, which the agent takes beside calls):
     http://{host}:{settings.web_port}/agent     agent webagent   password {secrets['webagent_password']}
   (browsers send their media to {settings.browser_media_address}: Asterisk offers them no loopback address)
   The queues and agents, live (`ivrpowers wallboard` prints a new address):

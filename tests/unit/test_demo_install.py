@@ -72,10 +72,10 @@ def test_the_demo_has_a_support_queue_with_two_always_logged_in_agents_and_a_sec
 
     queues, agents, phone, browser = asyncio.run(read())
     assert list(queues) == ["support"] and queues["support"].video_hold == "video:demo-hold"
-    assert queues["support"].channels == ["voice", "video"]
-    assert {a.id: (a.endpoint, a.queues, a.auto_login) for a in agents.values()} == {
-        "agent1": ("agent1", {"support": 0}, True), "agent2": ("agent2", {"support": 0}, True),
-        "webagent": ("webagent", {"support": 0}, False)}  # signs in on /agent
+    assert queues["support"].channels == ["voice", "video", "chat"]
+    assert {a.id: (a.endpoint, a.queues, a.auto_login, a.capacity.chat) for a in agents.values()} == {
+        "agent1": ("agent1", {"support": 0}, True, 0), "agent2": ("agent2", {"support": 0}, True, 0),  # phones
+        "webagent": ("webagent", {"support": 0}, False, 3)}  # signs in on /agent, chats there
     # The printed passwords are those the accounts' digests were made from.
     for account, record in (("agent2", phone), ("webagent", browser)):
         assert record is not None and record.password_digest == password_digest(  # type: ignore[attr-defined]
