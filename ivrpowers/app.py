@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +27,7 @@ from ivrpowers.endpoints.fields import REALM, Addresses
 from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.sync import EndpointSync
 from ivrpowers.flows.services import Services
+from ivrpowers.media.call_recordings import CallRecordings, recordings_root
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.acd_state import AcdStateRepository
 from ivrpowers.store.cdrs import CdrRepository
@@ -139,11 +142,23 @@ class Controller:
         app = create_app(health=self, cdrs=self.cdrs, api_token=secrets["api_token"],
                          acd=self.acd_definitions, acd_runtime=self.acd, chats=self.chats,
                          sip=SipServer(self.settings.sip_websocket, self.settings.bind_address),
-                         agent_tokens=SignedTokens(secrets["session_key"].encode()), password_ok=self._password_ok)
+                         agent_tokens=SignedTokens(secrets["session_key"].encode()), password_ok=self._password_ok,
+                         recordings=(CallRecordings(recordings_root(self.settings)), self._answered,
+                                     self._note))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()
         log.info("web app on http://%s:%d (health: /health)", self.settings.bind_address, self.settings.web_port)
+
+    async def _answered(self, agent_id: str, call_id: str) -> bool:
+        """Whether `agent_id` answered call `call_id` from a queue (its CDR's `queue_answered`)."""
+        await self.writer.flush(5.0)  # an answer just written may still be on its way to the database
+        record = await self.cdrs.get(call_id)
+        return record is not None and any(
+            e.type == "queue_answered" and (e.detail or {}).get("agent") == agent_id for e in record.events)
+
+    def _note(self, call_id: str, type: str, detail: dict[str, Any]) -> None:
+        self.writer.add_event(call_id, type, datetime.now(UTC), None, detail)
 
     async def _password_ok(self, endpoint: str, password: str) -> bool:
         record = await EndpointRepository(self.db).get(endpoint)

@@ -108,6 +108,9 @@ class QueueDef(_Model):
     hold: Annotated[str, AfterValidator(_hold)] = "moh:default"
     # Video callers see (and hear) this while they wait, looped; audio callers get `hold`.
     video_hold: Annotated[str | None, AfterValidator(_video_hold)] = None
+    # Calls answered from this queue are recorded: the conversation's mixed audio on the server, and a
+    # browser agent's video calls with both pictures (docs/webrtc.md "Recording").
+    record: bool = False
     announce: Announce = Announce()
     no_agents: NoAgents = "refuse"
     # An agent who lets an offer ring out is paused (reason `ring_no_answer`) until they unpause.

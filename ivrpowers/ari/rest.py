@@ -240,6 +240,13 @@ class AriRest(AriHttp):
         data = await self.request("POST", f"/channels/{_seg(channel_id)}/record", params=params)
         return LiveRecording.model_validate(data)
 
+    async def record_bridge(self, bridge_id: str, name: str, format: str = "wav") -> LiveRecording:
+        """Record the bridge's mixed audio to the stored recording `name` (audio only: Asterisk's
+        bridge recorder is an audio channel). It ends when the bridge does (RecordingFinished)."""
+        data = await self.request("POST", f"/bridges/{_seg(bridge_id)}/record",
+                                  params={"name": name, "format": format, "ifExists": "fail"})
+        return LiveRecording.model_validate(data)
+
     async def stored_recording_file(self, name: str) -> bytes:
         """The file of a stored recording (its format's bytes, e.g. a WAV)."""
         return await self.request_bytes("GET", f"/recordings/stored/{_seg(name)}/file")

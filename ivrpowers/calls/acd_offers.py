@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ivrpowers.ari import AriError, Channel
+from ivrpowers.calls.acd_recording import offer_variables, record_conversation
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
 from ivrpowers.calls.video import video_settled
@@ -90,7 +91,8 @@ class Offers:
             try:
                 await self.ctx.client.originate(
                     f"PJSIP/{endpoint}", app_args=args.encode(), caller_id=_caller_id(session),
-                    timeout=math.ceil(ring + _GRACE), channel_id=leg_id, originator=originator)
+                    timeout=math.ceil(ring + _GRACE), channel_id=leg_id, originator=originator,
+                    variables=offer_variables(session, ticket.queue.record))
             except AriError as exc:
                 log.info("call %s: offer to %s failed: %s", session.call_id, agent_id, exc)
                 service.not_answered(ticket.task_id, agent_id, declined=True)
@@ -135,8 +137,14 @@ class Offers:
             self.service.end(ticket.task_id, "bridge_failed")
             return
         session.bridged(bridge_id, leg, datetime.now(UTC))
+        over = asyncio.Event()
+        if ticket.queue.record:
+            self._spawn(record_conversation(session, bridge_id, over), f"record-{bridge_id}")
         self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
-        await self._talk(ticket, agent_id, leg, bridge_id, datetime.now(UTC))
+        try:
+            await self._talk(ticket, agent_id, leg, bridge_id, datetime.now(UTC))
+        finally:
+            over.set()
 
     async def _talk(self, ticket: Ticket, agent_id: str, leg: AriCall | None, bridge_id: str | None,
                     since: datetime | None) -> None:

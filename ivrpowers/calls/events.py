@@ -5,6 +5,7 @@ Handlers run inside the ARI reader, so everything here is a dictionary lookup an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
@@ -49,6 +50,7 @@ class EventRouter:
         self.on_stasis_start = on_stasis_start
         self.owners: dict[str, ChannelOwner] = {}
         self.expected: dict[str, Expected] = {}  # originated channels: their answer, or their end
+        self.recordings: dict[str, asyncio.Future[tuple[LiveRecording, bool]]] = {}  # bridges', by name
 
     def expect(self, channel_id: str, waiter: Expected) -> None:
         self.expected[channel_id] = waiter
@@ -79,9 +81,19 @@ class EventRouter:
         elif event.channel.id not in self.owners:
             self.on_stasis_start(event)
 
+    def expect_recording(self, name: str) -> asyncio.Future[tuple[LiveRecording, bool]]:
+        """The end of recording `name` of a bridge (a channel's goes to its owner): (it, failed)."""
+        future: asyncio.Future[tuple[LiveRecording, bool]] = asyncio.get_running_loop().create_future()
+        self.recordings[name] = future
+        return future
+
     def _recording(self, event: RecordingFinished | RecordingFailed) -> None:
-        if owner := self.owners.get(event_channel_id(event) or ""):
-            owner.feed_recording(event.recording, isinstance(event, RecordingFailed))
+        failed = isinstance(event, RecordingFailed)
+        if (future := self.recordings.pop(event.recording.name, None)) is not None:
+            if not future.done():
+                future.set_result((event.recording, failed))
+        elif owner := self.owners.get(event_channel_id(event) or ""):
+            owner.feed_recording(event.recording, failed)
 
     def _destroyed(self, event: ChannelDestroyed) -> None:
         # Only an originated channel that never entered the app needs this: for the others,

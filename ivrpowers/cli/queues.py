@@ -59,6 +59,8 @@ def queue_options(f: Any) -> Any:
         click.option("--no-agents", type=click.Choice(["refuse", "wait"]),
                      help="With nobody logged in: refuse (the flow's on_no_agents) or wait."),
         click.option("--rna-pause/--no-rna-pause", default=None, help="Pause an agent who lets an offer ring out."),
+        click.option("--record/--no-record", default=None,
+                     help="Record answered calls (mixed audio; with a browser agent, video calls with both pictures)."),
         click.option("--announce-every", type=int, help="Seconds between position/wait announcements (0: never)."),
         click.option("--relax", multiple=True, metavar="AFTER:LOWER_BY",
                      help="skills strategy: after AFTER seconds, required levels LOWER_BY lower (repeat)."),

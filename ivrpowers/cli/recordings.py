@@ -10,6 +10,7 @@ import click
 
 from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
 from ivrpowers.cli.errors import Invalid, NotFound
+from ivrpowers.media.call_recordings import CallRecordings, recordings_root
 from ivrpowers.store.cdrs import MAX_LIMIT, AmbiguousCall, CdrRepository, NoSuchCall, PrefixTooShort
 from ivrpowers.store.db import Database
 
@@ -52,15 +53,20 @@ def list_(ctx: click.Context, call_ref: str | None, limit: int, as_json: bool) -
 @recording.command()
 @click.argument("name")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="Where to write it (a WAV file); - for stdout.")
+              help="Where to write it (a WAV, or an MP4 for a video recording); - for stdout.")
 @click.pass_context
 def get(ctx: click.Context, name: str, output: str) -> None:
-    """Fetch a recording's file from Asterisk (it keeps recordings; the CDR names them)."""
+    """Fetch a recording's file: a call's video recording (NAME ending -video.mp4, an MP4 of both
+    pictures and the conversation's sound) from this controller, the others (WAV) from Asterisk."""
     from ivrpowers.ari import AriNotFound, AriRest
 
     settings = settings_from(ctx)
+    # A call's video recording (`<call id>-video.mp4`) is the controller's; the rest are Asterisk's.
+    local = CallRecordings(recordings_root(settings)).path(name)
 
     async def fetch() -> bytes:
+        if local is not None:
+            return await asyncio.to_thread(local.read_bytes)
         async with AriRest(settings.ari_base_url, settings.ari_user, settings.ari_secret, settings.ari_app) as ari:
             try:
                 return await ari.stored_recording_file(name)

@@ -45,6 +45,7 @@ _ALLOWED = [
     ("POST", r"/api/agents/{me}/[a-z-]{1,20}"),
     ("POST", r"/api/agents/{me}/chats/chat-[0-9a-f]{32}/[a-z]{1,20}"),
     ("GET", r"/api/agents/{me}/chats/chat-[0-9a-f]{32}/ws"),  # a chat it holds, live (chats_api)
+    ("POST", r"/api/agents/{me}/recordings/[0-9a-f-]{36}"),  # a call it answered (recordings_api)
     ("GET", r"/api/events"),  # the agent's own events only (the route filters them)
 ]
 

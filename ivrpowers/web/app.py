@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ivrpowers import __version__
 from ivrpowers.chats.service import ChatService
+from ivrpowers.media.call_recordings import CallRecordings
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.cdrs import (
     CALL_ID,
@@ -39,6 +40,7 @@ from ivrpowers.web.index import INDEX_HTML
 from ivrpowers.web.metrics import add_metrics_route
 from ivrpowers.web.openapi import ERROR, Api, Param
 from ivrpowers.web.pages import add_page_routes, is_page
+from ivrpowers.web.recordings_api import Answered, Note, add_recording_routes
 from ivrpowers.web.stats_api import add_stats_routes, live_acd
 
 OPEN_PATHS = {"/", "/health", "/api/openapi.json", LOGIN_PATH}
@@ -138,12 +140,17 @@ def _auth_middleware(token: str, agents: SignedTokens | None) -> Callable[..., A
     return check
 
 
+RecordingRoutes = tuple[CallRecordings, Answered, Note]
+
+
 def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
                acd: AcdRepository | None = None, acd_runtime: AcdRuntime | None = None,
                chats: ChatService | None = None, sip: SipServer | None = None,
-               agent_tokens: SignedTokens | None = None, password_ok: PasswordCheck | None = None) -> web.Application:
+               agent_tokens: SignedTokens | None = None, password_ok: PasswordCheck | None = None,
+               recordings: RecordingRoutes | None = None) -> web.Application:
     """`sip`: Asterisk's SIP websocket and domain, for the browser pages (none without it).
-    `agent_tokens`, `password_ok`: agents sign in with their own account (`/api/agent/login`)."""
+    `agent_tokens`, `password_ok`: agents sign in with their own account (`/api/agent/login`).
+    `recordings`: where agents' pages send video recordings, and how they reach the CDR."""
     handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}
     # The largest body is an agent or queue definition, a few hundred bytes: 64 KiB is plenty,
     # anything larger is refused with 413 unread.
@@ -211,4 +218,6 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
         add_agent_login(api, acd, agent_tokens, password_ok, sip)
     if chats is not None and password_ok is not None:  # the /call page's chats (call_chat_api)
         add_call_chat(api, chats, password_ok, stored_kinds(cdrs.db))
+    if recordings is not None:
+        add_recording_routes(api, *recordings)
     return app

@@ -42,11 +42,11 @@ class Stack:
     def web(self) -> str:
         return f"http://127.0.0.1:{self.controller.web_port}"
 
-    def video_agent(self, agent_id: str) -> str:
-        """An agent of video-desk on a browser account of its own, as an operator makes one; its password."""
+    def video_agent(self, agent_id: str, queue: str = "video-desk") -> str:
+        """An agent of `queue` on a browser account of its own, as an operator makes one; its password."""
         _, password = self.browser_account(f"{agent_id}-browser")
         self.controller.ivrpowers("agent", "create", agent_id, "--name", f"Agent {agent_id}",
-                                  "--endpoint", f"{agent_id}-browser", "--queue", "video-desk")
+                                  "--endpoint", f"{agent_id}-browser", "--queue", queue)
         return password
 
     def browser_account(self, name: str) -> tuple[str, str]:
@@ -87,6 +87,10 @@ def video_stack(workdir: Path, rtp_base: int) -> Iterator[Stack]:
             ctl.ivrpowers("queue", "create", "video-desk", "--channel", "voice", "--channel", "video",
                           "--video-hold", "video:e2e-hold", "--wrapup", "0", "--ring-timeout", "30",
                           "--no-agents", "wait")
+            # Option 4's: the same, recording its calls.
+            ctl.ivrpowers("queue", "create", "video-rec", "--channel", "voice", "--channel", "video",
+                          "--video-hold", "video:e2e-hold", "--wrapup", "0", "--ring-timeout", "30",
+                          "--no-agents", "wait", "--record")
             yield Stack(asterisk, ctl)
         finally:
             stop_controller(ctl)

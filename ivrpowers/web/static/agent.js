@@ -1,10 +1,12 @@
 // The agent desktop: sign in, state and pauses, offers with who is calling, calls with video, and
 // chats (several at once, as many as the agent's chat capacity lets the router offer).
+import { startRecording } from './recorder.js';
 import { showRemote, startAgent } from './sip.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
   agent: null, token: null, ua: null, session: null, pc: null, events: [],
+  recording: null, recordings: [],  // the call being recorded; what came of those sent
   offers: new Map(),  // task -> its task_offered event, until the offer ends
   shown: null,  // the task the offer card shows
   callButtons: null,  // what Answer and Decline do for the call ringing the browser now
@@ -117,6 +119,9 @@ function incoming(session, invite) {
   }
   state.session = session;
   const video = hasVideo(invite);
+  // The queue records its calls: this page records a video call's pictures, for this call.
+  const callId = invite && invite.getHeader('X-Ivrpowers-Call');
+  const record = video && callId && invite.getHeader('X-Ivrpowers-Record') === 'yes';
   show('ringing', `Ringing: ${session.remote_identity.display_name || session.remote_identity.uri.user}`);
   session.on('peerconnection', (e) => { state.pc = e.peerconnection; showRemote(state.pc, $('remote')); });
   session.on('confirmed', () => {
@@ -125,8 +130,15 @@ function incoming(session, invite) {
     $('local').srcObject = new MediaStream(local);
     $('offer').hidden = true;
     show('in-call', video ? 'In a video call' : 'In a call');
+    if (record) {
+      state.recording = startRecording(state.pc, $('remote'), $('local'));
+      $('recording').hidden = false;
+    }
   });
   const over = (e) => {
+    if (state.recording) sendRecording(state.recording, callId);
+    state.recording = null;
+    $('recording').hidden = true;
     state.session = null;
     state.callButtons = null;
     wireCall();
@@ -146,6 +158,18 @@ function incoming(session, invite) {
   };
   state.callButtons = call;
   wireCall();
+}
+
+// The recording of the call that just ended, to the controller (it makes the MP4 and links it to the
+// call's record); what came of it stays in `state.recordings` and the status line.
+async function sendRecording(recording, callId) {
+  const blob = await recording.stop();
+  const answer = await api(`/api/agents/${state.agent.id}/recordings/${callId}`, {
+    method: 'POST', headers: { 'Content-Type': 'video/webm' }, body: blob,
+  });
+  const body = await answer.json().catch(() => ({}));
+  state.recordings.push({ call: callId, status: answer.status, ...body });
+  $('status').textContent = answer.ok ? `Call recorded (${body.name})` : `Recording not saved: ${body.error}`;
 }
 
 async function signIn(event) {
