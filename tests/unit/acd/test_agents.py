@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ivrpowers.acd import AgentConfig, AgentStateChanged, Channel, QueueConfig
+from ivrpowers.acd import AgentConfig, AgentStateChanged, Channel, QueueConfig, Router
 
 from .helpers import agent, cancels, offers, ring, router, states, task
 
 VOICE_CHAT: frozenset[Channel] = frozenset({"voice", "video", "chat"})
+CHAT: frozenset[Channel] = frozenset({"chat"})
 
 
 def test_each_state_change_is_reported_once_with_its_time() -> None:
@@ -155,6 +156,24 @@ def test_without_rna_pause_a_caller_rings_the_others_before_the_agent_who_let_it
     assert offers(r.tick(25)) == [("c1", "ana")]  # everyone has rung: a new round
     assert offers(r.arrive(task("c2"), 26)) == [("c2", "bob")]  # others' rounds are their own
     assert r.task("c1").passed == ()
+
+
+def test_a_late_tick_decides_as_ticks_on_time_would_a_new_round_before_a_relaxation() -> None:
+    # Only ana meets billing 1 when her offer rings out at 5: a new round rings her again. From 8 bob
+    # could take the chat (one level less), but it is ringing ana by then: a tick at 10 does the same.
+    def start() -> Router:
+        r = router([QueueConfig("q", strategy="fewest-calls", channels=CHAT, ring_timeout=5, rna_pause=False,
+                                relaxation=((8, 1),))],
+                   [agent("ana", "q", skills={"billing": 1}), agent("bob", "q")])
+        assert offers(r.arrive(task("m1", channel="chat", skills={"billing": 1}), 0)) == [("m1", "ana")]
+        return r
+
+    on_time = start()
+    assert offers(on_time.tick(5) + on_time.tick(8)) == [("m1", "ana")]
+    late = start()
+    assert offers(late.tick(10)) == [("m1", "ana")]  # stamped 10: it rings until 15
+    assert late.task("m1").stage == on_time.task("m1").stage == 1
+    assert offers(late.tick(15)) == [("m1", "bob")]  # ana has rung again: bob, whom the relaxation lets in
 
 
 def test_a_blended_agent_takes_chats_beside_a_call_and_a_call_beside_chats() -> None:

@@ -9,13 +9,20 @@ then arrival); state changes reported once each and adding up to what the agent 
 router's view, and its next deadline, matching the model's. Beside it, a second router gets the
 same events and is never restored, while the first is snapshotted (through JSON) and restored at
 random: every decision, and every snapshot, must be the same.
+
+A late tick runs its deadlines a due time at a time, each followed by offers, all stamped with the
+tick's time. The model cannot see every due time the router went through (a relaxation step says
+nothing), only those a decision shows (a ring-out, a wrap-up's end, a max_wait): it keeps to the
+last one shown (`reached`), where what it holds is what the router held then or less. What must
+not happen is judged there (no one left out of a ringall or a new round who was able to take the
+task); what may happen, at the tick's time (an offer to an agent able to take the task by then).
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,25 +127,33 @@ def meets(skills: Mapping[str, int], required: Mapping[str, int]) -> bool:
 class RouterMachine(RuleBasedStateMachine):
     @initialize(data=st.data())
     def setup(self, data: st.DataObject) -> None:
-        self.queues = {name: data.draw(queue_configs(name)) for name in QUEUES}
+        queues = [data.draw(queue_configs(name)) for name in QUEUES]
         configs = [data.draw(agent_configs(agent_id)) for agent_id in AGENTS]
         seed = data.draw(st.integers(0, 2**32))
+        logins = [agent_id for agent_id in AGENTS if data.draw(st.integers(0, 4))]  # tasks find agents at once
+        self.start(queues, configs, seed, logins)
+
+    def start(self, queues: Iterable[QueueConfig], configs: list[AgentConfig], seed: int, logins: list[str]) -> None:
+        """Routers and model from these queues (all of `QUEUES`) and agents (some of `AGENTS`)."""
+        self.queues = {queue.name: queue for queue in queues}
         self.router = Router(self.queues.values(), configs, rng=random.Random(seed))
         self.reference = Router(self.queues.values(), configs, rng=random.Random(seed))
         self.agents = {c.id: ModelAgent(c) for c in configs}
         self.tasks: dict[str, ModelTask] = {}
         self.round_robin: dict[str, int] = {}  # queue -> rank of the agent it served last
         self.now = 0.0
+        self.reached = 0.0  # the router has run every deadline due by then
         self.count = 0
-        for agent_id in AGENTS:  # most start logged in: tasks find agents from the first step
-            if data.draw(st.integers(0, 4)):
-                self.agent_event_now(agent_id, "login", "")
+        for agent_id in logins:
+            self.agent_event_now(agent_id, "login", "")
 
     # The model.
 
-    def requirement(self, task: ModelTask) -> dict[str, int]:
+    def requirement(self, task: ModelTask, by: float | None = None) -> dict[str, int]:
+        """What the task requires now, or once the relaxation steps due `by` then apply."""
+        until = task.relaxed_until if by is None else max(task.relaxed_until, by)
         steps = self.queues[task.task.queue].relaxation
-        drop = sum(delta for after, delta in steps if task.task.arrived + after <= task.relaxed_until)
+        drop = sum(delta for after, delta in steps if task.task.arrived + after <= until)
         return {name: level - drop for name, level in task.task.skills.items() if level > drop}
 
     def held(self, agent: ModelAgent) -> list[str]:
@@ -154,11 +169,30 @@ class RouterMachine(RuleBasedStateMachine):
             return (not chats or blended) and agent.config.capacity[channel] >= 1 and agent.reachable
         return chats < agent.config.capacity["chat"]
 
-    def may_take(self, agent: ModelAgent, task: ModelTask, requirement: Mapping[str, int] | None = None) -> bool:
-        return (agent.logged_in and agent.paused is None and agent.wrap_until is None
+    def may_take(self, agent: ModelAgent, task: ModelTask, by: float | None = None) -> bool:
+        """Whether the agent may be offered the task now, or once the deadlines due `by` then have run."""
+        wrapping = agent.wrap_until is not None and (by is None or agent.wrap_until > by)
+        return (agent.logged_in and agent.paused is None and not wrapping
                 and task.task.queue in agent.config.queues and agent.config.id not in task.declined
-                and meets(agent.config.skills, self.requirement(task) if requirement is None else requirement)
+                and meets(agent.config.skills, self.requirement(task, by))
                 and self.has_room(agent, task.task.channel))
+
+    def max_wait_due(self, task: ModelTask) -> float:
+        max_wait = self.queues[task.task.queue].max_wait
+        assert max_wait is not None
+        return task.wait_start + max_wait
+
+    def advance(self, at: float) -> None:
+        """The router has run the deadlines due by `at` (a tick's decision showed it): wrap-ups end
+        (idle since the tick's time, as the router stamps it), relaxation steps apply."""
+        if at <= self.reached:
+            return
+        self.reached = at
+        for agent in self.agents.values():
+            if agent.wrap_until is not None and agent.wrap_until <= at:
+                agent.wrap_until, agent.idle_since = None, self.now
+        for task in self.tasks.values():
+            task.relaxed_until = max(task.relaxed_until, at)
 
     def requeue(self, task: ModelTask) -> None:
         if not task.offers and task.status == "ringing":
@@ -206,11 +240,12 @@ class RouterMachine(RuleBasedStateMachine):
             task, agent = self.tasks[decision.task], self.agents[decision.agent]
             queue = self.queues[task.task.queue]
             assert task.status == "waiting" or (queue.strategy == "ringall" and task.task.id in offered)
-            assert self.may_take(agent, task), (decision, agent, task)
+            assert self.may_take(agent, task, self.now if event == "tick" else None), (decision, agent, task)
             assert decision.expires == self.now + queue.ring_timeout
             if queue.strategy == "round-robin":
                 self.round_robin[queue.name] = AGENTS.index(agent.config.id)
             if agent.config.id in task.passed:  # nobody else could take it: the router began a new round
+                # (At a tick, judged at the last due time shown: one able then was able when it offered.)
                 fresh = [a for a in self.agents.values() if self.may_take(a, task) and a.config.id not in task.passed]
                 assert not fresh, (decision, fresh)
                 task.passed.clear()
@@ -222,18 +257,21 @@ class RouterMachine(RuleBasedStateMachine):
             task = self.tasks[decision.task]
             assert decision.agent in task.offers and CANCELS[decision.reason] == event, (event, decision)
             if decision.reason == "ring_no_answer":
+                self.advance(task.offers[decision.agent])
                 assert task.offers[decision.agent] <= self.now
                 self.ring_out(task, decision.agent)
                 return
             del task.offers[decision.agent]
             self.agents[decision.agent].offers.discard(task.task.id)
+            if decision.reason == "max_wait":
+                self.advance(self.max_wait_due(task))
             if decision.reason in ("agent_logged_out", "agent_unreachable"):
                 self.requeue(task)
         elif isinstance(decision, TaskTimedOut):
             task = self.tasks.pop(decision.task)
-            max_wait = self.queues[task.task.queue].max_wait
             assert event == "tick" and task.status in ("waiting", "ringing") and not task.offers
-            assert max_wait is not None and task.wait_start + max_wait <= self.now
+            assert self.max_wait_due(task) <= self.now
+            self.advance(self.max_wait_due(task))
         elif isinstance(decision, NoAgents):
             if event != "arrive":  # the last member logged out: the waiting tasks leave
                 task = self.tasks.pop(decision.task)
@@ -243,15 +281,17 @@ class RouterMachine(RuleBasedStateMachine):
         else:
             assert isinstance(decision, AgentStateChanged)
             agent = self.agents[decision.agent]
+            if event == "tick" and decision.old == "wrap_up" and agent.wrap_until is not None:
+                self.advance(agent.wrap_until)  # nothing else changes an agent in wrap-up at a tick
             assert decision.at == self.now and decision.old == agent.state
             assert (decision.new, decision.reason) != (agent.state, agent.reason)
             agent.state, agent.reason = decision.new, decision.reason
 
     def check_rang_all(self, event: str, task_id: str) -> None:
-        """Ringall rang every free agent able to take the task. (Not checked at a tick: the model
-        applies a tick's deadlines at once, the router one due time after the other.)"""
+        """Ringall rang every free agent able to take the task (at a tick: able at the last due time
+        shown, hence when it rang)."""
         task = self.tasks.get(task_id)
-        if event != "tick" and task is not None:
+        if task is not None:
             missed = [a for a_id, a in self.agents.items() if a_id not in task.offers and self.may_take(a, task)]
             assert not missed, (task, missed)
 
@@ -261,9 +301,17 @@ class RouterMachine(RuleBasedStateMachine):
         queue = self.queues[task.task.queue]
         candidates = [a for a in self.agents.values() if self.may_take(a, task)]
         candidates = [a for a in candidates if a.config.id not in task.passed] or candidates
-        if event == "tick" or queue.strategy in ("ringall", "random") or not candidates:
+        if queue.strategy in ("ringall", "random") or not candidates:
             return
         requirement = self.requirement(task)
+        if event == "tick":
+            # Judged only if nothing the router may have run since the last due time shown changes
+            # who may take it or what it requires (then the candidates stand as they did then).
+            later = [a for a in self.agents.values() if self.may_take(a, task, self.now)]
+            later = [a for a in later if a.config.id not in task.passed] or later
+            if [a.config.id for a in later] != [a.config.id for a in candidates] or \
+                    self.requirement(task, self.now) != requirement:
+                return
 
         def rank(a: ModelAgent) -> int:
             return AGENTS.index(a.config.id)
@@ -320,6 +368,10 @@ class RouterMachine(RuleBasedStateMachine):
                     arrived=self.now - data.draw(st.sampled_from([0.0, 0.0, 0.0, 7.0])),
                     priority=data.draw(st.integers(0, 2)),
                     skills=data.draw(st.just({}) | st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 6))))
+        self.arrive_task(task)
+
+    def arrive_task(self, task: Task) -> None:
+        queue = self.queues[task.queue]
         self.count += 1
         logged_in = any(a.logged_in and queue.name in a.config.queues for a in self.agents.values())
 
@@ -449,14 +501,7 @@ class RouterMachine(RuleBasedStateMachine):
         if not tick:
             return
 
-        def due() -> None:
-            for agent in self.agents.values():
-                if agent.wrap_until is not None and agent.wrap_until <= self.now:
-                    agent.wrap_until, agent.idle_since = None, self.now
-            for task in self.tasks.values():
-                task.relaxed_until = self.now
-
-        self.run("tick", lambda r: r.tick(self.now), before=due)
+        self.run("tick", lambda r: r.tick(self.now), after=lambda: self.advance(self.now))
         pending = self.router.next_deadline()
         assert pending is None or pending > self.now
 
@@ -534,6 +579,28 @@ class RouterMachine(RuleBasedStateMachine):
     def restored_router_is_the_same(self) -> None:
         if hasattr(self, "router"):
             assert self.router.snapshot().to_dict() == self.reference.snapshot().to_dict()
+
+
+def test_the_model_follows_a_late_tick_as_far_as_its_decisions_show() -> None:
+    """What Hypothesis found, cut down: a tick at 10 runs a0's ring-out at 5 (only a0 meets billing 1:
+    a new round rings a0 again), then the relaxation at 8 (a1 could take it from then). The model
+    must judge the new round at 5, not at 10."""
+    machine = RouterMachine()
+    chats = QueueConfig("q0", strategy="fewest-calls", channels=frozenset({"chat"}), ring_timeout=5.0,
+                        rna_pause=False, relaxation=((8.0, 1),))
+    machine.start([chats, QueueConfig("q1"), QueueConfig("q2")],
+                  [AgentConfig("a0", skills={"billing": 1}, queues={"q0": 0}), AgentConfig("a1", queues={"q0": 0})],
+                  seed=0, logins=["a0", "a1"])
+    machine.arrive_task(Task("t0", "q0", "chat", arrived=0.0, skills={"billing": 1}))
+    assert machine.tasks["t0"].offers == {"a0": 5.0}
+    machine.time_passes(dt=10.0, tick=True)
+    assert machine.tasks["t0"].offers == {"a0": 15.0} and machine.requirement(machine.tasks["t0"]) == {}
+    machine.time_passes(dt=5.0, tick=True)
+    assert machine.tasks["t0"].offers == {"a1": 20.0}
+    for check in (machine.capacities_hold, machine.one_offer_at_a_time_outside_ringall,
+                  machine.no_task_waits_for_a_free_agent, machine.states_add_up, machine.router_agrees_with_the_model,
+                  machine.next_deadline_is_the_models, machine.restored_router_is_the_same):
+        check()
 
 
 RouterMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None,
