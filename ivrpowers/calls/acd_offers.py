@@ -17,7 +17,9 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ivrpowers.acd.model import AcdError
 from ivrpowers.ari import AriError, Channel
+from ivrpowers.calls.acd_hold import Conversation, end_hold, set_hold
 from ivrpowers.calls.acd_recording import offer_variables, record_conversation
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
@@ -42,7 +44,15 @@ class Offers:
         self.service, self.ctx = service, ctx
         self.ringing: dict[tuple[str, str], str] = {}  # (task, agent) -> the leg's channel id
         self.cancelled: set[tuple[str, str]] = set()
+        self.talking: dict[str, Conversation] = {}  # agent -> the conversation it is in
         self._tasks: set[asyncio.Task[None]] = set()
+
+    async def hold(self, agent_id: str, on: bool) -> None:
+        """The agent puts its caller on hold (`on`) or takes them back. Raises AcdError."""
+        conversation = self.talking.get(agent_id)
+        if conversation is None:
+            raise AcdError(f"agent {agent_id!r} is in no call")
+        await set_hold(self.ctx, conversation, agent_id, on)
 
     def ring(self, ticket: Ticket, agent_id: str, expires: float) -> None:
         self._spawn(self._ring(ticket, agent_id, expires), f"offer-{ticket.task_id}-{agent_id}")
@@ -141,10 +151,14 @@ class Offers:
         if ticket.queue.record:
             self._spawn(record_conversation(session, bridge_id, over), f"record-{bridge_id}")
         self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
+        conversation = self.talking[agent_id] = Conversation(ticket, bridge_id)
         try:
             await self._talk(ticket, agent_id, leg, bridge_id, datetime.now(UTC))
         finally:
             over.set()
+            if self.talking.get(agent_id) is conversation:
+                del self.talking[agent_id]
+            await end_hold(conversation)
 
     async def _talk(self, ticket: Ticket, agent_id: str, leg: AriCall | None, bridge_id: str | None,
                     since: datetime | None) -> None:

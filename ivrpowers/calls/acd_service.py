@@ -261,6 +261,12 @@ class AcdService:
             decisions = getattr(self.router, event)(agent_id, now)
         self.apply(decisions)
 
+    async def hold_call(self, agent_id: str, on: bool) -> None:
+        """The agent puts its caller on hold, or takes them back. Raises AcdError."""
+        if self.offers is None:
+            raise AcdError("this controller rings no agents")
+        await self.offers.hold(agent_id, on)
+
     def agent_state(self, agent_id: str) -> dict[str, Any]:
         return acd_views.agent_state(self.router, agent_id)
 

@@ -36,11 +36,14 @@ class AcdRuntime(Protocol):
 
     def agent_state(self, agent_id: str) -> dict[str, Any]: ...
 
+    async def hold_call(self, agent_id: str, on: bool) -> None: ...
+
     def queue_now(self, queue: str) -> dict[str, Any]: ...
 
 
 AGENT_ACTIONS = {"login": "login", "logout": "logout", "pause": "pause", "unpause": "unpause",
                  "end-wrap-up": "end_wrap_up"}
+CALL_ACTIONS = ("hold", "unhold")
 
 
 def json_error(error: type[web.HTTPException], message: str, **extra: Any) -> web.HTTPException:
@@ -284,6 +287,17 @@ def _add_runtime_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime, agen
             raise json_error(web.HTTPConflict, str(exc)) from None
         return web.json_response(runtime.agent_state(agent))
 
+    async def call_action(request: web.Request) -> web.Response:
+        agent = _named(request, "agent_id", "agent")
+        action = request.match_info["action"]
+        if action not in CALL_ACTIONS:
+            raise json_error(web.HTTPNotFound, f"no call action {action[:20]!r} (actions: {', '.join(CALL_ACTIONS)})")
+        try:
+            await runtime.hold_call(agent, action == "hold")
+        except AcdError as exc:
+            raise json_error(web.HTTPConflict, str(exc)) from None
+        return web.json_response({"agent": agent, "held": action == "hold"})
+
     async def agent_state(request: web.Request) -> web.Response:
         agent = _named(request, "agent_id", "agent")
         try:
@@ -311,6 +325,10 @@ def _add_runtime_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime, agen
     action = Param("action", "path", {"type": "string", "enum": [a for a in AGENT_ACTIONS if a != "pause"]})
     api.add("POST", "/api/agents/{agent_id}/{action}", agent_action, params=[agent_id, action],
             summary="login, logout, unpause, end-wrap-up", returns={200: AGENT_STATE, 404: ERROR, 409: ERROR})
+    call_action_param = Param("action", "path", {"type": "string", "enum": list(CALL_ACTIONS)})
+    api.add("POST", "/api/agents/{agent_id}/call/{action}", call_action, params=[agent_id, call_action_param],
+            summary="The agent's call: hold puts the caller on hold (the queue's hold, video hold for video "
+                    "callers), unhold takes them back", returns={200: {"type": "object"}, 404: ERROR, 409: ERROR})
     api.add("GET", "/api/agents/{agent_id}/state", agent_state, params=[agent_id],
             summary="What the agent is doing now", returns={200: AGENT_STATE, 404: ERROR})
     api.add("GET", "/api/queues/{name}/now", queue_now, params=[queue_name],

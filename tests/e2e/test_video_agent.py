@@ -94,9 +94,17 @@ async def test_a_video_caller_waits_watching_hold_video_and_talks_face_to_face_w
     # IVR and the hold: an SFU bridge), all in the codec chosen: nothing is transcoded.
     assert set(codecs["agent"]) == {f"video/{codec}"} and set(codecs["caller"]) == {f"video/{codec}"}, codecs
 
+    # The agent puts the caller on hold: the caller sees the queue's hold video; then takes them back.
+    await agent.page.click("#hold")
+    await wait_colour(caller.page, "#remote", ORANGE, timeout=10)
+    await agent.page.click("#hold")
+    await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
+    await wait_colour(agent.page, "#remote", GREEN, timeout=10)
+
     await agent.page.click("#hangup")
     record = await stack.controller.wait_cdr(user, timeout=20)
     assert record["queue"]["agent"] == agent_id, record.get("queue")
+    assert [e["type"] for e in record["events"] if e["type"] in ("held", "unheld")] == ["held", "unheld"]
 
 
 async def test_an_agent_already_ready_answers_during_the_queue_welcome_and_both_see_each_other(

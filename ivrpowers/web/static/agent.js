@@ -22,6 +22,8 @@ function show(name, text) {
   document.body.dataset.state = name;
   if (text) $('status').textContent = text;
   $('hangup').disabled = name !== 'in-call';
+  $('hold').disabled = name !== 'in-call';
+  if (name !== 'in-call') showHeld(false, false);
 }
 
 function showAgentState(agentState, reason) {
@@ -216,6 +218,20 @@ $('pause').addEventListener('click', () => act('pause', { reason: $('pause-reaso
 $('end-wrap-up').addEventListener('click', () => act('end-wrap-up'));
 $('logout').addEventListener('click', () => act('logout'));
 $('hangup').addEventListener('click', () => state.session && state.session.terminate());
+$('hold').addEventListener('click', async () => {
+  const hold = document.body.dataset.held !== 'yes';
+  const answer = await api(`/api/agents/${state.agent.id}/call/${hold ? 'hold' : 'unhold'}`, { method: 'POST' });
+  const body = await answer.json();
+  if (answer.ok) showHeld(body.held);
+  else $('status').textContent = body.error;
+});
+
+// The caller on hold (they get the queue's hold; this side hears nothing), or back.
+function showHeld(held, say = true) {
+  document.body.dataset.held = held ? 'yes' : 'no';
+  $('hold').textContent = held ? 'Take back' : 'Hold';
+  if (say) $('status').textContent = held ? 'Caller on hold' : 'In a call';
+}
 
 // -- chats ------------------------------------------------------------------------------------
 // An offer's customer is named by the agent's chat list (the offer event carries no name for chats);

@@ -54,18 +54,33 @@ export function preferVideoCodec(sdp, codec) {
   }).join('');
 }
 
-// The remote stream of a session's peer connection, as tracks arrive. A later video track (the
-// agent's picture, which a video bridge sends on a stream of its own) takes the place of the one
-// shown before (the IVR's and the hold's).
+// The remote stream of a session's peer connection, as tracks arrive. The newest video track that
+// flows is shown: the agent's picture (which the conversation's bridge sends on a stream of its own)
+// takes the place of the IVR's and the hold's, and when the agent's stream stops (the caller put on
+// hold leaves the bridge, whose re-INVITE makes that stream inactive) the hold's shows again.
 export function showRemote(pc, video) {
   const stream = new MediaStream();
   video.srcObject = stream;
-  pc.addEventListener('track', (event) => {
-    if (event.track.kind === 'video') {
-      for (const old of stream.getVideoTracks()) stream.removeTrack(old);
+  const videos = [];  // the remote video tracks, oldest first
+  const pick = () => {
+    const flowing = videos.filter((t) => t.readyState === 'live' && !t.muted);
+    const chosen = flowing[flowing.length - 1] || videos[videos.length - 1];
+    for (const old of stream.getVideoTracks()) {
+      if (old !== chosen) stream.removeTrack(old);
     }
-    stream.addTrack(event.track);
+    if (chosen && !stream.getVideoTracks().includes(chosen)) stream.addTrack(chosen);
     video.play().catch(() => {});
+  };
+  pc.addEventListener('track', (event) => {
+    const { track } = event;
+    if (track.kind !== 'video') {
+      stream.addTrack(track);
+      video.play().catch(() => {});
+      return;
+    }
+    videos.push(track);
+    for (const change of ['mute', 'unmute', 'ended']) track.addEventListener(change, pick);
+    pick();
   });
   return stream;
 }
