@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivrpowers.acd.model import AcdError
 from ivrpowers.ari import AriError, Channel
-from ivrpowers.calls.acd_hold import Conversation, end_hold, set_hold
+from ivrpowers.calls.acd_hold import Conversation, end_hold, set_hold, transfer
 from ivrpowers.calls.acd_recording import offer_variables, record_conversation
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
@@ -53,6 +53,17 @@ class Offers:
         if conversation is None:
             raise AcdError(f"agent {agent_id!r} is in no call")
         await set_hold(self.ctx, conversation, agent_id, on)
+
+    async def transfer(self, agent_id: str, queue: str) -> None:
+        """The agent sends its caller to `queue`, where they wait again. Raises AcdError."""
+        conversation = self.talking.get(agent_id)
+        if conversation is None:
+            raise AcdError(f"agent {agent_id!r} is in no call")
+        if queue not in self.service.queues:
+            raise AcdError(f"there is no queue named {queue!r}")
+        if queue == conversation.ticket.queue.name:
+            raise AcdError(f"the call is from queue {queue!r} already")
+        await transfer(self.ctx, conversation, agent_id, queue)
 
     def ring(self, ticket: Ticket, agent_id: str, expires: float) -> None:
         self._spawn(self._ring(ticket, agent_id, expires), f"offer-{ticket.task_id}-{agent_id}")
@@ -151,7 +162,7 @@ class Offers:
         if ticket.queue.record:
             self._spawn(record_conversation(session, bridge_id, over), f"record-{bridge_id}")
         self.service.notify(ticket.task_id, QueueUpdate("connected", agent_id))
-        conversation = self.talking[agent_id] = Conversation(ticket, bridge_id)
+        conversation = self.talking[agent_id] = Conversation(ticket, bridge_id, channel.id)
         try:
             await self._talk(ticket, agent_id, leg, bridge_id, datetime.now(UTC))
         finally:
@@ -185,8 +196,11 @@ class Offers:
             with contextlib.suppress(AriError):  # the caller leaves it for the rest of the flow
                 await self.ctx.client.destroy_bridge(bridge_id or session.bridge_id or "")
         # end() made the service forget the ticket: the caller's queue node hears from it directly.
-        ticket.updates.put_nowait(QueueUpdate("ended", agent_id, detail={"caller_hung_up": caller_hung_up,
-                                                                          "talk": talk}))
+        detail: dict[str, Any] = {"caller_hung_up": caller_hung_up, "talk": talk}
+        conversation = self.talking.get(agent_id)
+        if conversation is not None and conversation.transferred_to is not None and not caller_hung_up:
+            detail["transferred_to"] = conversation.transferred_to
+        ticket.updates.put_nowait(QueueUpdate("ended", agent_id, detail=detail))
 
     async def _hang_up(self, channel_id: str) -> None:
         with contextlib.suppress(AriError):

@@ -267,6 +267,12 @@ class AcdService:
             raise AcdError("this controller rings no agents")
         await self.offers.hold(agent_id, on)
 
+    async def transfer_call(self, agent_id: str, queue: str) -> None:
+        """The agent sends its caller to `queue`. Raises AcdError."""
+        if self.offers is None:
+            raise AcdError("this controller rings no agents")
+        await self.offers.transfer(agent_id, queue)
+
     def agent_state(self, agent_id: str) -> dict[str, Any]:
         return acd_views.agent_state(self.router, agent_id)
 

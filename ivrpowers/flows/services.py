@@ -117,7 +117,8 @@ class QueueRequest:
 class QueueUpdate:
     """What happened to a call in a queue. `ringing`: offered to `agent`; `connected`: the agent
     answered and the call is bridged with them; `ended`: the agent's side of the conversation is
-    over and the caller is still there (`caller_hung_up` in `detail` when not); `timeout`: the
+    over and the caller is still there (`caller_hung_up` in `detail` when not; `transferred_to`:
+    the agent sent them to that queue, where they wait again); `timeout`: the
     queue's `max_wait` passed; `no_agents`: the last agent logged out of a queue that refuses
     callers then. `position` (1 = next) and `estimated_wait` (seconds) come with `waiting`."""
 

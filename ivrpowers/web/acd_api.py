@@ -38,12 +38,27 @@ class AcdRuntime(Protocol):
 
     async def hold_call(self, agent_id: str, on: bool) -> None: ...
 
+    async def transfer_call(self, agent_id: str, queue: str) -> None: ...
+
     def queue_now(self, queue: str) -> dict[str, Any]: ...
 
 
 AGENT_ACTIONS = {"login": "login", "logout": "logout", "pause": "pause", "unpause": "unpause",
                  "end-wrap-up": "end_wrap_up"}
-CALL_ACTIONS = ("hold", "unhold")
+CALL_ACTIONS = ("hold", "unhold", "transfer")
+_QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+async def _transfer_target(request: web.Request) -> str:
+    """The queue a transfer's body names: `{"queue": "sales"}`."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise json_error(web.HTTPBadRequest, 'the body must be JSON: {"queue": NAME}') from None
+    queue = body.get("queue") if isinstance(body, dict) else None
+    if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
+        raise json_error(web.HTTPUnprocessableEntity, 'a transfer names a queue: {"queue": NAME}')
+    return queue
 
 
 def json_error(error: type[web.HTTPException], message: str, **extra: Any) -> web.HTTPException:
@@ -293,6 +308,10 @@ def _add_runtime_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime, agen
         if action not in CALL_ACTIONS:
             raise json_error(web.HTTPNotFound, f"no call action {action[:20]!r} (actions: {', '.join(CALL_ACTIONS)})")
         try:
+            if action == "transfer":
+                queue = await _transfer_target(request)
+                await runtime.transfer_call(agent, queue)
+                return web.json_response({"agent": agent, "transferred_to": queue})
             await runtime.hold_call(agent, action == "hold")
         except AcdError as exc:
             raise json_error(web.HTTPConflict, str(exc)) from None
@@ -328,7 +347,8 @@ def _add_runtime_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime, agen
     call_action_param = Param("action", "path", {"type": "string", "enum": list(CALL_ACTIONS)})
     api.add("POST", "/api/agents/{agent_id}/call/{action}", call_action, params=[agent_id, call_action_param],
             summary="The agent's call: hold puts the caller on hold (the queue's hold, video hold for video "
-                    "callers), unhold takes them back", returns={200: {"type": "object"}, 404: ERROR, 409: ERROR})
+                    "callers), unhold takes them back, transfer (body {\"queue\": NAME}) sends them to another "
+                    "queue to wait again", returns={200: {"type": "object"}, 404: ERROR, 409: ERROR, 422: ERROR})
     api.add("GET", "/api/agents/{agent_id}/state", agent_state, params=[agent_id],
             summary="What the agent is doing now", returns={200: AGENT_STATE, 404: ERROR})
     api.add("GET", "/api/queues/{name}/now", queue_now, params=[queue_name],

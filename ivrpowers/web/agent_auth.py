@@ -43,7 +43,8 @@ _ALLOWED = [
     ("GET", r"/api/agents/{me}"),
     ("GET", r"/api/agents/{me}/(state|stats|chats)"),
     ("POST", r"/api/agents/{me}/[a-z-]{1,20}"),
-    ("POST", r"/api/agents/{me}/call/(hold|unhold)"),
+    ("POST", r"/api/agents/{me}/call/(hold|unhold|transfer)"),
+    ("GET", r"/api/queues"),  # where a call may be transferred: the queues' names and definitions
     ("POST", r"/api/agents/{me}/chats/chat-[0-9a-f]{32}/[a-z]{1,20}"),
     ("GET", r"/api/agents/{me}/chats/chat-[0-9a-f]{32}/ws"),  # a chat it holds, live (chats_api)
     ("POST", r"/api/agents/{me}/recordings/[0-9a-f-]{36}"),  # a call it answered (recordings_api)

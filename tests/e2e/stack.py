@@ -87,6 +87,10 @@ def video_stack(workdir: Path, rtp_base: int) -> Iterator[Stack]:
             ctl.ivrpowers("queue", "create", "video-desk", "--channel", "voice", "--channel", "video",
                           "--video-hold", "video:e2e-hold", "--wrapup", "0", "--ring-timeout", "30",
                           "--no-agents", "wait")
+            # Where an agent of video-desk may transfer a caller (no route leads there otherwise).
+            ctl.ivrpowers("queue", "create", "video-two", "--channel", "voice", "--channel", "video",
+                          "--video-hold", "video:e2e-hold", "--wrapup", "0", "--ring-timeout", "30",
+                          "--no-agents", "wait")
             # Option 4's: the same, recording its calls.
             ctl.ivrpowers("queue", "create", "video-rec", "--channel", "voice", "--channel", "video",
                           "--video-hold", "video:e2e-hold", "--wrapup", "0", "--ring-timeout", "30",

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Page
 
 from .browser import ARTIFACTS, Browsers, screenshot
-from .camera import GREEN, MAGENTA, Cameras
+from .camera import BLUE, GREEN, MAGENTA, Cameras
 from .probe import inbound_video, start_freeze_meter, wait_colour, watch_for
 from .stack import ORANGE, RED, VIOLET, Stack, video_stack
 
@@ -138,6 +138,43 @@ async def test_an_agent_already_ready_answers_during_the_queue_welcome_and_both_
     # The welcome was cut short for the agent, and the caller was never put on hold with them.
     played = [e for e in record["events"] if e["type"] == "prompt_played" and e["node"] == "desk"]
     assert [e["detail"]["media"] for e in played] == [["video:e2e-welcome"]], played
+
+
+async def test_an_agent_transfers_a_video_caller_to_another_queue_whose_agent_answers(
+        stack: Stack, browsers: Browsers, cameras: Cameras) -> None:
+    first_password = stack.video_agent("vid-first")
+    second_password = stack.video_agent("vid-second", queue="video-two")
+    user, caller_password = stack.browser_account("custmoved")
+    caller, first, second = await browsers.open_many({"caller": cameras.get("caller", GREEN),
+                                                      "agent": cameras.get("agent", MAGENTA),
+                                                      "second": cameras.get("second", BLUE)})
+    await sign_in(first.page, stack, "vid-first", first_password)
+    await sign_in(second.page, stack, "vid-second", second_password)
+    await first.page.click("#ready")
+    await second.page.click("#ready")
+    await caller.page.goto(f"{stack.web}/call#user={user}&password={caller_password}&number=300&codec=vp8")
+    await caller.page.click("#video-call")
+    await wait_colour(caller.page, "#remote", RED, timeout=10)
+    await caller.page.click("#keypad button:text-is('3')")
+    await first.page.wait_for_function("document.body.dataset.state === 'ringing'", timeout=15_000)
+    await first.page.click("#answer")
+    await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
+
+    await first.page.select_option("#transfer-queue", "video-two")
+    await first.page.click("#transfer")
+    await first.page.wait_for_function("document.body.dataset.state === 'ready'", timeout=10_000)
+    await second.page.wait_for_function("document.body.dataset.state === 'ringing'", timeout=15_000)
+    assert await second.page.text_content("#offer-queue") == "video-two"
+    await second.page.click("#answer")
+    await wait_colour(caller.page, "#remote", BLUE, timeout=10)
+    await wait_colour(second.page, "#remote", GREEN, timeout=10)
+    await screenshot(second.page, "agent-after-transfer")
+    await second.page.click("#hangup")
+    record = await stack.controller.wait_cdr(user, timeout=20)
+    moves = [(e["type"], e["detail"].get("queue") or e["detail"].get("to"))
+             for e in record["events"] if e["type"] in ("queue_joined", "transferred", "queue_answered")]
+    assert moves == [("queue_joined", "video-desk"), ("queue_answered", "video-desk"), ("transferred", "video-two"),
+                     ("queue_joined", "video-two"), ("queue_answered", "video-two")], moves
 
 
 async def test_the_wallboard_shows_a_waiting_caller_within_a_second(

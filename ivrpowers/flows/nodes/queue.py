@@ -24,27 +24,29 @@ _SLICE = 60.0
 
 @handles(QueueNode)
 async def _queue(run: Run, node_id: str, node: QueueNode) -> str | None:
-    request = QueueRequest(node.queue, priority=_level(run, node_id, node.priority, 0, 100, "priority"),
+    # The queue an agent transferred the call to, when it is adopted waiting there.
+    queue = run.state.partial.get("queue") or node.queue
+    request = QueueRequest(str(queue), priority=_level(run, node_id, node.priority, 0, 100, "priority"),
                            skills=_skills(run, node_id, node), data=dict(run.state.vars))
     resumed = run.state.partial.get("joined_at")
     try:
         ticket = await run.acd.join(request)
     except QueueRefused as exc:
-        await run.record("queue_refused", node_id, {"queue": node.queue, "reason": exc.reason})
+        await run.record("queue_refused", node_id, {"queue": request.queue, "reason": exc.reason})
         if exc.reason == "no_agents":
             return node.on_no_agents
         raise FlowFailed(f"node {node_id!r}: {exc}") from None
     joined = datetime.fromisoformat(resumed) if isinstance(resumed, str) else run.now()
-    run.state.partial = {"joined_at": joined.isoformat()}
-    await run.record("queue_joined", node_id, {"queue": node.queue, "priority": request.priority,
+    run.state.partial = {**run.state.partial, "joined_at": joined.isoformat()}
+    await run.record("queue_joined", node_id, {"queue": request.queue, "priority": request.priority,
                                               "skills": dict(request.skills), "resumed": resumed is not None})
-    waiting = _Waiting(run, node_id, node, ticket, joined)
+    waiting = _Waiting(run, node_id, node, ticket, joined, request)
     try:
         return await waiting.wait(first=resumed is None)
     except CallerHungUp:
         if not waiting.connected:  # after talking to an agent, hanging up is not abandoning
-            await ticket.leave("caller_hangup")
-            await run.record("queue_abandoned", node_id, {"queue": node.queue, "wait": waiting.waited()})
+            await waiting.ticket.leave("caller_hangup")
+            await run.record("queue_abandoned", node_id, {"queue": waiting.queue, "wait": waiting.waited()})
         raise
 
 
@@ -63,8 +65,10 @@ def _skills(run: Run, node_id: str, node: QueueNode) -> dict[str, int]:
 
 
 class _Waiting:
-    def __init__(self, run: Run, node_id: str, node: QueueNode, ticket: QueueTicket, joined: datetime) -> None:
+    def __init__(self, run: Run, node_id: str, node: QueueNode, ticket: QueueTicket, joined: datetime,
+                 request: QueueRequest) -> None:
         self.run, self.node_id, self.node, self.ticket, self.joined = run, node_id, node, ticket, joined
+        self.request, self.queue = request, request.queue
         self.announce = node.announce or QueueAnnounce.model_validate(ticket.announce)
         self.next_announce = self.waited() + self.announce.every if self.announce.every else None
         self.digits = {d for d in (node.leave_digit, node.callback_digit) if d is not None}
@@ -74,7 +78,7 @@ class _Waiting:
         return round((self.run.now() - self.joined).total_seconds(), 3)
 
     async def record(self, type: str, **detail: Any) -> None:
-        await self.run.record(type, self.node_id, {"queue": self.node.queue, "wait": self.waited(), **detail})
+        await self.run.record(type, self.node_id, {"queue": self.queue, "wait": self.waited(), **detail})
 
     async def wait(self, *, first: bool) -> str | None:
         if first and self.node.prompt:
@@ -142,6 +146,24 @@ class _Waiting:
                 return await self.pressed(digit)
         return _GO_ON
 
+    async def transferred(self, queue: str, update: QueueUpdate) -> QueueUpdate | str | None:
+        """The agent sent the caller to `queue`: they wait there, from now, as a new arrival."""
+        request = QueueRequest(queue, priority=self.request.priority, skills=dict(self.request.skills),
+                               data=dict(self.run.state.vars))
+        try:
+            ticket = await self.run.acd.join(request)
+        except QueueRefused as exc:
+            await self.record("queue_refused", to=queue, reason=exc.reason)
+            return self.node.on_no_agents if exc.reason == "no_agents" else self.node.next
+        self.ticket, self.request, self.queue, self.connected = ticket, request, queue, False
+        self.joined = self.run.now()
+        self.run.state.partial = {"joined_at": self.joined.isoformat(), "queue": queue}
+        await self.run.record("queue_joined", self.node_id, {"queue": queue, "priority": request.priority,
+                                                            "skills": dict(request.skills), "resumed": False,
+                                                            "transferred_by": update.agent})
+        await self.run.call.hold(ticket.hold)
+        return update  # handled: wait for the new queue's news
+
     def announcement(self, status: QueueUpdate) -> list[str]:
         media = []
         if self.announce.position and status.position is not None:
@@ -194,6 +216,9 @@ class _Waiting:
             await self.record("queue_agent_done", agent=update.agent, **dict(update.detail))
             if update.detail.get("caller_hung_up"):
                 raise CallerHungUp()
+            target = update.detail.get("transferred_to")
+            if isinstance(target, str):
+                return await self.transferred(target, update)
             return self.node.next
         elif update.kind in ("timeout", "no_agents"):
             await self.run.call.hold(None)

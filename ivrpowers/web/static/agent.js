@@ -23,6 +23,7 @@ function show(name, text) {
   if (text) $('status').textContent = text;
   $('hangup').disabled = name !== 'in-call';
   $('hold').disabled = name !== 'in-call';
+  $('transfer').disabled = name !== 'in-call';
   if (name !== 'in-call') showHeld(false, false);
 }
 
@@ -197,6 +198,7 @@ async function signIn(event) {
   state.ua.on('newRTCSession', (e) => { if (e.originator === 'remote') incoming(e.session, e.request); });
   $('signin').hidden = true;
   $('desk').hidden = false;
+  loadQueues();
   $('who').textContent = `${body.agent.name} (${body.agent.id})`;
   show('ready');
   follow();
@@ -225,6 +227,26 @@ $('hold').addEventListener('click', async () => {
   if (answer.ok) showHeld(body.held);
   else $('status').textContent = body.error;
 });
+
+// Send the caller to another queue: they wait there again, and this call ends here.
+$('transfer').addEventListener('click', async () => {
+  const queue = $('transfer-queue').value;
+  const answer = await api(`/api/agents/${state.agent.id}/call/transfer`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ queue }),
+  });
+  const body = await answer.json();
+  $('status').textContent = answer.ok ? `Transferred to ${body.transferred_to}` : body.error;
+});
+
+async function loadQueues() {
+  const answer = await api('/api/queues');
+  if (!answer.ok) return;
+  $('transfer-queue').replaceChildren(...(await answer.json()).map((queue) => {
+    const option = document.createElement('option');
+    option.value = option.textContent = queue.name;
+    return option;
+  }));
+}
 
 // The caller on hold (they get the queue's hold; this side hears nothing), or back.
 function showHeld(held, say = true) {
