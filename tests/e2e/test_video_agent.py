@@ -10,12 +10,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.async_api import Page
 
 from .browser import ARTIFACTS, Browsers, screenshot
 from .camera import BLUE, GREEN, MAGENTA, Cameras
 from .probe import inbound_video, start_freeze_meter, wait_colour, watch_for
-from .stack import ORANGE, RED, VIOLET, Stack, video_stack
+from .scenes import answer, press, sign_in, video_call
+from .stack import ORANGE, VIOLET, Stack, video_stack
 
 # How long each side's picture is watched for freezes, from the agent's answer.
 WATCH_MS = 4000
@@ -28,14 +28,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-async def sign_in(page: Page, stack: Stack, agent_id: str, password: str) -> None:
-    await page.goto(f"{stack.web}/agent")
-    await page.fill("#agent", agent_id)
-    await page.fill("#password", password)
-    await page.click("#signin-button")
-    await page.wait_for_function("document.body.dataset.agentState === 'logged_out'", timeout=10_000)
-
-
 @pytest.mark.parametrize("codec", ["vp8", "h264"])
 async def test_a_video_caller_waits_watching_hold_video_and_talks_face_to_face_with_an_agent(
         stack: Stack, browsers: Browsers, cameras: Cameras, codec: str) -> None:
@@ -46,10 +38,8 @@ async def test_a_video_caller_waits_watching_hold_video_and_talks_face_to_face_w
                                               "agent": cameras.get("agent", MAGENTA)})
     await sign_in(agent.page, stack, agent_id, password)
 
-    await caller.page.goto(f"{stack.web}/call#user={user}&password={caller_password}&number=300&codec={codec}")
-    await caller.page.click("#video-call")
-    await wait_colour(caller.page, "#remote", RED, timeout=10)
-    await caller.page.click("#keypad button:text-is('3')")
+    await video_call(caller.page, stack, user, caller_password, codec)
+    await press(caller.page, "3")
     # Nobody ready yet: the caller waits, watching the queue's hold video.
     await wait_colour(caller.page, "#remote", ORANGE, timeout=10)
     await screenshot(caller.page, f"call-video-hold-{codec}")
@@ -120,13 +110,10 @@ async def test_an_agent_already_ready_answers_during_the_queue_welcome_and_both_
     await agent.page.click("#ready")
     await agent.page.wait_for_function("document.body.dataset.agentState === 'available'", timeout=10_000)
 
-    await caller.page.goto(f"{stack.web}/call#user={user}&password={caller_password}&number=300&codec=vp8")
-    await caller.page.click("#video-call")
-    await wait_colour(caller.page, "#remote", RED, timeout=10)
-    await caller.page.click("#keypad button:text-is('3')")
+    await video_call(caller.page, stack, user, caller_password)
+    await press(caller.page, "3")
     await wait_colour(caller.page, "#remote", VIOLET, timeout=10)  # the welcome: 4 s long
-    await agent.page.wait_for_function("document.body.dataset.state === 'ringing'", timeout=15_000)
-    await agent.page.click("#answer")
+    await answer(agent.page)
     await agent.page.wait_for_function("document.body.dataset.state === 'in-call'", timeout=10_000)
 
     await wait_colour(agent.page, "#remote", GREEN, timeout=10)
@@ -152,12 +139,9 @@ async def test_an_agent_transfers_a_video_caller_to_another_queue_whose_agent_an
     await sign_in(second.page, stack, "vid-second", second_password)
     await first.page.click("#ready")
     await second.page.click("#ready")
-    await caller.page.goto(f"{stack.web}/call#user={user}&password={caller_password}&number=300&codec=vp8")
-    await caller.page.click("#video-call")
-    await wait_colour(caller.page, "#remote", RED, timeout=10)
-    await caller.page.click("#keypad button:text-is('3')")
-    await first.page.wait_for_function("document.body.dataset.state === 'ringing'", timeout=15_000)
-    await first.page.click("#answer")
+    await video_call(caller.page, stack, user, caller_password)
+    await press(caller.page, "3")
+    await answer(first.page)
     await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
 
     await first.page.select_option("#transfer-queue", "video-two")
@@ -189,7 +173,7 @@ async def test_the_wallboard_shows_a_waiting_caller_within_a_second(
     await caller.page.goto(f"{stack.web}/call#user={user}&password={password}&number=300")
     await caller.page.click("#voice-call")
     await caller.page.wait_for_function("document.body.dataset.state === 'in-call'", timeout=10_000)
-    await caller.page.click("#keypad button:text-is('3')")  # into video-desk, where no agent is ready
+    await press(caller.page, "3")  # into video-desk, where no agent is ready
     await screen.page.wait_for_selector('.tile[data-queue="video-desk"][data-waiting="1"]', timeout=10_000)
     # When the snapshot showing the caller reached the page, against when the caller joined (the
     # snapshot's own figures: taken at `at`, the caller waiting `longest_wait` by then). One clock.

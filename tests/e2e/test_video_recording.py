@@ -15,8 +15,8 @@ import pytest
 from .browser import ARTIFACTS, Browsers, screenshot
 from .camera import GREEN, MAGENTA, Cameras
 from .probe import start_freeze_meter, wait_colour, watch_for
-from .stack import RED, Stack, video_stack
-from .test_video_agent import sign_in
+from .scenes import answer, press, sign_in, video_call
+from .stack import Stack, video_stack
 
 TALK_MS = 3000
 
@@ -57,12 +57,9 @@ async def test_a_recorded_video_call_gives_an_mp4_with_both_pictures_linked_to_i
                                               "agent": cameras.get("agent", MAGENTA)})
     await sign_in(agent.page, stack, agent_id, password)
     await agent.page.click("#ready")
-    await caller.page.goto(f"{stack.web}/call#user={user}&password={caller_password}&number=300&codec=vp8")
-    await caller.page.click("#video-call")
-    await wait_colour(caller.page, "#remote", RED, timeout=10)
-    await caller.page.click("#keypad button:text-is('4')")
-    await agent.page.wait_for_function("document.body.dataset.state === 'ringing'", timeout=15_000)
-    await agent.page.click("#answer")
+    await video_call(caller.page, stack, user, caller_password)
+    await press(caller.page, "4")
+    await answer(agent.page)
     await wait_colour(agent.page, "#remote", GREEN, timeout=10)
     await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
     assert await agent.page.is_visible("#recording")
