@@ -20,6 +20,7 @@ from ivrpowers.calls.identity import new_controller_id
 from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.routing import Router
 from ivrpowers.calls.services import AiohttpHttp, SystemClock
+from ivrpowers.calls.supervision import Supervision
 from ivrpowers.chats.service import ChatService
 from ivrpowers.config import Settings
 from ivrpowers.endpoints.accounts import password_matches
@@ -69,12 +70,14 @@ class Controller:
         self.acd.callbacks.ctx = self.calls.ctx
         self.calls.ctx.acd = self.acd
         self.chats = ChatService(ChatRepository(self.db), self.acd)
+        self.supervision = Supervision(self.calls.ctx, self.calls.sessions, self.acd)
         # Agents whose phone is not registered (and answering) get no voice or video offers. The changes
         # come over AMI: ARI's `endpoint:` event source made Asterisk 22.10 crash (presence.py says why).
         self.presence = Presence(self.client, AmiClient(settings.bind_address, settings.ami_port,
                                                         settings.ami_user, settings.ami_password))
         self.acd.reachable = self.presence.reachable
         self.presence.watch(self.acd.endpoint_changed)
+        self.presence.on_browser_gone(self.acd.browser_gone)
         # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
         self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, Addresses.of(settings),
                                       settings.outbound_trunk)
@@ -144,7 +147,8 @@ class Controller:
                          sip=SipServer(self.settings.sip_websocket, self.settings.bind_address),
                          agent_tokens=SignedTokens(secrets["session_key"].encode()), password_ok=self._password_ok,
                          recordings=(CallRecordings(recordings_root(self.settings)), self._answered,
-                                     self._note))
+                                     self._note),
+                         supervision=(self.supervision, lambda: self.acd.agents))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()
@@ -166,6 +170,7 @@ class Controller:
                                 realm=record.realm if record else REALM, secrets=self.settings.secrets())
 
     async def stop(self) -> None:
+        await self.supervision.close()
         await self.calls.shutdown()
         if self.acd.offers is not None:
             await self.acd.offers.close()

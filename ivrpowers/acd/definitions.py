@@ -151,6 +151,8 @@ class AgentDef(_Model):
     auto_login: bool = False
     # Chats beside a call and a call beside chats (each within capacity); otherwise a call is exclusive.
     blended: bool = False
+    # May listen to, whisper to, barge into and watch other agents' calls (calls/supervision.py).
+    supervisor: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> AgentDef:

@@ -211,6 +211,22 @@ class AriRest(AriHttp):
         body = {"variables": dict(variables)} if variables else None
         return Channel.model_validate(await self.request("POST", "/channels", params=params, json=body))
 
+    async def snoop(self, channel_id: str, *, spy: str = "none", whisper: str = "none", app: str | None = None,
+                    app_args: str | Sequence[str] | None = None, snoop_id: str | None = None) -> Channel:
+        """A channel that hears (`spy`) and/or speaks into (`whisper`) `channel_id`'s audio, put in the
+        app (ours by default). Directions: none, both, in (what the channel sends), out (what it hears)."""
+        args = app_args if app_args is None or isinstance(app_args, str) else ",".join(app_args)
+        params: Params = {"spy": spy, "whisper": whisper, "app": app or self.app, "appArgs": args,
+                          "snoopId": snoop_id}
+        return Channel.model_validate(await self.request("POST", f"/channels/{_seg(channel_id)}/snoop", params=params))
+
+    async def mute(self, channel_id: str, direction: str = "both") -> None:
+        """Silence the channel's audio: `in` (what it says: nobody hears it), `out` (what it hears), both."""
+        await self.request("POST", f"/channels/{_seg(channel_id)}/mute", params={"direction": direction})
+
+    async def unmute(self, channel_id: str, direction: str = "both") -> None:
+        await self.request("DELETE", f"/channels/{_seg(channel_id)}/mute", params={"direction": direction})
+
     async def record(
         self,
         channel_id: str,

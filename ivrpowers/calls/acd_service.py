@@ -289,6 +289,12 @@ class AcdService:
             if agent.endpoint == endpoint:
                 self.set_reachable(agent_id, reachable)
 
+    def browser_gone(self, endpoint: str) -> None:
+        """A browser agent's page went away (its SIP websocket closed): its call, if any, is over."""
+        for agent_id, agent in self.agents.items():
+            if agent.endpoint == endpoint and self.offers is not None:
+                self.offers.hang_up_conversation(agent_id)
+
     def endpoint_of(self, agent_id: str) -> str | None:
         agent = self.agents.get(agent_id)
         return agent.endpoint if agent is not None else None

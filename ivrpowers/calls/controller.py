@@ -24,7 +24,7 @@ from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.identity import call_id_for
 from ivrpowers.calls.liveness import Liveness
 from ivrpowers.calls.reconciler import Reconciler
-from ivrpowers.calls.roles import INBOUND, LEG, StasisArgs, parse_stasis_args
+from ivrpowers.calls.roles import INBOUND, LEG, SUPERVISOR, StasisArgs, parse_stasis_args
 from ivrpowers.calls.routing import Router
 from ivrpowers.calls.session import CallContext, Session
 from ivrpowers.config import Settings
@@ -110,6 +110,11 @@ class CallController:
             self._start_session(channel, parsed, adopted, recovered=recovered)
         elif parsed.role == LEG:
             self._join(channel, parsed)
+        elif parsed.role == SUPERVISOR:
+            # Its supervision waits for it (`calls.supervision`); one that gets here was given up on
+            # (answered too late) or outlived its controller: a supervision is not adopted.
+            log.info("supervisor channel %s not expected: hung up", channel.id)
+            self._spawn_other(self._hang_up(channel.id, "normal"))
         else:
             log.warning("channel %s entered with unknown role %r (args %s): hung up", channel.id, parsed.role, args)
             self._spawn_other(self._hang_up(channel.id, "normal"))

@@ -15,7 +15,9 @@ from ivrpowers.ari import Channel
 
 INBOUND = "inbound"  # a caller: from the trunk, a phone or a browser; runs the flow routed to the number
 LEG = "leg"  # a channel the controller originated for an interaction (transfer target, agent offer...)
-ROLES = frozenset({INBOUND, LEG})
+# A supervisor's phone or browser, or the snoop channel it listens through (`calls.supervision`).
+SUPERVISOR = "supervisor"
+ROLES = frozenset({INBOUND, LEG, SUPERVISOR})
 
 
 @dataclass(frozen=True)

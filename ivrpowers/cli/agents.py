@@ -45,6 +45,8 @@ def agent_options(f: Any) -> Any:
                      help="Logged in whenever the controller runs (a desk always staffed)."),
         click.option("--blended/--no-blended", default=None,
                      help="Takes chats while on a call, and a call while in chats (within capacity)."),
+        click.option("--supervisor/--no-supervisor", default=None,
+                     help="May listen to, whisper to, barge into and watch agents' calls (`ivrpowers supervise`)."),
     ]):
         f = option(f)
     return f
@@ -60,7 +62,7 @@ def _changes(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]
     wanted["skills"] = {skill: level for skill, level in skills.items() if level}
     queues = {**wanted.get("queues", {}), **_pairs(options["queues"], "--queue", ":", 0)}
     wanted["queues"] = {queue: penalty for queue, penalty in queues.items() if queue not in options["leave"]}
-    for flag in ("auto_login", "blended"):
+    for flag in ("auto_login", "blended", "supervisor"):
         if options[flag] is not None:
             wanted[flag] = options[flag]
     capacity = {channel: options[channel] for channel in ("voice", "video", "chat") if options[channel] is not None}
@@ -73,7 +75,8 @@ def _summary(agent: AgentDef) -> str:
     skills = ", ".join(f"{s}={lvl}" for s, lvl in agent.skills.items()) or "no skills"
     cap = agent.capacity
     return (f"{agent.id} ({agent.name}): endpoint {agent.endpoint or '-'}; queues {queues}; skills {skills}; "
-            f"capacity voice {cap.voice}, video {cap.video}, chat {cap.chat}")
+            f"capacity voice {cap.voice}, video {cap.video}, chat {cap.chat}"
+            + ("; supervisor" if agent.supervisor else ""))
 
 
 async def _store(db: Database, agent: AgentDef) -> None:

@@ -27,6 +27,7 @@ from ivrpowers.cli.media import media
 from ivrpowers.cli.queues import queue
 from ivrpowers.cli.recordings import recording
 from ivrpowers.cli.routes import route
+from ivrpowers.cli.supervise import supervise
 from ivrpowers.cli.wallboard import wallboard
 from ivrpowers.config import load_settings
 
@@ -103,6 +104,7 @@ cli.add_command(agent)
 cli.add_command(acd)
 cli.add_command(media)
 cli.add_command(wallboard)
+cli.add_command(supervise)
 
 
 _debug = False

@@ -100,9 +100,6 @@ WEBRTC = Template("webrtc-user", "endpoint", "browsers over SIP/websocket, audio
     # originator), not every codec it allows: an agent that chose VP8 for an H.264 caller could
     # neither send nor get a picture.
     Option("outgoing_call_offer_pref", "remote", "offer only the codecs of the call it is rung for"),
-    # A browser that goes away (tab closed, laptop shut, network lost) sends no BYE: without this its
-    # call, and the agent it holds busy, would last forever.
-    Option("rtp_timeout", "30", "a call whose browser sent nothing for 30 s ends"),
 ))
 
 # The demo's own accounts (agent1, webrtc1) keep their generated password in secrets.json, in plain:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -96,6 +97,7 @@ class Presence:
         self.polls = 0  # rounds of the poller (it reads only while AMI is down or a read failed)
         self.problem: str | None = None  # why the last read of every state failed, until one succeeds
         self._watchers: list[Watcher] = []
+        self._browser_gone: list[Callable[[str], None]] = []
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._read_queued = False
         self._stale = True  # no read of every state has succeeded since AMI was (re)connected
@@ -148,11 +150,21 @@ class Presence:
             self.events += 1
             self._jobs.put_nowait(("state", name, state))
 
+    def on_browser_gone(self, handler: Callable[[str], None]) -> None:
+        """Call `handler(endpoint)` when a browser's contact is removed: its SIP websocket closed (the
+        tab was closed or reloaded, the network went). Unlike a phone that misses an OPTIONS, that
+        browser's calls are over: its page, and the media it held, are gone."""
+        self._browser_gone.append(handler)
+
     def _on_contact_status(self, fields: dict[str, Any]) -> None:
         name = str(fields.get("EndpointName", ""))
         if name:
             self.events += 1
             self._jobs.put_nowait(("check", name, None))
+            uri = str(fields.get("URI", ""))
+            if fields.get("ContactStatus") == "Removed" and re.search(r";transport=wss?(;|$)", uri):
+                for handler in self._browser_gone:
+                    handler(name)
 
     def _on_login(self) -> None:
         self._stale = True

@@ -49,6 +49,10 @@ _ALLOWED = [
     ("GET", r"/api/agents/{me}/chats/chat-[0-9a-f]{32}/ws"),  # a chat it holds, live (chats_api)
     ("POST", r"/api/agents/{me}/recordings/[0-9a-f-]{36}"),  # a call it answered (recordings_api)
     ("GET", r"/api/events"),  # the agent's own events only (the route filters them)
+    # Supervisors' only: the routes refuse other agents (supervision_api).
+    ("GET", r"/api/supervision"),
+    ("POST", r"/api/supervision/[0-9a-f-]{36}"),
+    ("DELETE", r"/api/supervision/[0-9a-f-]{36}"),
 ]
 
 

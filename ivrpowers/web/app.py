@@ -42,6 +42,7 @@ from ivrpowers.web.openapi import ERROR, Api, Param
 from ivrpowers.web.pages import add_page_routes, is_page
 from ivrpowers.web.recordings_api import Answered, Note, add_recording_routes
 from ivrpowers.web.stats_api import add_stats_routes, live_acd
+from ivrpowers.web.supervision_api import SupervisionRoutes, add_supervision_routes
 
 OPEN_PATHS = {"/", "/health", "/api/openapi.json", LOGIN_PATH}
 
@@ -147,7 +148,8 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
                acd: AcdRepository | None = None, acd_runtime: AcdRuntime | None = None,
                chats: ChatService | None = None, sip: SipServer | None = None,
                agent_tokens: SignedTokens | None = None, password_ok: PasswordCheck | None = None,
-               recordings: RecordingRoutes | None = None) -> web.Application:
+               recordings: RecordingRoutes | None = None,
+               supervision: SupervisionRoutes | None = None) -> web.Application:
     """`sip`: Asterisk's SIP websocket and domain, for the browser pages (none without it).
     `agent_tokens`, `password_ok`: agents sign in with their own account (`/api/agent/login`).
     `recordings`: where agents' pages send video recordings, and how they reach the CDR."""
@@ -220,4 +222,6 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
         add_call_chat(api, chats, password_ok, stored_kinds(cdrs.db))
     if recordings is not None:
         add_recording_routes(api, *recordings)
+    if supervision is not None:
+        add_supervision_routes(api, *supervision)
     return app

@@ -161,6 +161,37 @@ async def test_an_agent_transfers_a_video_caller_to_another_queue_whose_agent_an
                      ("queue_joined", "video-two"), ("queue_answered", "video-two")], moves
 
 
+async def test_a_video_call_lasts_past_half_a_minute_and_ends_when_the_agents_page_goes_away(
+        stack: Stack, browsers: Browsers, cameras: Cameras) -> None:
+    """No media timeout cuts a long video call (each browser only receives on the stream that carries
+    the other's picture); an agent whose tab closes mid-call ends it at once, and is not left busy."""
+    password = stack.video_agent("vid-long")
+    user, caller_password = stack.browser_account("custlong")
+    caller, agent = await browsers.open_many({"caller": cameras.get("caller", GREEN),
+                                              "agent": cameras.get("agent", MAGENTA)})
+    await sign_in(agent.page, stack, "vid-long", password)
+    await agent.page.click("#ready")
+    await video_call(caller.page, stack, user, caller_password)
+    await press(caller.page, "3")
+    await answer(agent.page)
+    await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
+    await start_freeze_meter(caller.page, "#remote")
+    talked = await watch_for(caller.page, "#remote", 35_000)  # past Asterisk's usual 30 s media timeouts
+    assert talked.longest_gap_ms < MAX_FREEZE_MS, talked
+    await wait_colour(agent.page, "#remote", GREEN, timeout=2)  # both still up
+
+    closed = time.monotonic()
+    await agent.context.close()  # the tab goes: no BYE
+    record = await stack.controller.wait_cdr(user, timeout=20)
+    ended = time.monotonic() - closed
+    done = [e for e in record["events"] if e["type"] == "queue_agent_done"]
+    assert done and not done[0]["detail"]["caller_hung_up"], done
+    state = json.loads(stack.controller.ivrpowers("agent", "state", "vid-long", "--json").stdout)
+    assert state["state"] != "busy", state
+    (ARTIFACTS / "agent-tab-closed.json").write_text(json.dumps({"tab_closed_to_call_ended_s": round(ended, 2),
+                                                                 "talked_ms": talked.elapsed_ms}, indent=2))
+
+
 async def test_the_wallboard_shows_a_waiting_caller_within_a_second(
         stack: Stack, browsers: Browsers, cameras: Cameras) -> None:
     made = json.loads(stack.controller.ivrpowers("wallboard", "--name", "e2e-screen", "--json").stdout)

@@ -2,6 +2,7 @@
 // chats (several at once, as many as the agent's chat capacity lets the router offer).
 import { startRecording } from './recorder.js';
 import { showRemote, startAgent } from './sip.js';
+import { mountSupervisor } from './supervisor.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -195,7 +196,12 @@ async function signIn(event) {
     $('signin-error').textContent = String(error.message || error);
     return;
   }
-  state.ua.on('newRTCSession', (e) => { if (e.originator === 'remote') incoming(e.session, e.request); });
+  state.ua.on('newRTCSession', (e) => {
+    // A supervision call (this agent is a supervisor and asked for it) is the Supervise panel's.
+    if (e.originator === 'remote' && !(state.supervisor && state.supervisor.takes(e.session, e.request))) {
+      incoming(e.session, e.request);
+    }
+  });
   $('signin').hidden = true;
   $('desk').hidden = false;
   loadQueues();
@@ -203,6 +209,7 @@ async function signIn(event) {
   show('ready');
   follow();
   loadChats();
+  state.supervisor = await mountSupervisor(api, $('supervise'));  // null: not a supervisor
 }
 
 async function act(action, body) {
