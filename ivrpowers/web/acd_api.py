@@ -348,7 +348,8 @@ def _add_runtime_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime, agen
     api.add("POST", "/api/agents/{agent_id}/call/{action}", call_action, params=[agent_id, call_action_param],
             summary="The agent's call: hold puts the caller on hold (the queue's hold, video hold for video "
                     "callers), unhold takes them back, transfer (body {\"queue\": NAME}) sends them to another "
-                    "queue to wait again", returns={200: {"type": "object"}, 404: ERROR, 409: ERROR, 422: ERROR})
+                    "queue to wait again", returns={200: {"type": "object"}, 400: ERROR, 404: ERROR, 409: ERROR,
+                                                    422: ERROR})
     api.add("GET", "/api/agents/{agent_id}/state", agent_state, params=[agent_id],
             summary="What the agent is doing now", returns={200: AGENT_STATE, 404: ERROR})
     api.add("GET", "/api/queues/{name}/now", queue_now, params=[queue_name],
