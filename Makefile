@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 IVR    := $(VENV)/bin/ivrpowers
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test check unit integration integration-acd integration-calls e2e unit-then-e2e web-assets deps venv asterisk bench bench-calls clean
+.PHONY: run test check unit integration integration-acd integration-calls e2e unit-then-e2e web-assets deps venv asterisk bench bench-calls bench-video clean
 
 run: deps venv asterisk web-assets
 	$(IVR) run --start-asterisk --demo
@@ -83,9 +83,16 @@ bench: deps venv asterisk
 	$(PY) -m bench.acd bench-results/bench.json
 	$(PY) -m bench.acd_calls bench-results/bench.json
 	$(PY) -m bench.calls $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-video
 
 bench-calls: deps venv asterisk
 	$(PY) -m bench.calls $(BENCH_ARGS)
+
+# The video IVR: answer to the first decoded video frame (chromium on /call, VP8 and H.264) and CPU per
+# concurrent video IVR call against a voice one (SIPp), in a network namespace of its own (as root); about
+# 20 minutes, e.g. `make bench-video BENCH_VIDEO_ARGS="--calls 3 --loads 20 --reps 1"` (bench-results/video.json).
+bench-video: deps venv asterisk web-assets
+	$(PY) -m bench.video $(BENCH_VIDEO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
