@@ -149,11 +149,13 @@ class SippOutcome:
     workdir: Path
 
 
-def run_load(target: tuple[str, int], number: str, point: LoadPoint, pcap: Path, workdir: Path) -> SippOutcome:
-    """Place `point.calls` calls to `number`; return when SIPp exits (bounded)."""
+def run_load(target: tuple[str, int], number: str, point: LoadPoint, pcap: Path, workdir: Path,
+             scenario_xml: str | None = None) -> SippOutcome:
+    """Place `point.calls` calls to `number` (with `scenario_xml`, else the call bench's own scenario);
+    return when SIPp exits (bounded)."""
     workdir.mkdir(parents=True, exist_ok=True)
     scen = workdir / "scenario.xml"
-    scen.write_text(scenario(number, pcap))
+    scen.write_text(scenario_xml if scenario_xml is not None else scenario(number, pcap))
     limit = point.placing_seconds + CALL_SECONDS + BYE_TIMEOUT_MS / 1000 + 30
     host, port = target
     if not host.startswith("127."):

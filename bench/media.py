@@ -128,8 +128,13 @@ def caller_packets() -> list[tuple[float, bytes]]:
 
 def write_caller_pcap(path: Path) -> Path:
     """The caller's whole media stream as a pcap SIPp replays with play_pcap_audio."""
+    return write_pcap(path, caller_packets())
+
+
+def write_pcap(path: Path, packets: list[tuple[float, bytes]]) -> Path:
+    """(seconds, RTP packet) as a pcap SIPp replays (play_pcap_*): it keeps the timing and the RTP bytes."""
     chunks = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for ip_id, (when, rtp) in enumerate(caller_packets()):
+    for ip_id, (when, rtp) in enumerate(packets):
         frame = _frame(rtp, ip_id & 0xFFFF)
         usec = round(when * 1_000_000)
         chunks.append(struct.pack("<IIII", 1_700_000_000 + usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)))

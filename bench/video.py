@@ -104,8 +104,9 @@ def loadavg() -> list[float]:
 
 def cpu_part(args: argparse.Namespace, work: Path, media_address: str) -> dict[str, Any]:
     from bench import video_cpu
+    from bench.media import write_pcap
     from bench.video_load import BRANCH, MENU, PROMPT_FPS, load_stack, prompt_facts
-    from bench.video_sipp import camera_packets, write_pcap, write_silence
+    from bench.video_sipp import camera_packets, write_silence
 
     with load_stack(work / "cpu", media_address) as stack:
         prompts = prompt_facts(stack, args.codec)

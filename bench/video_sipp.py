@@ -12,21 +12,10 @@ it on the wire. The call ends at the IVR's BYE; one with no BYE in time fails.
 from __future__ import annotations
 
 import struct
-import subprocess
-import time
 from pathlib import Path
 
-from bench.load import (
-    BYE_TIMEOUT_MS,
-    CALL_SECONDS,
-    SIPP,
-    LoadPoint,
-    SippOutcome,
-    _final_counts,
-    free_media_port,
-    free_udp_port,
-)
-from bench.media import ALAW_SILENCE, CALLER_AUDIO_SECONDS, DIGIT, DIGIT_AT, _frame
+from bench.load import BYE_TIMEOUT_MS, LoadPoint, SippOutcome, run_load
+from bench.media import ALAW_SILENCE, CALLER_AUDIO_SECONDS, DIGIT, DIGIT_AT
 from ivrpowers.media.records import decode_records
 
 CALLER = "benchcam"  # the endpoint the bench makes (identified by this SIP user name): see video_load
@@ -184,50 +173,8 @@ def camera_packets(variant: Path, codec: str, fps: int,
     return out
 
 
-def write_pcap(path: Path, packets: list[tuple[float, bytes]]) -> Path:
-    """RTP packets as a pcap SIPp replays (play_pcap_*): it keeps the timing and the RTP bytes."""
-    chunks = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for ip_id, (when, rtp) in enumerate(packets):
-        frame = _frame(rtp, ip_id & 0xFFFF)
-        usec = round(when * 1_000_000)
-        chunks.append(struct.pack("<IIII", 1_700_000_000 + usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)))
-        chunks.append(frame)
-    path.write_bytes(b"".join(chunks))
-    return path
-
-
 def run_calls(target: tuple[str, int], number: str, caller: str, point: LoadPoint, silence: Path,
               video: tuple[str, Path | None] | None, workdir: Path) -> SippOutcome:
     """Place `point.calls` calls to `number` at `point.concurrency` / 10 s a second; return when SIPp
     exits (bounded)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    scen = workdir / "scenario.xml"
-    scen.write_text(scenario(number, caller, silence, video))
-    limit = point.placing_seconds + CALL_SECONDS + BYE_TIMEOUT_MS / 1000 + 30
-    host, port = target
-    if not host.startswith("127."):
-        raise ValueError(f"the bench only calls loopback addresses, not {host}")
-    argv = [
-        SIPP, f"{host}:{port}", "-sf", str(scen),
-        "-i", "127.0.0.1", "-p", str(free_udp_port()),
-        "-mi", "127.0.0.1", "-mp", str(free_media_port()),
-        "-r", str(point.per_10s), "-rp", "10000", "-l", str(point.concurrency), "-m", str(point.calls),
-        "-aa", "-nostdin", "-timeout", f"{int(limit)}s", "-timeout_error",
-        "-trace_stat", "-stf", str(workdir / "stats.csv"), "-fd", "1",
-        "-trace_err", "-error_file", str(workdir / "errors.log"),
-        "-max_socket", str(max(1000, point.concurrency * 4)),
-    ]  # fmt: skip
-    started = time.monotonic()
-    with open(workdir / "stdout.log", "wb") as out:
-        proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        code: int | None = None
-        try:
-            code = proc.wait(timeout=limit + 15)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:  # also when the bench itself is stopped: no SIPp left behind
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    successful, failed = _final_counts(workdir / "stats.csv")
-    return SippOutcome(code, successful, failed, time.monotonic() - started, workdir)
+    return run_load(target, number, point, silence, workdir, scenario(number, caller, silence, video))
