@@ -22,8 +22,8 @@ from playwright.async_api import Page
 from .browser import ARTIFACTS, Browsers, BrowserUnderTest, screenshot
 from .camera import BLUE, GREEN, MAGENTA, Camera, Cameras
 from .probe import sample_colour, wait_colour, wait_until
-from .stack import RED, Stack, video_stack
-from .test_video_agent import sign_in
+from .scenes import answer, press, sign_in, video_call
+from .stack import Stack, video_stack
 
 CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ = 440, 660, 1000
 FREQS = (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ)
@@ -162,12 +162,9 @@ async def video_call_and_supervisor(stack: Stack, browsers: Browsers, cameras: C
 
     await agent.page.click("#ready")
     await agent.page.wait_for_function("document.body.dataset.agentState === 'available'", timeout=10_000)
-    await caller.page.goto(f"{stack.web}/call#user={user}&password={caller_password}&number=300&codec=vp8")
-    await caller.page.click("#video-call")
-    await wait_colour(caller.page, "#remote", RED, timeout=10)
-    await caller.page.click("#keypad button:text-is('3')")
-    await agent.page.wait_for_function("document.body.dataset.state === 'ringing'", timeout=15_000)
-    await agent.page.click("#answer")
+    await video_call(caller.page, stack, user, caller_password)
+    await press(caller.page, "3")
+    await answer(agent.page)
     await wait_colour(agent.page, "#remote", GREEN, timeout=10)
     await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
     row = f'#supervise tr[data-agent="{agent_id}"]'
