@@ -77,7 +77,7 @@ class Controller:
                                                         settings.ami_user, settings.ami_password))
         self.acd.reachable = self.presence.reachable
         self.presence.watch(self.acd.endpoint_changed)
-        self.presence.on_browser_gone(self.acd.browser_gone)
+        self.presence.on_browser_gone(self.acd.offers.browser_gone)
         # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
         self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, Addresses.of(settings),
                                       settings.outbound_trunk)

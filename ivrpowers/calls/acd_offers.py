@@ -54,12 +54,13 @@ class Offers:
             raise AcdError(f"agent {agent_id!r} is in no call")
         await set_hold(self.ctx, conversation, agent_id, on)
 
-    def hang_up_conversation(self, agent_id: str) -> None:
-        """The agent's side of its conversation is dead (its page went away): end it; the caller's
-        flow goes on."""
-        if (conversation := self.talking.get(agent_id)) is not None:
-            log.info("agent %s's page went away: its call %s ends", agent_id, conversation.ticket.task_id)
-            self._spawn(self._hang_up(conversation.leg_id), f"gone-{conversation.leg_id}")
+    def browser_gone(self, endpoint: str) -> None:
+        """A browser agent's page went away (its SIP websocket closed): the agent's side of its
+        conversation is dead; end it (the caller's flow goes on)."""
+        for agent_id, agent in self.service.agents.items():
+            if agent.endpoint == endpoint and (conversation := self.talking.get(agent_id)) is not None:
+                log.info("agent %s's page went away: its call %s ends", agent_id, conversation.ticket.task_id)
+                self._spawn(self._hang_up(conversation.leg_id), f"gone-{conversation.leg_id}")
 
     async def transfer(self, agent_id: str, queue: str) -> None:
         """The agent sends its caller to `queue`, where they wait again. Raises AcdError."""

@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivrpowers.acd")
 
-# "Recent" for the estimated wait: the answers of the last half hour.
-RATE_WINDOW = 1800.0
 SAVE_EVERY = 1.0  # seconds
 
 # How a task's end, as its desk tells it, counts (a task answered first always counts as handled).
@@ -208,20 +206,7 @@ class AcdService:
 
     def position(self, task_id: str) -> tuple[int | None, float | None]:
         """(1-based place among the queue's waiting tasks, estimated seconds to an answer)."""
-        if task_id not in self.router.task_ids():
-            return None, None
-        queue = self.router.task(task_id).task.queue
-        waiting = self.router.waiting(queue)
-        if task_id not in waiting:
-            return None, None
-        place = waiting.index(task_id) + 1
-        recent = self.answers.get(queue, deque())
-        cutoff = self.clock() - RATE_WINDOW
-        while recent and recent[0] < cutoff:
-            recent.popleft()
-        # Callers ahead, at the pace the queue's agents have answered lately (not a day's average).
-        estimate = place * RATE_WINDOW / len(recent) if recent else None
-        return place, estimate
+        return acd_views.position(self.router, self.answers, task_id, self.clock())
 
     # -- offers, from the desks ----------------------------------------------------------------
     def answered(self, task_id: str, agent_id: str) -> bool:
@@ -288,12 +273,6 @@ class AcdService:
         for agent_id, agent in self.agents.items():
             if agent.endpoint == endpoint:
                 self.set_reachable(agent_id, reachable)
-
-    def browser_gone(self, endpoint: str) -> None:
-        """A browser agent's page went away (its SIP websocket closed): its call, if any, is over."""
-        for agent_id, agent in self.agents.items():
-            if agent.endpoint == endpoint and self.offers is not None:
-                self.offers.hang_up_conversation(agent_id)
 
     def endpoint_of(self, agent_id: str) -> str | None:
         agent = self.agents.get(agent_id)

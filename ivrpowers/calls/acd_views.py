@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -34,3 +35,27 @@ def queue_now(router: Router, agents: Mapping[str, AgentDef], queue: str, now: f
 
 def _iso(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).isoformat()
+
+
+# "Recent" for the estimated wait: the answers of the last half hour.
+RATE_WINDOW = 1800.0
+
+
+def position(router: Router, answers: Mapping[str, deque[float]], task_id: str,
+             now: float) -> tuple[int | None, float | None]:
+    """A task's 1-based place among its queue's waiting tasks, and the estimated seconds to an answer
+    at the pace of `answers` (when the queue's recent calls were answered; older ones are dropped)."""
+    if task_id not in router.task_ids():
+        return None, None
+    queue = router.task(task_id).task.queue
+    waiting = router.waiting(queue)
+    if task_id not in waiting:
+        return None, None
+    place = waiting.index(task_id) + 1
+    recent = answers.get(queue, deque())
+    cutoff = now - RATE_WINDOW
+    while recent and recent[0] < cutoff:
+        recent.popleft()
+    # Callers ahead, at the pace the queue's agents have answered lately (not a day's average).
+    estimate = place * RATE_WINDOW / len(recent) if recent else None
+    return place, estimate
