@@ -10,7 +10,6 @@ video`). `ivrpowers recording get <call id>-video.mp4` fetches it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from ivrpowers.media import MediaError
 from ivrpowers.media.call_recordings import CallRecordings, video_name
+from ivrpowers.web.acd_api import json_error
 from ivrpowers.web.agent_auth import AGENT
 from ivrpowers.web.openapi import ERROR, Api, Param
 
@@ -35,10 +35,6 @@ Answered = Callable[[str, str], Awaitable[bool]]  # (agent id, call id): did tha
 Note = Callable[[str, str, dict[str, Any]], None]  # (call id, event type, detail): into the call's timeline
 
 
-def _error(error: type[web.HTTPException], message: str) -> web.HTTPException:
-    return error(text=json.dumps({"error": message}), content_type="application/json")
-
-
 async def _receive(request: web.Request, path: str) -> int:
     """The request's body into `path` (private), off the event loop; its size."""
     size = 0
@@ -47,7 +43,7 @@ async def _receive(request: web.Request, path: str) -> int:
         async for chunk in request.content.iter_chunked(_CHUNK):
             size += len(chunk)
             if size > MAX_BYTES:
-                raise _error(web.HTTPRequestEntityTooLarge, f"a recording may be {MAX_BYTES // 2**20} MiB at most")
+                raise json_error(web.HTTPRequestEntityTooLarge, f"a recording may be {MAX_BYTES // 2**20} MiB at most")
             await asyncio.to_thread(os.write, fd, chunk)
     finally:
         os.close(fd)
@@ -58,23 +54,23 @@ def add_recording_routes(api: Api, recordings: CallRecordings, answered: Answere
     async def upload(request: web.Request) -> web.Response:
         agent_id, call_id = request.match_info["agent_id"], request.match_info["call_id"]
         if AGENT in request and request[AGENT] != agent_id:
-            raise _error(web.HTTPForbidden, "an agent sends its own recordings")
+            raise json_error(web.HTTPForbidden, "an agent sends its own recordings")
         if not _CALL_ID.fullmatch(call_id):
-            raise _error(web.HTTPNotFound, f"{call_id[:40]!r} is not a call id")
+            raise json_error(web.HTTPNotFound, f"{call_id[:40]!r} is not a call id")
         if not await answered(agent_id, call_id):
-            raise _error(web.HTTPForbidden, f"agent {agent_id} did not answer call {call_id}")
+            raise json_error(web.HTTPForbidden, f"agent {agent_id} did not answer call {call_id}")
         name = video_name(call_id)
         if recordings.path(name) is not None:
-            raise _error(web.HTTPConflict, f"call {call_id} has its video recording already")
+            raise json_error(web.HTTPConflict, f"call {call_id} has its video recording already")
         upload_path = recordings.root / f".{call_id}.upload.webm"
         try:
             size = await _receive(request, str(upload_path))
             if size == 0:
-                raise _error(web.HTTPBadRequest, "the recording is empty")
+                raise json_error(web.HTTPBadRequest, "the recording is empty")
             saved = await asyncio.to_thread(recordings.save_webm, call_id, upload_path)
         except MediaError as exc:
             note(call_id, "recording_failed", {"name": name, "kind": "video", "reason": str(exc), "by": agent_id})
-            raise _error(web.HTTPUnprocessableEntity, str(exc)) from None
+            raise json_error(web.HTTPUnprocessableEntity, str(exc)) from None
         finally:
             upload_path.unlink(missing_ok=True)
         detail = {"name": saved.name, "kind": "video", "format": "mp4", "duration": saved.duration,
