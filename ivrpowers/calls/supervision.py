@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ivrpowers.acd.supervision import Plan, SupervisionError, plan
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.roles import SUPERVISOR, StasisArgs
@@ -36,34 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivrpowers.supervision")
 
-MODES = ("listen", "whisper", "barge", "watch")
 SUPERVISE_HEADER = "X-Ivrpowers-Supervise"  # the call supervised: the supervisor's page answers by itself
 RING_SECONDS = 30
 _GRACE = 5.0  # beyond the ring time, for Asterisk to say the channel is gone; a snoop's StasisStart
-
-
-class SupervisionError(Exception):
-    """Refused: `status` is the HTTP status that says why (400, 403, 404, 409)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Plan:
-    in_conversation: bool  # in the conversation's bridge (else its own, with a snoop)
-    whisper: str  # the snoop's whisper direction: "out" is what the agent hears
-    muted: bool  # nobody hears the supervisor
-
-
-def plan(mode: str, video: bool) -> Plan:
-    if mode not in MODES:
-        raise SupervisionError(400, f"mode {mode[:20]!r}: one of {', '.join(MODES)}")
-    if mode == "watch" and not video:
-        raise SupervisionError(409, "watch is for video calls: this one has no picture (listen instead)")
-    return {"listen": Plan(False, "none", True), "whisper": Plan(False, "out", False),
-            "barge": Plan(True, "none", False), "watch": Plan(True, "none", True)}[mode]
 
 
 @dataclass
@@ -108,14 +84,6 @@ class Watch:
     def view(self) -> dict[str, Any]:
         return {"by": self.by, "endpoint": self.endpoint, "mode": self.mode, "status": self.status,
                 "started": self.started.isoformat()}
-
-
-def may_supervise(agent_id: str | None, agents: Mapping[str, Any]) -> bool:
-    """The API token (`agent_id` None) may; an agent only if it is defined a supervisor."""
-    if agent_id is None:
-        return True
-    agent = agents.get(agent_id)
-    return bool(agent is not None and getattr(agent, "supervisor", False))
 
 
 class Supervision:

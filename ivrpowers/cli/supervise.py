@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ivrpowers.calls.supervision import MODES
+from ivrpowers.acd.supervision import MODES
 from ivrpowers.cli import controller_api
 from ivrpowers.cli.common import emit_json, json_option, settings_from
 from ivrpowers.cli.errors import Invalid, NotFound

@@ -10,7 +10,6 @@ import click
 from ivrpowers.cli.common import emit_json, json_option, settings_from
 from ivrpowers.cli.errors import Invalid
 from ivrpowers.config import Settings
-from ivrpowers.web.agent_auth import SignedTokens
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -18,6 +17,8 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 def wallboard_url(settings: Settings, name: str = "wallboard") -> tuple[str, int]:
     """The page's address with a fresh view token in its fragment (never sent to the server, nor
     logged by it), and when the token expires."""
+    from ivrpowers.web.agent_auth import SignedTokens  # aiohttp's web: not for every CLI command
+
     token, expires = SignedTokens(settings.secrets()["session_key"].encode()).views().issue(name)
     return f"http://{settings.bind_address}:{settings.web_port}/wallboard#token={token}", expires
 

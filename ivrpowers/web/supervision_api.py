@@ -17,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from ivrpowers.acd.definitions import AgentDef
-from ivrpowers.calls.supervision import MODES, Supervision, SupervisionError, may_supervise
+from ivrpowers.acd.supervision import MODES, SupervisionError, may_supervise
+from ivrpowers.calls.supervision import Supervision
 from ivrpowers.web.agent_auth import AGENT
 from ivrpowers.web.openapi import ERROR, Api, Param
 

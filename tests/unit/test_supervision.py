@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivrpowers.acd.definitions import AgentDef
-from ivrpowers.calls.supervision import Conversation, Plan, SupervisionError, Watch, may_supervise, plan
+from ivrpowers.acd.supervision import Plan, SupervisionError, may_supervise, plan
+from ivrpowers.calls.supervision import Conversation, Watch
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.db import Database
 from ivrpowers.web.agent_auth import SignedTokens, agent_may
