@@ -23,6 +23,7 @@ from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.identity import call_id_for
 from ivrpowers.calls.liveness import Liveness
+from ivrpowers.calls.media_facts import MediaFacts
 from ivrpowers.calls.reconciler import Reconciler
 from ivrpowers.calls.roles import INBOUND, LEG, SUPERVISOR, StasisArgs, parse_stasis_args
 from ivrpowers.calls.routing import Router
@@ -48,9 +49,10 @@ class CallController:
         self.writer = writer
         self.asterisk_id = liveness.asterisk_id
         self.events = EventRouter(client, self._on_stasis_start)
+        self.media = MediaFacts(client)
         self.ctx = CallContext(client=client, settings=settings, router=router, writer=writer,
                                events=self.events, controller_id=liveness.id, services=services or Services(),
-                               video=MediaLibrary(media_root(settings)))
+                               video=MediaLibrary(media_root(settings)), media=self.media)
         self.reconciler = Reconciler(client, settings.ari_app, self, cdrs, writer, liveness)
         self.sessions: dict[str, Session] = {}  # by call id
         self._handled: OrderedDict[str, None] = OrderedDict()
@@ -59,6 +61,7 @@ class CallController:
 
     def install(self) -> None:
         self.events.install()
+        self.media.install()
         self.client.on_resync(self.reconciler.on_resync)
 
     async def shutdown(self) -> None:
@@ -72,6 +75,7 @@ class CallController:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self.media.close()
 
     def _tasks(self) -> list[asyncio.Task[None]]:
         tasks = [s.task for s in self.sessions.values() if s.task is not None]

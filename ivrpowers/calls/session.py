@@ -21,6 +21,7 @@ from ivrpowers.calls.acd_voice import SessionAcd
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.events import EventRouter
 from ivrpowers.calls.journal import CallJournal
+from ivrpowers.calls.media_facts import MeasuredCall, MediaFacts, is_browser, leg_role
 from ivrpowers.calls.recorder import SessionRecorder
 from ivrpowers.calls.roles import StasisArgs
 from ivrpowers.calls.routing import Router, RoutingError
@@ -56,6 +57,7 @@ class CallContext:
     services: Services
     acd: AcdService | None = None  # the ACD's run time, when this controller runs one
     video: VideoLibrary | None = None  # where `video:NAME` prompts are (the media library)
+    media: MediaFacts | None = None  # codecs and RTP figures of browser channels, for the timeline
 
 
 @dataclass
@@ -75,8 +77,12 @@ class Session:
         self._bridged_leg: AriCall | None = None
         self._bridged_at: datetime | None = None
         self.journal = CallJournal(self.ctx.writer, self.call_id)
-        self.call = AriCall(self.ctx.client, self.channel, self.args.dialed or self.channel.dialplan.exten,
-                            on_answer=self._answered, video=self.ctx.video, browser=self.args.source == "browser")
+        browser = self.args.source == "browser"
+        dialed = self.args.dialed or self.channel.dialplan.exten
+        self.call: AriCall = MeasuredCall(self.ctx.client, self.channel, dialed, on_answer=self._answered,
+                                          video=self.ctx.video, browser=browser)
+        if self.ctx.media is not None:
+            self.ctx.media.watch(self.call, "caller", browser=browser)
 
     @property
     def channel_id(self) -> str:
@@ -94,7 +100,9 @@ class Session:
     # -- legs ----------------------------------------------------------------------------------
     def add_leg(self, channel: Channel) -> AriCall:
         """A channel originated for this interaction entered the app: track it and its events."""
-        leg = AriCall(self.ctx.client, channel, "", on_answer=lambda at: None)
+        leg = MeasuredCall(self.ctx.client, channel, "", on_answer=lambda at: None)
+        if self.ctx.media is not None:
+            self.ctx.media.watch(leg, leg_role(channel), browser=is_browser(channel))
         self.legs[channel.id] = leg
         self.ctx.events.attach(channel.id, leg)
         self.journal.write("leg_joined", self.journal.last_node, {"channel": channel.id})
@@ -112,7 +120,12 @@ class Session:
         leg = self.legs.pop(channel_id, None)
         if leg is not None:
             self.ctx.events.detach(channel_id, leg)
+            self._media_ended(channel_id)
             self.journal.write("leg_left", self.journal.last_node, {"channel": channel_id, "cause": leg.cause})
+
+    def _media_ended(self, channel_id: str) -> None:
+        if self.ctx.media is not None:  # what the channel negotiated and what flowed, as last read
+            self.journal.write("media", self.journal.last_node, self.ctx.media.ended(channel_id))
 
     def bridged(self, bridge_id: str, leg: AriCall, at: datetime) -> None:
         """A transfer connected the caller to `leg` in `bridge_id`."""
@@ -188,6 +201,7 @@ class Session:
         except TimeoutError:
             pass
         by = "router" if disposition == "unrouted" else "flow" if call.hung_up_by_flow else "caller"
+        self._media_ended(self.channel.id)
         self.journal.write("hangup", self.journal.last_node, {"by": by, "cause": call.cause,
                                                               "cause_txt": call.cause_txt})
         self.ctx.writer.update_call(

@@ -176,8 +176,11 @@ async def test_call_survives_the_ari_websocket_dropping_mid_call(controller: Con
 
 async def test_call_survives_a_controller_crash(controller: ControllerUnderTest, asterisk) -> None:
     number = caller()
-    call = SippCall(dialed="200", caller_number=number, steps=[Pause(6.0), Dtmf("1"), ExpectHangup(20)])
-    placing = asyncio.create_task(run_call_async(call, target=asterisk.sip_target, timeout=45))
+    # A digit pressed while no controller listens is gone (Asterisk drops the event), so this caller,
+    # like a person hearing the menu again, presses 1 once more: the restart has 6 s, or 11 s if slow.
+    steps = [Pause(6.0), Dtmf("1"), Pause(5.0), Dtmf("1"), ExpectHangup(20)]
+    call = SippCall(dialed="200", caller_number=number, steps=steps)
+    placing = asyncio.create_task(run_call_async(call, target=asterisk.sip_target, timeout=50))
     await controller.wait_event(number, "node_entered", "menu")  # in the menu, its prompt playing
     await asyncio.to_thread(controller.crash_and_restart)
     result = await placing
