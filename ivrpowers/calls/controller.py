@@ -83,7 +83,7 @@ class CallController:
 
     # -- what the reconciler asks ----------------------------------------------------------------
     def live_calls(self) -> dict[str, AriCall]:
-        calls = {s.channel_id: s.call for s in self.sessions.values()}
+        calls: dict[str, AriCall] = {s.channel_id: s.call for s in self.sessions.values()}
         for session in self.sessions.values():
             calls.update(session.legs)
         return calls

@@ -12,6 +12,12 @@ channel's end its last reading is written, saying when it was taken.
 Only browser channels are asked (callers from /call, agents' browsers): trunk and phone channels are
 audio only here and cost no request at all; their event says they were not read.
 
+The same readings tell when a browser is gone without a word (it crashed, its machine slept, its
+network went): a browser sends audio all through a call, packets of silence too, so a channel whose
+received audio stopped for SILENT_AFTER seconds is hung up. Asterisk's `rtp_timeout` cannot be used
+for this: it also times out the streams a browser only receives on (an SFU bridge's), and cut every
+video call with an agent at its limit.
+
 AMI's RTCPSent/RTCPReceived events were not used: Asterisk 22.10 reads the SSRC of a received SR from
 the wrong word (the NTP seconds), so a browser's reports cannot be told apart by stream, and Asterisk
 sends its own reports every 5 s and none at hangup.
@@ -46,6 +52,9 @@ FIRST_READING = 0.5
 READ_TIMEOUT = 2.0
 # Readings at once in the loop's pass.
 _PARALLEL = 8
+# No audio from a browser for this long (after it had sent some): it is gone. Readings come every
+# SAMPLE_EVERY seconds, so it is found between this and that much later.
+SILENT_AFTER = 15.0
 
 AUDIO_FORMAT = "CHANNEL(audionativeformat)"
 VIDEO_FORMAT = "CHANNEL(videonativeformat)"
@@ -131,7 +140,7 @@ def reading_of(values: Mapping[str, str], at: datetime, *, video_codec: str | No
 
 
 def media_event(channel_id: str, role: str, reading: Reading | None, *, final: bool,
-                browser: bool = True) -> dict[str, Any]:
+                browser: bool = True, silent_s: float | None = None) -> dict[str, Any]:
     """The `media` event's detail for a channel that ended, from its last reading (None: none)."""
     detail: dict[str, Any] = {"channel": channel_id, "role": role, "audio_codec": None, "video_codec": None,
                               "audio": None, "video": None}
@@ -143,6 +152,8 @@ def media_event(channel_id: str, role: str, reading: Reading | None, *, final: b
                   video=reading.video, as_of=reading.at.isoformat(), final=final)
     if reading.missing:
         detail["missing"] = list(reading.missing)
+    if silent_s is not None:
+        detail["silent_s"] = round(silent_s, 1)  # hung up: no audio from the browser for that long
     return detail
 
 
@@ -167,6 +178,9 @@ class _Watched:
     final: bool = False  # read right before this controller hung it up: nothing more to read
     gone: bool = False  # Asterisk said it no longer exists
     due: float = 0.0  # when the loop reads it next (the event loop's clock)
+    heard: int = 0  # audio packets received from it, as last read
+    heard_at: float | None = None  # when that count last grew (None: it never sent any)
+    silent_s: float | None = None  # how long it had been silent when it was hung up for it
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -175,11 +189,12 @@ class MediaFacts:
     one's `media` event when it ends (`ended`)."""
 
     def __init__(self, client: AriClient, *, every: float = SAMPLE_EVERY, first: float = FIRST_READING,
-                 timeout: float = READ_TIMEOUT) -> None:
+                 timeout: float = READ_TIMEOUT, silent_after: float = SILENT_AFTER) -> None:
         self.client = client
-        self.every, self.first, self.timeout = every, first, timeout
+        self.every, self.first, self.timeout, self.silent_after = every, first, timeout, silent_after
         self.watched: dict[str, _Watched] = {}
         self.readings = 0  # taken, for tests and health
+        self.silenced = 0  # browser channels hung up because their audio stopped
         self._several = True  # GET /channels/{id}/variables (Asterisk 22.10, 20.20): one request a reading
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
@@ -208,7 +223,8 @@ class MediaFacts:
         watched = self.watched.pop(channel_id, None)
         if watched is None:
             return media_event(channel_id, role, None, final=False)
-        return media_event(channel_id, watched.role, watched.reading, final=watched.final, browser=watched.browser)
+        return media_event(channel_id, watched.role, watched.reading, final=watched.final, browser=watched.browser,
+                           silent_s=watched.silent_s)
 
     async def read(self, channel_id: str, *, last: bool = False) -> None:
         """Read the channel now (`last`: right before this controller hangs it up). Never raises: what
@@ -243,8 +259,23 @@ class MediaFacts:
                 return
             watched.reading = reading_of(values, datetime.now(UTC), video_codec=video, failed=failed)
             watched.final = last
-            watched.due = asyncio.get_running_loop().time() + self.every
+            now = asyncio.get_running_loop().time()
+            watched.due = now + self.every
             self.readings += 1
+            if not last:
+                self._check_heard(watched, now)
+
+    def _check_heard(self, watched: _Watched, now: float) -> None:
+        audio = watched.reading.audio if watched.reading else None
+        if audio and audio["rx_packets"] > watched.heard:
+            watched.heard, watched.heard_at = audio["rx_packets"], now
+        elif watched.heard_at is not None and now - watched.heard_at >= self.silent_after:
+            watched.silent_s = now - watched.heard_at
+            self.silenced += 1
+            log.warning("%s %s: no audio from its browser for %.0f s: it is gone, hanging up",
+                        watched.role, watched.call.channel_id, watched.silent_s)
+            call = watched.call
+            self._spawn(call.hang_up_silent() if isinstance(call, MeasuredCall) else call.hangup("failure"))
 
     async def _values(self, channel_id: str, names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         """The values of `names` on the channel, and the names Asterisk could not read (with why).
@@ -321,8 +352,14 @@ class MeasuredCall(AriCall):
     hangup the channel is gone and nothing can be asked."""
 
     media: MediaFacts | None = None  # set by `MediaFacts.watch` for a browser channel
+    silent = False  # hung up because its browser's audio stopped
 
     async def hangup(self, reason: str = "normal") -> None:
         if self.media is not None and not self.gone:
             await self.media.read(self.channel_id, last=True)
         await super().hangup(reason)
+
+    async def hang_up_silent(self) -> None:
+        """Its browser is gone (its audio stopped): hang it up, as the network's failure, not the flow's."""
+        self.silent = True
+        await super().hangup("failure")

@@ -79,7 +79,7 @@ class Session:
         self.journal = CallJournal(self.ctx.writer, self.call_id)
         browser = self.args.source == "browser"
         dialed = self.args.dialed or self.channel.dialplan.exten
-        self.call: AriCall = MeasuredCall(self.ctx.client, self.channel, dialed, on_answer=self._answered,
+        self.call = MeasuredCall(self.ctx.client, self.channel, dialed, on_answer=self._answered,
                                           video=self.ctx.video, browser=browser)
         if self.ctx.media is not None:
             self.ctx.media.watch(self.call, "caller", browser=browser)
@@ -200,7 +200,8 @@ class Session:
             await asyncio.wait_for(call.destroyed.wait(), DESTROY_GRACE)
         except TimeoutError:
             pass
-        by = "router" if disposition == "unrouted" else "flow" if call.hung_up_by_flow else "caller"
+        by = ("router" if disposition == "unrouted" else "media" if call.silent
+              else "flow" if call.hung_up_by_flow else "caller")
         self._media_ended(self.channel.id)
         self.journal.write("hangup", self.journal.last_node, {"by": by, "cause": call.cause,
                                                               "cause_txt": call.cause_txt})

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
-from functools import partial
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -14,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from ivrpowers.acd.definitions import _HOLD, _NAME, _VIDEO_HOLD, AgentDef, QueueDef
 from ivrpowers.store.acd import AcdRepository, NoSuchAgent, NoSuchQueue, QueueInUse
+from ivrpowers.web.json_body import json_error, read_object
 from ivrpowers.web.openapi import ERROR, Api, Param, Schema
 from ivrpowers.yamlfile import describe
 
@@ -59,32 +58,6 @@ async def _transfer_target(request: web.Request) -> str:
     if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
         raise json_error(web.HTTPUnprocessableEntity, 'a transfer names a queue: {"queue": NAME}')
     return queue
-
-
-def json_error(error: type[web.HTTPException], message: str, **extra: Any) -> web.HTTPException:
-    return error(text=json.dumps({"error": message, **extra}), content_type="application/json")
-
-
-def _number(text: str) -> int | float:
-    # JSON has one kind of number: 20.0 is 20, as JSON Schema's "integer" says (the strict models
-    # refuse a float where they take an integer).
-    value = float(text)
-    return int(value) if value.is_integer() else value
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json(loads=partial(json.loads, parse_float=_number))
-    except (ValueError, UnicodeDecodeError, LookupError, RecursionError):
-        # LookupError: a charset Python does not know; RecursionError: arrays nested thousands deep.
-        raise json_error(web.HTTPBadRequest, "the body is not JSON") from None
-    except web.HTTPRequestEntityTooLarge:  # aiohttp's own answer is plain text
-        limit = request.client_max_size
-        raise web.HTTPRequestEntityTooLarge(limit, text=json.dumps({"error": f"the body is over {limit} bytes"}),
-                                            content_type="application/json") from None
-    if not isinstance(body, dict):
-        raise json_error(web.HTTPUnprocessableEntity, "the body must be a JSON object", problems=[])
-    return body
 
 
 def _validated(model: type[QueueDef] | type[AgentDef], key: str, name: str, body: dict[str, Any]) -> Any:
@@ -187,7 +160,7 @@ def add_acd_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime | None = N
 
     async def put_queue(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        queue = _validated(QueueDef, "name", name, await _body(request))
+        queue = _validated(QueueDef, "name", name, await read_object(request))
         created = name not in await repo.queues()
         await repo.put_queue(queue)
         await _reload()
@@ -217,7 +190,7 @@ def add_acd_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime | None = N
 
     async def put_agent(request: web.Request) -> web.Response:
         agent_id = request.match_info["agent_id"]
-        agent = _validated(AgentDef, "id", agent_id, await _body(request))
+        agent = _validated(AgentDef, "id", agent_id, await read_object(request))
         created = agent_id not in await repo.agents()
         try:
             await repo.put_agent(agent)
@@ -284,7 +257,7 @@ def _add_runtime_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime, agen
             raise json_error(web.HTTPNotFound, f"no such action {action[:80]!r} (one of {', '.join(AGENT_ACTIONS)})")
         reason = None
         if action == "pause" and request.can_read_body:
-            body = await _body(request)
+            body = await read_object(request)
             reason = body.pop("reason", None)
             if body:
                 raise json_error(web.HTTPUnprocessableEntity, "a pause takes a reason and nothing else",

@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivrpowers.acd.definitions import _NAME
 from ivrpowers.store.acd import AcdRepository, NoSuchAgent
-from ivrpowers.web.acd_api import _body, json_error
 from ivrpowers.web.agent_auth import SignedTokens, Throttle
+from ivrpowers.web.json_body import json_error, read_object
 from ivrpowers.web.openapi import ERROR, Api
 
 LOGIN_PATH = "/api/agent/login"
@@ -43,7 +43,7 @@ def add_agent_login(api: Api, acd: AcdRepository, tokens: SignedTokens, password
     refused = "wrong agent or password"  # the same whether the agent exists or not
 
     async def login(request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await read_object(request)
         agent_id, password = body.get("agent"), body.get("password")
         if not isinstance(agent_id, str) or not isinstance(password, str) or not _NAME.fullmatch(agent_id) \
                 or len(password) > 200:

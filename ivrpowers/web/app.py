@@ -7,7 +7,6 @@ no traceback (those are kept for the app's own bugs).
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -37,6 +36,7 @@ from ivrpowers.web.chats_api import add_chat_routes, authenticates_itself
 from ivrpowers.web.events_ws import TOKEN_PREFIX as TOKEN_SUBPROTOCOL
 from ivrpowers.web.events_ws import add_events_route, offered_subprotocols, subprotocol_token_matches
 from ivrpowers.web.index import INDEX_HTML
+from ivrpowers.web.json_body import json_error
 from ivrpowers.web.metrics import add_metrics_route
 from ivrpowers.web.openapi import ERROR, Api, Param
 from ivrpowers.web.pages import add_page_routes, is_page
@@ -92,9 +92,7 @@ class _RequestLog(logging.LoggerAdapter[logging.Logger]):
         super().log(level, msg, *args, **kwargs)
 
 
-def _json_error(error: type[web.HTTPException], message: str, **kwargs: Any) -> web.HTTPException:
-    extra = kwargs.pop("extra", {})
-    return error(text=json.dumps({"error": message, **extra}), content_type="application/json", **kwargs)
+
 
 
 def _bearer_matches(given: str, token: str) -> bool:
@@ -135,7 +133,7 @@ def _auth_middleware(token: str, agents: SignedTokens | None) -> Callable[..., A
         if viewer is not None and view_may(request.method, request.path):
             request[VIEWER] = viewer  # statistics only
             return await handler(request)
-        raise _json_error(web.HTTPUnauthorized, "missing or wrong bearer token",
+        raise json_error(web.HTTPUnauthorized, "missing or wrong bearer token",
                           headers={"WWW-Authenticate": "Bearer"})
 
     return check
@@ -172,7 +170,7 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
         # isascii: str.isdigit() is true of '²' too, which int() refuses.
         limit = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 1 <= limit <= MAX_LIMIT:
-            raise _json_error(web.HTTPBadRequest, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+            raise json_error(web.HTTPBadRequest, f"limit must be a whole number from 1 to {MAX_LIMIT}")
         return web.json_response([call_to_dict(c) for c in await cdrs.latest(limit)])
 
     async def get_call(request: web.Request) -> web.Response:
@@ -180,11 +178,11 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
         try:
             call = await cdrs.find(request.match_info["call_id"])
         except NoSuchCall as exc:
-            raise _json_error(web.HTTPNotFound, str(exc)) from None
+            raise json_error(web.HTTPNotFound, str(exc)) from None
         except PrefixTooShort as exc:
-            raise _json_error(web.HTTPBadRequest, str(exc)) from None
+            raise json_error(web.HTTPBadRequest, str(exc)) from None
         except AmbiguousCall as exc:
-            raise _json_error(web.HTTPConflict, str(exc), extra={"candidates": exc.candidates}) from None
+            raise json_error(web.HTTPConflict, str(exc), candidates=exc.candidates) from None
         return web.json_response(call_to_dict(call))
 
     async def openapi(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ from ivrpowers.store.db import Database
 from ivrpowers.store.endpoints import EndpointRepository
 from ivrpowers.web.agent_api import PasswordCheck
 from ivrpowers.web.agent_auth import Throttle
-from ivrpowers.web.chats_api import CALL_CHAT_PATH, _body, _error, _guarded
+from ivrpowers.web.chats_api import CALL_CHAT_PATH, api_error, guarded, read_body
 from ivrpowers.web.openapi import ERROR, Api
 
 AccountKind = Callable[[str], Awaitable[str | None]]  # account name -> "webrtc", "phone", or None (none such)
@@ -86,26 +86,26 @@ def add_call_chat(api: Api, chats: ChatService, password_ok: PasswordCheck, kind
         return [chat_id for chat_id in opened.get(user, []) if chat_id in chats.live]
 
     async def open_chat(request: web.Request) -> web.Response:
-        body: CallChat = await _body(request, CallChat)
+        body: CallChat = await read_body(request, CallChat)
         if wait := throttle.locked(body.user):
             raise web.HTTPTooManyRequests(
                 text=json.dumps({"error": f"too many wrong passwords: try again in {wait:.0f} s"}),
                 content_type="application/json", headers={"Retry-After": str(int(wait) + 1)})
         if not await password_ok(body.user, body.password):
             throttle.failed(body.user)
-            raise _error(401, "wrong account or password")  # the same whether the account exists or not
+            raise api_error(401, "wrong account or password")  # the same whether the account exists or not
         throttle.succeeded(body.user)
         # After the password: who has none learns nothing of which accounts are browsers'.
         if await kind_of(body.user) != BROWSER:
-            raise _error(403, "only a browser account (endpoint create --webrtc) opens chats from the call page")
+            raise api_error(403, "only a browser account (endpoint create --webrtc) opens chats from the call page")
         if len(still_open(body.user)) >= MAX_OPEN_PER_ACCOUNT:
-            raise _error(429, f"this account has {MAX_OPEN_PER_ACCOUNT} open chats, its most: leave one first")
+            raise api_error(429, f"this account has {MAX_OPEN_PER_ACCOUNT} open chats, its most: leave one first")
         chat, token = await chats.create(body.name or body.user, body.queue, body.message or FIRST_LINE)
         opened[body.user] = [*still_open(body.user), chat.id]
         return web.json_response({"chat_id": chat.id, "customer_token": token, "status": chat.status}, status=201)
 
     schema = CallChat.model_json_schema()
-    api.add("POST", CALL_CHAT_PATH, _guarded(open_chat), open=True, body=schema,
+    api.add("POST", CALL_CHAT_PATH, guarded(open_chat), open=True, body=schema,
             summary="The /call page opens a chat in a queue with its browser account's password (open; wrong "
                     "passwords are throttled): a customer_token for that chat's own routes",
             returns={201: _OPENED, 400: ERROR, 401: ERROR, 403: ERROR, 409: ERROR, 413: ERROR, 422: ERROR,

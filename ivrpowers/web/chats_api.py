@@ -21,7 +21,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
@@ -42,6 +41,7 @@ from ivrpowers.chats.schemas import (
 )
 from ivrpowers.chats.service import ChatError, ChatService
 from ivrpowers.web.agent_auth import AGENT
+from ivrpowers.web.json_body import json_error, read_json
 from ivrpowers.web.openapi import ERROR, Api, Param, Schema
 
 log = logging.getLogger("ivrpowers.web")
@@ -76,10 +76,9 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
     429: web.HTTPTooManyRequests, 503: web.HTTPServiceUnavailable}
 
 
-def _error(status: int, message: str, **extra: Any) -> web.HTTPException:
+def api_error(status: int, message: str, **extra: Any) -> web.HTTPException:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Upgrade": "websocket"} if status == 426 else None
-    return _ERRORS[status](text=json.dumps({"error": message, **extra}), content_type="application/json",
-                           headers=headers)
+    return json_error(_ERRORS[status], message, headers=headers, **extra)
 
 
 def _encoded(text: str) -> bytes:
@@ -87,7 +86,7 @@ def _encoded(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _guarded(handler: Handler) -> Handler:
+def guarded(handler: Handler) -> Handler:
     """ChatError and an absent database as JSON errors (4xx, 503), never a 500."""
 
     async def run(request: web.Request) -> web.StreamResponse:
@@ -96,41 +95,27 @@ def _guarded(handler: Handler) -> Handler:
         except ChatError as exc:
             status = _REFUSED.get(exc.reason or "", 422) if exc.kind == "refused" else _STATUS.get(exc.kind, 409)
             extra = {"reason": exc.reason} if exc.reason else {}
-            raise _error(status, str(exc), **extra) from None
+            raise api_error(status, str(exc), **extra) from None
         except (SQLAlchemyError, OSError) as exc:
             log.warning("chat API: database unavailable (%s: %s)", type(exc).__name__, exc)
-            raise _error(503, "the database is not available; try again") from None
+            raise api_error(503, "the database is not available; try again") from None
 
     return run
 
 
-def _number(text: str) -> int | float:
-    # JSON has one kind of number: 5.0 is the integer 5, as JSON Schema's "integer" says.
-    value = float(text)
-    return int(value) if value.is_integer() else value
-
-
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        body = await request.json(loads=partial(json.loads, parse_float=_number))
-    except (ValueError, UnicodeDecodeError, LookupError, RecursionError):
-        # LookupError: a charset Python does not know; RecursionError: arrays nested thousands deep.
-        raise _error(400, "the body is not JSON") from None
-    except web.HTTPRequestEntityTooLarge:
-        raise web.HTTPRequestEntityTooLarge(request.client_max_size, content_type="application/json",
-                                            text=json.dumps({"error": "the body is too large"})) from None
-    return _validated(model, body)
+async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
+    return _validated(model, await read_json(request))
 
 
 def _validated(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, dict):
-        raise _error(422, "the body must be a JSON object", problems=[])
+        raise api_error(422, "the body must be a JSON object", problems=[])
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         problems = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
         first = problems[0]
-        raise _error(422, f"{first['field']}: {first['message']}", problems=problems) from None
+        raise api_error(422, f"{first['field']}: {first['message']}", problems=problems) from None
 
 
 def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -138,7 +123,7 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise _error(400, f"{name} must be a whole number from {low} to {high}")
+        raise api_error(400, f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
 
@@ -161,16 +146,16 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
                 return "api"
             if _CHAT_ID_RE.fullmatch(chat_id) and await chats.token_matches(chat_id, given):
                 return "customer"
-        raise _error(401, "missing or wrong token (the API token, or this chat's customer token)")
+        raise api_error(401, "missing or wrong token (the API token, or this chat's customer token)")
 
     def chat_id_of(request: web.Request) -> str:
         chat_id = request.match_info["chat_id"]
         if not _CHAT_ID_RE.fullmatch(chat_id):
-            raise _error(404, f"there is no chat {chat_id!r}")
+            raise api_error(404, f"there is no chat {chat_id!r}")
         return chat_id
 
     async def create(request: web.Request) -> web.Response:
-        body: NewChat = await _body(request, NewChat)
+        body: NewChat = await read_body(request, NewChat)
         chat, customer_token = await chats.create(body.customer_name, body.queue, body.message, dict(body.skills),
                                                   body.priority)
         return web.json_response({"id": chat.id, "customer_token": customer_token, "status": chat.status},
@@ -179,10 +164,10 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
     async def list_chats(request: web.Request) -> web.Response:
         status = request.query.get("status")
         if status is not None and status not in ("waiting", "active", "closed"):
-            raise _error(400, "status is one of waiting, active, closed")
+            raise api_error(400, "status is one of waiting, active, closed")
         queue = request.query.get("queue")
         if queue is not None and not _NAME_RE.fullmatch(queue):
-            raise _error(400, f"{queue!r} is not a queue name")
+            raise api_error(400, f"{queue!r} is not a queue name")
         limit = _query_int(request, "limit", 100, 1, _LIMIT)
         found = await chats.find(status, queue, limit)  # type: ignore[arg-type]  # checked just above
         return web.json_response([chats.view(chat) for chat in found])
@@ -203,7 +188,7 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
         chat_id = request.match_info["chat_id"]
         caller = await who(request, chat_id)
         chat_id = chat_id_of(request)
-        body: NewMessage = await _body(request, NewMessage)
+        body: NewMessage = await read_body(request, NewMessage)
         sender, agent = _sender(caller, body.agent)
         message = await chats.post(chat_id, sender, body.text, agent)
         return web.json_response(message.to_dict(), status=201)
@@ -224,7 +209,7 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
             return web.Response(status=204)
         if action == "close":
             return web.json_response(chats.view(await chats.close_by_agent(chat_id, agent)))
-        raise _error(404, f"no such action {action!r} (accept, decline, close)")
+        raise api_error(404, f"no such action {action!r} (accept, decline, close)")
 
     async def agent_chats(request: web.Request) -> web.Response:
         return web.json_response(chats.agent_chats(request.match_info["agent_id"]))
@@ -236,14 +221,14 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
         chat_id = chat_id_of(request)
         agent = request.query.get("agent")
         if agent is not None and (caller != "api" or not _NAME_RE.fullmatch(agent)):
-            raise _error(400, "agent (a valid agent id) is for API-token connections")
+            raise api_error(400, "agent (a valid agent id) is for API-token connections")
         return await follow(request, ws, chat_id, caller, agent, holder=None)
 
     async def agent_websocket(request: web.Request) -> web.StreamResponse:
         # The app let this through with the API token, or with this agent's own token (request[AGENT]).
         agent = request.match_info["agent_id"]
         if AGENT in request and request[AGENT] != agent:
-            raise _error(401, "this token speaks for another agent")
+            raise api_error(401, "this token speaks for another agent")
         ws = _upgradable(request)
         chat_id = chat_id_of(request)
         return await follow(request, ws, chat_id, "api", agent, holder=agent)
@@ -254,7 +239,7 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
         after = _query_int(request, "after", 0, 0, _MAX_ID)
         chat = await chats.get(chat_id)  # 404 before the upgrade
         if holder is not None and chat.agent_id != holder:
-            raise _error(409, f"chat {chat_id} is not held by agent {holder}")
+            raise api_error(409, f"chat {chat_id} is not held by agent {holder}")
         listener = chats.listen(chat_id)
         try:
             await ws.prepare(request)
@@ -277,57 +262,57 @@ def add_chat_routes(api: Api, chats: ChatService, api_token: str) -> None:
     invalid: Schema = {"type": "object", "required": ["error"], "properties": {
         "error": {"type": "string"}, "problems": {"type": "array"}, "reason": {"type": "string"}}}
     customer = " (the API token or the chat's customer token)"
-    api.add("POST", "/api/chats", _guarded(create), body=new_chat,
+    api.add("POST", "/api/chats", guarded(create), body=new_chat,
             summary="Open a chat for a website's visitor; give them the customer_token it returns",
             returns={201: CREATED, 400: ERROR, 409: invalid, 413: ERROR, 422: invalid, 429: ERROR, 503: ERROR})
-    api.add("GET", "/api/chats", _guarded(list_chats), summary="Chats, open ones oldest first, closed newest first",
+    api.add("GET", "/api/chats", guarded(list_chats), summary="Chats, open ones oldest first, closed newest first",
             params=[Param("status", "query", {"type": "string", "enum": ["waiting", "active", "closed"]}),
                     Param("queue", "query", _NAME),
                     Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": _LIMIT})],
             returns={200: {"type": "array", "items": CHAT}, 400: ERROR, 503: ERROR})
-    api.add("GET", "/api/chats/{chat_id}", _guarded(get_chat), params=[chat_param, after_param],
+    api.add("GET", "/api/chats/{chat_id}", guarded(get_chat), params=[chat_param, after_param],
             summary="A chat with its transcript" + customer,
             returns={200: CHAT_WITH_TRANSCRIPT, 400: ERROR, 404: ERROR, 503: ERROR})
-    api.add("POST", "/api/chats/{chat_id}/messages", _guarded(post_message), params=[chat_param], body=new_message,
+    api.add("POST", "/api/chats/{chat_id}/messages", guarded(post_message), params=[chat_param], body=new_message,
             summary="Write in a chat: the customer, or (API token) the agent who holds it" + customer,
             returns={201: MESSAGE, 400: ERROR, 404: ERROR, 409: ERROR, 413: ERROR, 422: invalid, 429: ERROR,
                      503: ERROR})
-    api.add("POST", "/api/chats/{chat_id}/leave", _guarded(leave), params=[chat_param],
+    api.add("POST", "/api/chats/{chat_id}/leave", guarded(leave), params=[chat_param],
             summary="The customer leaves: a waiting chat leaves its queue, an answered one ends" + customer,
             returns={200: CHAT, 404: ERROR, 409: ERROR, 503: ERROR})
-    api.add("GET", "/api/chats/{chat_id}/ws", _guarded(websocket),
+    api.add("GET", "/api/chats/{chat_id}/ws", guarded(websocket),
             params=[chat_param, after_param, Param("agent", "query", _NAME, "API token: write as this agent")],
             summary="Follow a chat: its transcript, then every message and status change; send "
                     '{"type": "message", "text": ...}' + customer,
             returns={101: None, 400: ERROR, 404: ERROR, 426: ERROR, 429: ERROR, 503: ERROR})
-    api.add("GET", "/api/agents/{agent_id}/chats/{chat_id}/ws", _guarded(agent_websocket),
+    api.add("GET", "/api/agents/{agent_id}/chats/{chat_id}/ws", guarded(agent_websocket),
             params=[agent_param, chat_param, after_param],
             summary="The agent follows a chat it holds (or held) and writes in it, as on /api/chats/{chat_id}/ws; "
                     "the API token or the agent's own (a `bearer.<token>` subprotocol beside `ivrpowers.chat`)",
             returns={101: None, 400: ERROR, 404: ERROR, 409: ERROR, 426: ERROR, 429: ERROR, 503: ERROR})
-    api.add("POST", "/api/agents/{agent_id}/chats/{chat_id}/{action}", _guarded(agent_action),
+    api.add("POST", "/api/agents/{agent_id}/chats/{chat_id}/{action}", guarded(agent_action),
             params=[agent_param, chat_param,
                     Param("action", "path", {"type": "string", "enum": ["accept", "decline", "close"]})],
             summary="The agent accepts or declines a chat offered to it, or closes one it holds",
             returns={200: CHAT, 204: None, 404: ERROR, 409: ERROR, 503: ERROR})
-    api.add("GET", "/api/agents/{agent_id}/chats", _guarded(agent_chats), params=[agent_param],
+    api.add("GET", "/api/agents/{agent_id}/chats", guarded(agent_chats), params=[agent_param],
             summary="The chats offered to the agent now, and those it holds", returns={200: AGENT_CHATS, 404: ERROR})
 
 
 def _upgradable(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), heartbeat=30, max_msg_size=8 * MAX_TEXT)
     if not ws.can_prepare(request).ok:
-        raise _error(426, "this is a websocket: connect with an Upgrade: websocket request")
+        raise api_error(426, "this is a websocket: connect with an Upgrade: websocket request")
     return ws
 
 
 def _sender(caller: Who, agent: str | None) -> tuple[Literal["customer", "agent"], str | None]:
     if caller == "customer":
         if agent is not None:
-            raise _error(422, "agent: only an API-token caller writes as an agent", problems=[])
+            raise api_error(422, "agent: only an API-token caller writes as an agent", problems=[])
         return "customer", None
     if agent is None:
-        raise _error(422, "agent: with the API token, say which agent writes (the one who holds the chat)",
+        raise api_error(422, "agent: with the API token, say which agent writes (the one who holds the chat)",
                      problems=[{"field": "agent", "message": "required with the API token"}])
     return "agent", agent
 
@@ -372,9 +357,9 @@ async def _take(ws: web.WebSocketResponse, chats: ChatService, chat_id: str, cal
         try:
             frame = json.loads(data)
         except (ValueError, RecursionError):
-            raise _error(400, "a frame is a JSON object") from None
+            raise api_error(400, "a frame is a JSON object") from None
         if not isinstance(frame, dict) or frame.get("type") != "message":
-            raise _error(400, 'a frame is {"type": "message", "text": "..."}')
+            raise api_error(400, 'a frame is {"type": "message", "text": "..."}')
         body: NewMessage = _validated(NewMessage, {"text": frame.get("text"), "agent": agent})
         sender, writer = _sender(caller, body.agent)
         await chats.post(chat_id, sender, body.text, writer)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +34,7 @@ from aiohttp import WSCloseCode, web
 
 from ivrpowers.acd.events import EVENT_KINDS, AcdEvent
 from ivrpowers.web.agent_auth import AGENT, VIEWER
+from ivrpowers.web.json_body import json_error
 from ivrpowers.web.openapi import ERROR, Api, Param
 from ivrpowers.web.stats_api import NAME, LiveAcd, snapshot
 
@@ -73,8 +73,7 @@ def subprotocol_token_matches(request: web.BaseRequest, token: str) -> bool:
     return matched
 
 
-def _bad(message: str, error: type[web.HTTPException] = web.HTTPBadRequest, **kw: Any) -> web.HTTPException:
-    return error(text=json.dumps({"error": message}), content_type="application/json", **kw)
+
 
 
 def _names(request: web.Request, key: str) -> frozenset[str] | None:
@@ -161,20 +160,21 @@ def add_events_route(api: Api, live: LiveAcd) -> None:
         kinds = _names(request, "kinds")
         mode = request.query.get("mode", "events")
         if mode not in MODES:
-            raise _bad(f"no such mode {mode[:40]!r} (modes: {', '.join(MODES)})")
+            raise json_error(web.HTTPBadRequest, f"no such mode {mode[:40]!r} (modes: {', '.join(MODES)})")
         if kinds is not None and not kinds <= set(EVENT_KINDS):
             unknown = sorted(kinds - set(EVENT_KINDS))[0][:40]
-            raise _bad(f"no such kind {unknown!r} (kinds: {', '.join(EVENT_KINDS)})")
+            raise json_error(web.HTTPBadRequest, f"no such kind {unknown!r} (kinds: {', '.join(EVENT_KINDS)})")
         offered = offered_subprotocols(request)
         if any(p.startswith(TOKEN_PREFIX) for p in offered) and (
                 PROTOCOL not in offered or len(request.headers.getall("Sec-WebSocket-Protocol")) > 1):
-            raise _bad(f"offer the subprotocol {PROTOCOL} with the token's, in one Sec-WebSocket-Protocol header")
+            raise json_error(web.HTTPBadRequest, f"offer the subprotocol {PROTOCOL} with the token's, in one "
+                             "Sec-WebSocket-Protocol header")
         ws = web.WebSocketResponse(protocols=(PROTOCOL,), heartbeat=HEARTBEAT, max_msg_size=4096)
         if not ws.can_prepare(request).ok:
-            raise _bad(f"{EVENTS_PATH} is a websocket: connect with an Upgrade: websocket request",
-                       web.HTTPUpgradeRequired, headers={"Upgrade": "websocket"})
+            raise json_error(web.HTTPUpgradeRequired, f"{EVENTS_PATH} is a websocket: connect with an Upgrade: "
+                             "websocket request", headers={"Upgrade": "websocket"})
         if len(clients) >= MAX_CLIENTS:
-            raise _bad(f"already {MAX_CLIENTS} clients: try again later", web.HTTPServiceUnavailable)
+            raise json_error(web.HTTPServiceUnavailable, f"already {MAX_CLIENTS} clients: try again later")
         await ws.prepare(request)
         # A signed-in agent (its own token, not the API's) follows its own events only.
         agents = frozenset([request[AGENT]]) if AGENT in request else _names(request, "agent")

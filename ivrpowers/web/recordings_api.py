@@ -20,8 +20,8 @@ from aiohttp import web
 
 from ivrpowers.media import MediaError
 from ivrpowers.media.call_recordings import CallRecordings, video_name
-from ivrpowers.web.acd_api import json_error
 from ivrpowers.web.agent_auth import AGENT
+from ivrpowers.web.json_body import json_error
 from ivrpowers.web.openapi import ERROR, Api, Param
 
 log = logging.getLogger("ivrpowers.web")

@@ -4,7 +4,6 @@ websocket's snapshot and `/metrics`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,6 +14,7 @@ from ivrpowers.acd.model import AGENT_STATES
 from ivrpowers.acd.stats import Stats
 from ivrpowers.acd.stats_periods import COUNTS
 from ivrpowers.store.acd import AcdRepository
+from ivrpowers.web.json_body import json_error
 from ivrpowers.web.openapi import ERROR, Api, Param, Schema
 
 __all__ = ["LiveAcd", "add_stats_routes", "live_acd", "stats_schemas"]
@@ -82,8 +82,7 @@ def stats_schemas(api: Api) -> tuple[Schema, Schema]:
     return queue, agent
 
 
-def _not_found(message: str) -> web.HTTPException:
-    return web.HTTPNotFound(text=json.dumps({"error": message}), content_type="application/json")
+
 
 
 def add_stats_routes(api: Api, live: LiveAcd, repo: AcdRepository) -> None:
@@ -97,13 +96,13 @@ def add_stats_routes(api: Api, live: LiveAcd, repo: AcdRepository) -> None:
         name = request.match_info["name"]
         # A queue stored a moment ago that the running ACD has not heard of yet has zeros.
         if not live.stats.knows_queue(name) and name not in await repo.queues():
-            raise _not_found(f"there is no queue named {name[:80]!r}")
+            raise json_error(web.HTTPNotFound, f"there is no queue named {name[:80]!r}")
         return web.json_response(live.stats.queue(name, live.clock()))
 
     async def agent_stats(request: web.Request) -> web.Response:
         agent = request.match_info["agent_id"]
         if not live.stats.knows_agent(agent) and agent not in await repo.agents():
-            raise _not_found(f"there is no agent {agent[:80]!r}")
+            raise json_error(web.HTTPNotFound, f"there is no agent {agent[:80]!r}")
         return web.json_response(live.stats.agent(agent, live.clock()))
 
     everything = _object({"at": {"type": "number"},

@@ -9,7 +9,6 @@ a supervisor to ring (at theirs) and act as.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from ivrpowers.acd.definitions import AgentDef
 from ivrpowers.acd.supervision import MODES, SupervisionError, may_supervise
 from ivrpowers.calls.supervision import Supervision
 from ivrpowers.web.agent_auth import AGENT
+from ivrpowers.web.json_body import json_error, read_json
 from ivrpowers.web.openapi import ERROR, Api, Param
 
 LIST_PATH = "/api/supervision"
@@ -45,8 +45,7 @@ _START = {"type": "object", "required": ["mode"], "additionalProperties": False,
                    "description": "API token: the supervisor to act as (rung at its endpoint unless one is named)"}}}
 
 
-def _error(error: type[web.HTTPException], message: str) -> web.HTTPException:
-    return error(text=json.dumps({"error": message}), content_type="application/json")
+
 
 
 # What the app needs to serve these routes: the supervisions, and the agents the running ACD knows.
@@ -85,13 +84,13 @@ def add_supervision_routes(api: Api, supervision: Supervision, agents: Callable[
     def agent_of(request: web.Request) -> str | None:
         agent_id: str | None = request.get(AGENT, None)
         if not may_supervise(agent_id, agents()):
-            raise _error(web.HTTPForbidden, f"agent {agent_id} is not a supervisor")
+            raise json_error(web.HTTPForbidden, f"agent {agent_id} is not a supervisor")
         return agent_id
 
     def call_id_of(request: web.Request) -> str:
         call_id = request.match_info["call_id"]
         if not _CALL_ID.fullmatch(call_id):
-            raise _error(web.HTTPNotFound, f"{call_id[:40]!r} is not a call id")
+            raise json_error(web.HTTPNotFound, f"{call_id[:40]!r} is not a call id")
         return call_id
 
     async def listing(request: web.Request) -> web.Response:
@@ -100,17 +99,14 @@ def add_supervision_routes(api: Api, supervision: Supervision, agents: Callable[
 
     async def start(request: web.Request) -> web.Response:
         agent_id, call_id = agent_of(request), call_id_of(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            raise _error(web.HTTPBadRequest, "the body is not JSON") from None
+        body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("mode"), str) or set(body) - set(_FIELDS):
-            raise _error(web.HTTPBadRequest, f"give mode ({', '.join(MODES)}), and endpoint or supervisor")
+            raise json_error(web.HTTPBadRequest, f"give mode ({', '.join(MODES)}), and endpoint or supervisor")
         try:
             by, endpoint = who_supervises(agent_id, body, agents())
             view, started = await supervision.start(call_id, body["mode"], by=by, endpoint=endpoint)
         except SupervisionError as exc:
-            raise _error(_STATUS.get(exc.status, web.HTTPConflict), str(exc)) from None
+            raise json_error(_STATUS.get(exc.status, web.HTTPConflict), str(exc)) from None
         return web.json_response(view, status=202 if started else 200)
 
     async def stop(request: web.Request) -> web.Response:
@@ -118,7 +114,7 @@ def add_supervision_routes(api: Api, supervision: Supervision, agents: Callable[
         try:
             await supervision.stop(call_id, agent_id or "api")
         except SupervisionError as exc:
-            raise _error(_STATUS.get(exc.status, web.HTTPConflict), str(exc)) from None
+            raise json_error(_STATUS.get(exc.status, web.HTTPConflict), str(exc)) from None
         return web.json_response({"call_id": call_id, "stopping": True}, status=202)
 
     conversation = api.component("Conversation", CONVERSATION)

@@ -9,7 +9,10 @@ every page under test-artifacts/e2e/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,30 @@ class BrowserUnderTest:
     browser: Browser
     context: BrowserContext
     page: Page
+
+    def crash(self) -> int:
+        """SIGKILL this chromium's processes, as a crash or a machine that loses power does: no BYE,
+        no unload handler. Returns how many processes were killed."""
+        flag = f"--use-file-for-fake-video-capture={self.camera.path}".encode()
+        parents: dict[int, int] = {}
+        mine: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            if flag in cmdline.split(b"\0"):
+                mine.add(int(entry.name))
+        assert mine, f"no chromium process with {flag!r}"
+        while grown := {pid for pid, parent in parents.items() if parent in mine} - mine:
+            mine |= grown  # its renderers, network service (the SIP websocket's), GPU process...
+        for pid in mine:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(mine)
 
 
 @dataclass
@@ -88,7 +115,10 @@ class Browsers:
                     await screenshot(opened.page, f"{screenshots_prefix}-{opened.name}")
                 except Exception as e:  # a dead page must not hide the test's own failure
                     self.log.append(f"[{opened.name}] no screenshot: {e}")
-            await opened.browser.close()
+            try:
+                await opened.browser.close()
+            except Exception as e:  # one that was crashed on purpose
+                self.log.append(f"[{opened.name}] close: {e}")
 
 
 async def screenshot(page: Page, name: str) -> Path:

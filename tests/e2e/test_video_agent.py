@@ -1,7 +1,8 @@
 """A video caller from /call reaches a video agent on /agent through the queue: while waiting the
 caller sees the queue's hold video; the agent's offer shows who calls; once answered each browser
 shows the other's camera (pixels), with the longest freeze measured on both sides. The wallboard
-shows a caller waiting in that queue within a second."""
+shows a caller waiting in that queue within a second. A waiting caller whose tab closes, or whose
+browser dies, is hung up and leaves the queue."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
+from ivrpowers.calls.media_facts import SAMPLE_EVERY, SILENT_AFTER
 
 from .browser import ARTIFACTS, Browsers, screenshot
 from .camera import BLUE, GREEN, MAGENTA, Cameras
@@ -221,3 +224,46 @@ async def test_the_wallboard_shows_a_waiting_caller_within_a_second(
     tile = screen.page.locator('.tile[data-queue="video-desk"]')
     assert int(await tile.locator('[data-field="abandoned"]').text_content() or "0") >= 1
     await screenshot(screen.page, "wallboard")
+
+
+async def test_a_waiting_caller_whose_tab_closes_leaves_the_queue_at_once(
+        stack: Stack, browsers: Browsers, cameras: Cameras) -> None:
+    """Closing the tab (its unload handler runs) hangs up: Asterisk alone would keep the call, and an
+    agent would be offered a caller who is gone."""
+    user, password = stack.browser_account("custclose")
+    caller = await browsers.open("caller", cameras.get("caller", GREEN))
+    await video_call(caller.page, stack, user, password)
+    await press(caller.page, "3")
+    await stack.controller.wait_event(user, "queue_joined", timeout=15)
+    closed = time.monotonic()
+    await caller.page.close(run_before_unload=True)
+    record = await stack.controller.wait_cdr(user, timeout=10)
+    ended = time.monotonic() - closed
+    hangup = next(e for e in record["events"] if e["type"] == "hangup")
+    assert (record["disposition"], hangup["detail"]["by"]) == ("caller_hangup", "caller"), record["events"]
+    assert [e["type"] for e in record["events"] if e["type"].startswith("queue_")] == [
+        "queue_joined", "queue_abandoned"], record["events"]
+    (ARTIFACTS / "caller-tab-closed.json").write_text(json.dumps({"tab_closed_to_call_ended_s": round(ended, 2)}))
+
+
+async def test_a_caller_whose_browser_dies_is_hung_up_once_its_audio_stops(
+        stack: Stack, browsers: Browsers, cameras: Cameras) -> None:
+    """A browser killed outright (no BYE, no unload) while its caller waits: its audio stops, and the
+    controller hangs the call up within SILENT_AFTER plus one reading's interval."""
+    user, password = stack.browser_account("custcrash")
+    caller = await browsers.open("caller", cameras.get("caller", GREEN))
+    await video_call(caller.page, stack, user, password)
+    await press(caller.page, "3")
+    await stack.controller.wait_event(user, "queue_joined", timeout=15)
+    killed = time.monotonic()
+    assert caller.crash() > 1
+    record = await stack.controller.wait_cdr(user, timeout=SILENT_AFTER + SAMPLE_EVERY + 10)
+    ended = time.monotonic() - killed
+    hangup = next(e for e in record["events"] if e["type"] == "hangup")
+    assert (record["disposition"], hangup["detail"]["by"]) == ("caller_hangup", "media"), record["events"]
+    assert record["hangup_cause"] == 38, record  # network out of order
+    media = next(e["detail"] for e in record["events"] if e["type"] == "media")
+    assert SILENT_AFTER <= media["silent_s"] <= SILENT_AFTER + SAMPLE_EVERY + 1, media
+    assert "queue_abandoned" in [e["type"] for e in record["events"]], record["events"]
+    (ARTIFACTS / "caller-browser-killed.json").write_text(json.dumps({"killed_to_call_ended_s": round(ended, 2),
+                                                                      "silent_s": media["silent_s"]}))

@@ -367,3 +367,55 @@ async def test_a_trunk_call_s_record_says_its_media_was_not_read_and_nothing_was
     media = next(e for e in rec.events if e.type == "media")
     assert media.detail == media_event(channel.id, "caller", None, final=False, browser=False)
     assert not [r for r in asterisk.requests if "variable" in r[1]]
+
+
+# -- a browser gone without a word ---------------------------------------------------------------
+
+def _received(ari: FakeAri, packets: int) -> None:
+    ari.values[RTCP["audio"]] = AUDIO.replace("rxcount=204", f"rxcount={packets}")
+
+
+async def test_a_browser_whose_audio_stopped_is_hung_up_as_gone(ari: FakeAri) -> None:
+    facts = MediaFacts(ari, every=3600, first=3600, silent_after=0)  # type: ignore[arg-type]
+    try:
+        call = _call(ari)
+        facts.watch(call, "caller", browser=True)
+        await facts.read("c1")  # it sends
+        assert ("hangup", "c1") not in ari.requests
+        _received(ari, 250)
+        await facts.read("c1")  # it still sends
+        assert ("hangup", "c1") not in ari.requests
+        await facts.read("c1")  # nothing since: gone
+        await until(lambda: ("hangup", "c1") in ari.requests)
+        assert call.silent and call.cause == 38 and facts.silenced == 1
+        event = facts.ended("c1")
+        assert event["silent_s"] >= 0 and event["audio"]["rx_packets"] == 250
+    finally:
+        await facts.close()
+
+
+async def test_a_browser_that_never_sent_or_still_sends_is_left_alone(ari: FakeAri) -> None:
+    facts = MediaFacts(ari, every=3600, first=3600, silent_after=0)  # type: ignore[arg-type]
+    try:
+        _received(ari, 0)  # e.g. an agent's leg still ringing: no media yet
+        facts.watch(_call(ari, "ringing"), "agent", browser=True)
+        for _ in range(3):
+            await facts.read("ringing")
+        facts.watch(_call(ari, "talking"), "caller", browser=True)
+        for packets in (10, 20, 30):
+            _received(ari, packets)
+            await facts.read("talking")
+        assert not [r for r in ari.requests if r[0] == "hangup"] and facts.silenced == 0
+    finally:
+        await facts.close()
+
+
+async def test_a_silence_is_measured_over_seconds_not_readings(ari: FakeAri) -> None:
+    facts = MediaFacts(ari, every=3600, first=3600, silent_after=3600)  # type: ignore[arg-type]
+    try:
+        facts.watch(_call(ari), "caller", browser=True)
+        for _ in range(5):  # readings close together: a silence far shorter than the limit
+            await facts.read("c1")
+        assert facts.silenced == 0 and ("hangup", "c1") not in ari.requests
+    finally:
+        await facts.close()

@@ -56,6 +56,11 @@ async function call(video) {
   });
 }
 
+// A page that goes away (tab closed, reloaded, left) hangs up first: Asterisk does not end a call
+// whose SIP websocket closes, so a caller already gone would still wait in the queue and be offered
+// to an agent. (A browser that dies without this is found by its silent audio: docs/webrtc.md.)
+window.addEventListener('pagehide', () => state.ua && state.ua.stop());
+
 $('video-call').addEventListener('click', () => call(true));
 $('voice-call').addEventListener('click', () => call(false));
 $('hangup').addEventListener('click', () => state.session && state.session.terminate());
