@@ -144,6 +144,10 @@ async def test_the_routes_serve_supervisors_and_the_api_token_and_refuse_other_a
     assert (await http.post(f"/api/supervision/{CALL}", json={"mode": "listen"}, headers=ana)).status == 403
     assert (await http.post(f"/api/supervision/{CALL}", json={"mode": "watch"}, headers=boss)).status == 409
     assert (await http.post(f"/api/supervision/{CALL}", json={"mode": "listen", "x": 1}, headers=boss)).status == 400
+    for body, charset in ((b"[" * 20_000, "utf-8"), (b'{"mode": "listen"}', "x-no-such-charset")):
+        bad = await http.post(f"/api/supervision/{CALL}", data=body,
+                              headers={**boss, "Content-Type": f"application/json; charset={charset}"})
+        assert (bad.status, await bad.json()) == (400, {"error": "the body is not JSON"})
     assert (await http.post(f"/api/supervision/{CALL}", json={"mode": "listen"}, headers=_bearer(API))).status == 400
     by_api = await http.post(f"/api/supervision/{CALL}", json={"mode": "listen", "endpoint": "desk-7"},
                              headers=_bearer(API))
