@@ -23,6 +23,7 @@ from ivrpowers.acd import AcdError
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.identity import call_id_for
+from ivrpowers.calls.media_facts import MeasuredCall
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.calls.transfer import BUSY, LegWaiter
 from ivrpowers.flows.services import QueueRefused
@@ -84,7 +85,7 @@ class Callback:
             await self._hang_up(agent.id)
             return
         self._event("callback_agent_answered", {"agent": agent_id, "attempt": self.attempt})
-        agent_leg = self._leg(agent)
+        agent_leg = self._leg(agent, "agent")
         await self._reach_customer(agent_id, agent_leg)
 
     async def _dial(self, dial: str, leg_id: str, caller_id: str | None, ring: float,
@@ -145,11 +146,11 @@ class Callback:
         if customer is None or agent_leg.gone:
             if customer is not None:
                 await self._hang_up(customer.id)
-            await self._hang_up(agent_leg.channel_id)
+            await self._end(agent_leg)
             self.ctx.events.detach(agent_leg.channel_id, agent_leg)
             self._retry()
             return
-        customer_leg = self._leg(customer)
+        customer_leg = self._leg(customer, "customer")
         self._update(channels=[{"id": agent_leg.channel_id, "role": "agent"}, {"id": customer.id, "role": "customer"}])
         await self._talk(agent_id, agent_leg, customer_leg)
         for leg in (agent_leg, customer_leg):
@@ -164,7 +165,7 @@ class Callback:
         except AriError as exc:
             self._event("callback_failed", {"problem": str(exc)})
             for leg in (agent_leg, customer):
-                await self._hang_up(leg.channel_id)
+                await self._end(leg)
             self.service.end(self.task_id, "bridge_failed")
             self._finish("failed")
             return
@@ -179,7 +180,7 @@ class Callback:
                 wait.cancel()
         customer_hung_up = customer.destroyed.is_set()
         for leg in (agent_leg, customer):
-            await self._hang_up(leg.channel_id)
+            await self._end(leg)
         with contextlib.suppress(AriError):
             await client.destroy_bridge(bridge_id)
         talk = round((datetime.now(UTC) - since).total_seconds(), 3)
@@ -219,10 +220,18 @@ class Callback:
     def _finish(self, disposition: str) -> None:
         self._update(ended_at=datetime.now(UTC), disposition=disposition[:32])
 
-    def _leg(self, channel: Channel) -> AriCall:
-        leg = AriCall(self.ctx.client, channel, "", on_answer=lambda at: None)
+    def _leg(self, channel: Channel, role: str) -> AriCall:
+        media = self.ctx.media
+        leg = media.track(channel, role) if media else AriCall(self.ctx.client, channel, "", on_answer=lambda at: None)
         self.ctx.events.attach(channel.id, leg)
         return leg
+
+    async def _end(self, leg: AriCall) -> None:
+        """Hang up a leg that answered; its `media` event on the callback's timeline."""
+        if self.ctx.media is not None and isinstance(leg, MeasuredCall):
+            self._event("media", await self.ctx.media.finish(leg))
+        else:
+            await self._hang_up(leg.channel_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -218,6 +218,19 @@ class MediaFacts:
         if browser and self._loop is None:
             self._loop = asyncio.create_task(self._every(), name="media-facts")
 
+    def track(self, channel: Channel, role: str) -> MeasuredCall:
+        """A channel that is neither a session's caller nor its leg (a callback's, a supervisor's):
+        its call object, watched like theirs."""
+        call = MeasuredCall(self.client, channel, "", on_answer=lambda at: None)
+        self.watch(call, role, browser=is_browser(channel))
+        return call
+
+    async def finish(self, call: MeasuredCall) -> dict[str, Any]:
+        """Hang `call` up if it still lives (read right before), and give its `media` event's detail."""
+        with contextlib.suppress(AriError):
+            await call.hangup()
+        return self.ended(call.channel_id)
+
     def ended(self, channel_id: str, role: str = "leg") -> dict[str, Any]:
         """The channel ended: its `media` event's detail, from its last reading; it is forgotten."""
         watched = self.watched.pop(channel_id, None)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ivrpowers.acd.supervision import Plan, SupervisionError, plan
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
+from ivrpowers.calls.media_facts import MeasuredCall
 from ivrpowers.calls.roles import SUPERVISOR, StasisArgs
 from ivrpowers.calls.transfer import LegWaiter
 
@@ -159,7 +160,9 @@ class Supervision:
             channel = await self._ring(watch, conversation)
             if channel is None:
                 return
-            watch.channel = AriCall(self.ctx.client, channel, "", on_answer=lambda at: None)
+            media = self.ctx.media
+            watch.channel = (media.track(channel, "supervisor") if media
+                             else AriCall(self.ctx.client, channel, "", on_answer=lambda at: None))
             self.ctx.events.attach(channel.id, watch.channel)
             async with watch.lock:
                 await self._apply(watch, conversation, plan(watch.mode, conversation.video))
@@ -180,6 +183,9 @@ class Supervision:
             if self.watches.get(watch.call_id) is watch:
                 del self.watches[watch.call_id]
             await self._tear_down(watch)
+            if isinstance(watch.channel, MeasuredCall) and self.ctx.media is not None:
+                facts = self.ctx.media.ended(watch.channel.channel_id)
+                session.journal.write("media", session.journal.last_node, facts)
 
     async def _ring(self, watch: Watch, conversation: Conversation) -> Channel | None:
         """The supervisor's endpoint rung, audio only; its channel once it answers (None if not)."""
@@ -293,7 +299,10 @@ class Supervision:
 
     async def _tear_down(self, watch: Watch) -> None:
         await self._drop_snoop(watch)
-        if watch.channel is not None:
+        if isinstance(watch.channel, MeasuredCall) and self.ctx.media is not None:
+            with contextlib.suppress(AriError):
+                await watch.channel.hangup()  # read right before
+        elif watch.channel is not None:
             await self._hang_up(watch.channel.channel_id)
             self.ctx.events.detach(watch.channel.channel_id, watch.channel)
         if watch.bridge_id is not None:

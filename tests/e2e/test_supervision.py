@@ -175,14 +175,17 @@ async def video_call_and_supervisor(stack: Stack, browsers: Browsers, cameras: C
     return Call(caller, agent, boss, user, row, call_id)
 
 
-async def supervision_timeline(stack: Stack, call: Call) -> list[tuple[str, dict[str, Any]]]:
+async def supervision_timeline(stack: Stack, call: Call, video: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The call's supervision events once the agent hung up; the supervisor's browser channel has
+    its media event too (what it negotiated, and the microphone's packets that reached Asterisk)."""
     await call.agent.page.click("#hangup")
     record = await stack.controller.wait_cdr(call.user, timeout=20)
+    media = [e["detail"] for e in record["events"] if e["type"] == "media" and e["detail"]["role"] == "supervisor"]
+    assert len(media) == 1 and (media[0]["audio_codec"], media[0]["video_codec"]) == ("opus", video), media
+    assert media[0]["audio"]["rx_packets"] > 0 and media[0]["final"] is True, media
+    if video:  # watching: the picture reached the supervisor's browser
+        assert media[0]["video"]["tx_packets"] > 0, media
     return [(e["type"], e["detail"]) for e in record["events"] if e["type"].startswith("supervision_")]
-
-
-# Asterisk ends a browser's video call about 30 s after the answer (rtp_timeout counts the SFU's
-# send-only video streams, on which a browser sends nothing: see the report); each test stays well inside.
 
 
 async def test_a_supervisor_listens_then_whispers_then_barges_into_a_call(
@@ -264,7 +267,7 @@ async def test_a_supervisor_watches_a_video_call_from_the_cli(
     assert await agent.evaluate("document.body.dataset.state") == "in-call"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "supervision-watch.json").write_text(json.dumps(report, indent=2))
-    timeline = await supervision_timeline(stack, call)
+    timeline = await supervision_timeline(stack, call, video="vp8")
     assert [(t, d["mode"]) for t, d in timeline] == [("supervision_started", "watch"), ("supervision_ended", "watch")]
     assert timeline[-1][1]["reason"] == "stopped", timeline
 

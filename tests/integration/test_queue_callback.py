@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from ivrpowers.calls.media_facts import NOT_READ
+
 from .acd_helpers import Phone, api, events, phone_scenario
 from .conftest import (
     AsteriskUnderTest,
@@ -163,6 +165,9 @@ async def test_a_callback_keeps_its_place_rings_the_agent_first_and_retries_a_bu
         assert started["callback_of"] == a_call and started["number"] == "5550001"
         ended = events(done, "callback_ended")[0]["detail"]
         assert ended["by"] == "customer" and ended["talk"] > 0
+        legs = {e["detail"]["role"]: e["detail"] for e in events(done, "media")}
+        assert set(legs) == {"agent", "customer"}, legs  # each leg's, as it ended (SIP phones: not read)
+        assert legs["customer"]["missing"] == legs["agent"]["missing"] == [NOT_READ], legs
         assert phone.received("INVITE") == 3  # the callback, B, the callback again
     finally:
         await asyncio.to_thread(phone.stop)
