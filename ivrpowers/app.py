@@ -148,7 +148,8 @@ class Controller:
                          agent_tokens=SignedTokens(secrets["session_key"].encode()), password_ok=self._password_ok,
                          recordings=(CallRecordings(recordings_root(self.settings)), self._answered,
                                      self._note),
-                         supervision=(self.supervision, lambda: self.acd.agents))
+                         supervision=(self.supervision, lambda: self.acd.agents),
+                         embed_origins=self.settings.embed_origins)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()

@@ -26,6 +26,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # An Asterisk id prefixes every channel id that Asterisk makes (its `systemname`): keep it short and
 # free of the characters that separate ids (`.`, `/`, `,`, `:`...).
 ASTERISK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+# `*`, `'self'`, or space-separated origins (scheme://host[:port], `*.` allowed at the host's start).
+_ORIGIN = r"[a-z][a-z0-9+.-]*://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+EMBED_ORIGINS = rf"^(\*|'self'|'none'|{_ORIGIN}( +{_ORIGIN})*)$"
 
 
 class Settings(BaseModel):
@@ -58,6 +61,10 @@ class Settings(BaseModel):
     # endpoint the operator configured; a number must fully match one of the `outbound_allow` regexes.
     outbound_trunk: str | None = None
     outbound_allow: list[str] = []
+    # Who may show the /call page in a frame (CSP frame-ancestors): `*` any site, `'self'`, or origins
+    # separated by spaces (`https://www.example.com https://shop.example.com`). The agent desktop and
+    # the wallboard are never framed.
+    embed_origins: str = Field(default="*", pattern=EMBED_ORIGINS)
 
     def number_allowed(self, number: str) -> bool:
         """May a flow transfer a caller to this outside number?"""

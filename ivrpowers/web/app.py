@@ -147,10 +147,11 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
                chats: ChatService | None = None, sip: SipServer | None = None,
                agent_tokens: SignedTokens | None = None, password_ok: PasswordCheck | None = None,
                recordings: RecordingRoutes | None = None,
-               supervision: SupervisionRoutes | None = None) -> web.Application:
+               supervision: SupervisionRoutes | None = None, embed_origins: str = "*") -> web.Application:
     """`sip`: Asterisk's SIP websocket and domain, for the browser pages (none without it).
     `agent_tokens`, `password_ok`: agents sign in with their own account (`/api/agent/login`).
-    `recordings`: where agents' pages send video recordings, and how they reach the CDR."""
+    `recordings`: where agents' pages send video recordings, and how they reach the CDR.
+    `embed_origins`: who may frame the /call page (CSP frame-ancestors)."""
     handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}
     # The largest body is an agent or queue definition, a few hundred bytes: 64 KiB is plenty,
     # anything larger is refused with 413 unread.
@@ -213,7 +214,7 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
     if chats is not None:
         add_chat_routes(api, chats, api_token)
     if sip is not None:
-        add_page_routes(app, sip_websocket=sip.websocket, sip_domain=sip.domain)
+        add_page_routes(app, sip_websocket=sip.websocket, sip_domain=sip.domain, embed_origins=embed_origins)
     if acd is not None and agent_tokens is not None and password_ok is not None and sip is not None:
         add_agent_login(api, acd, agent_tokens, password_ok, sip)
     if chats is not None and password_ok is not None:  # the /call page's chats (call_chat_api)

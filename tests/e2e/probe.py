@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from playwright.async_api import Page
+from playwright.async_api import Frame, Page
 
 from tests.integration.conftest import poll
 
@@ -62,36 +62,36 @@ async def wait_until(fetch: Callable[[], Awaitable[T]], ok: Callable[[T], bool],
     raise AssertionError(f"{what}: not seen within {timeout} s; last value: {last[0] if last else None!r}")
 
 
-async def connections(page: Page) -> list[dict[str, Any]]:
+async def connections(page: Page | Frame) -> list[dict[str, Any]]:
     """State of every RTCPeerConnection the page created, in order."""
     result: list[dict[str, Any]] = await page.evaluate("window.__probe.connections()")
     return result
 
 
-async def inbound_video(page: Page) -> list[dict[str, Any]]:
+async def inbound_video(page: Page | Frame) -> list[dict[str, Any]]:
     """getStats() of every received video stream: framesDecoded, keyFramesDecoded, decoderImplementation,
     mimeType (codec), frameWidth/Height, packetsLost, freezeCount...; `pc` is the connection's index."""
     result: list[dict[str, Any]] = await page.evaluate("window.__probe.inboundVideo()")
     return result
 
 
-async def sample_colour(page: Page, selector: str, region: Region = COLOUR_REGION) -> Colour | None:
+async def sample_colour(page: Page | Frame, selector: str, region: Region = COLOUR_REGION) -> Colour | None:
     """The average colour of `region` of the picture the <video> shows now (None before its first one)."""
     found = await page.evaluate("([s, r]) => window.__probe.sample(s, r)", [selector, list(region)])
     return None if found is None else Colour(**found)
 
 
-async def start_freeze_meter(page: Page, selector: str) -> None:
+async def start_freeze_meter(page: Page | Frame, selector: str) -> None:
     await page.evaluate("s => window.__probe.startMeter(s)", selector)
 
 
-async def freeze_report(page: Page, selector: str) -> FreezeReport:
+async def freeze_report(page: Page | Frame, selector: str) -> FreezeReport:
     found = await page.evaluate("s => window.__probe.meterReport(s)", selector)
     return FreezeReport(found["elapsedMs"], found["firstChangeMs"], found["changes"], found["frames"],
                         found["currentGapMs"], found["longestGapMs"])
 
 
-async def wait_colour(page: Page, selector: str, rgb: RGB, *, tolerance: float = 40, timeout: float = 10,
+async def wait_colour(page: Page | Frame, selector: str, rgb: RGB, *, tolerance: float = 40, timeout: float = 10,
                       region: Region = COLOUR_REGION) -> Colour:
     """Wait until the <video> shows `rgb` (each channel within `tolerance`) in `region`."""
     found = await wait_until(lambda: sample_colour(page, selector, region),
@@ -101,7 +101,7 @@ async def wait_colour(page: Page, selector: str, rgb: RGB, *, tolerance: float =
     return found
 
 
-async def wait_frames_decoded(page: Page, at_least: int, *, timeout: float = 10,
+async def wait_frames_decoded(page: Page | Frame, at_least: int, *, timeout: float = 10,
                               select: Callable[[dict[str, Any]], bool] = lambda s: True) -> dict[str, Any]:
     """Wait until one received video stream (among those `select` accepts) has decoded `at_least` frames;
     returns its stats."""
@@ -113,7 +113,7 @@ async def wait_frames_decoded(page: Page, at_least: int, *, timeout: float = 10,
     return next(s for s in streams if select(s) and s["framesDecoded"] >= at_least)
 
 
-async def watch_for(page: Page, selector: str, ms: float, *, timeout: float | None = None) -> FreezeReport:
+async def watch_for(page: Page | Frame, selector: str, ms: float, *, timeout: float | None = None) -> FreezeReport:
     """Let the freeze meter on `selector` watch for `ms` (page time) and return its report."""
     return await wait_until(lambda: freeze_report(page, selector), lambda r: r.elapsed_ms >= ms,
                             timeout=timeout if timeout is not None else ms / 1000 + 5,

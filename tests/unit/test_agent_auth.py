@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import ValidationError
 
 from ivrpowers.acd.definitions import AgentDef
+from ivrpowers.config import Settings
 from ivrpowers.endpoints.accounts import password_digest, password_matches
 from ivrpowers.endpoints.fields import REALM
 from ivrpowers.store.acd import AcdRepository
@@ -137,3 +139,34 @@ async def test_the_call_page_is_served_open_with_where_sip_is(client: TestClient
     assert (await client.get("/static/call.js")).status == 200
     for outside in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py"):
         assert (await client.get(outside)).status in (401, 403, 404), outside  # never the file
+
+
+async def test_only_the_call_page_may_be_framed_by_other_sites(client: TestClient[Any, Any]) -> None:
+    call = await client.get("/call")
+    assert call.headers["Content-Security-Policy"] == "frame-ancestors *" and "X-Frame-Options" not in call.headers
+    for page in ("/agent", "/wallboard"):
+        served = await client.get(page)
+        assert served.status == 200, page
+        assert served.headers["Content-Security-Policy"] == "frame-ancestors 'none'", page
+        assert served.headers["X-Frame-Options"] == "DENY", page
+
+
+async def test_the_call_page_s_framers_are_a_setting(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'web.db'}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    origins = Settings(embed_origins="https://www.example.com https://*.shop.example.com").embed_origins
+    app = create_app(health=Health(), cdrs=CdrRepository(db), api_token=API,
+                     sip=SipServer("ws://127.0.0.1:8088/ws", "127.0.0.1"), embed_origins=origins)
+    async with TestClient(TestServer(app)) as test_client:
+        call = await test_client.get("/call")
+        assert call.headers["Content-Security-Policy"] == (
+            "frame-ancestors https://www.example.com https://*.shop.example.com")
+    await db.close()
+
+
+@pytest.mark.parametrize("value", ["", "https://a.example\r\nSet-Cookie: x=1", "https://a.example; script-src *",
+                                   "javascript:alert(1)", "'unsafe-inline'"])
+def test_a_setting_that_is_not_origins_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="embed_origins"):
+        Settings(embed_origins=value)

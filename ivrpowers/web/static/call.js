@@ -6,9 +6,14 @@ const $ = (id) => document.getElementById(id);
 const state = { ua: null, session: null, pc: null };
 window.ivrpowers = state;  // for people debugging, and for the tests
 
+// In a website's frame the page tells the site how its call goes: `{source: 'ivrpowers', type:
+// 'call-state', state, text}` (idle, calling, in-call, ended, failed), e.g. to resize or close it.
+const framed = window.parent !== window;
+
 function setState(name, text) {
   document.body.dataset.state = name;
   $('status').textContent = text;
+  if (framed) window.parent.postMessage({ source: 'ivrpowers', type: 'call-state', state: name, text }, '*');
   const inCall = name === 'calling' || name === 'in-call';
   $('hangup').disabled = !inCall;
   $('video-call').disabled = inCall;
@@ -19,6 +24,11 @@ function setState(name, text) {
 for (const [key, value] of new URLSearchParams(location.hash.slice(1))) {
   const field = $(key);
   if (field) field.value = value;
+}
+// Embedded by a site that gave the account and the number: the visitor sees the call, not the form.
+if (framed) {
+  document.body.dataset.embedded = 'yes';
+  $('account').hidden = ['user', 'password', 'number'].every((id) => $(id).value);
 }
 
 async function call(video) {
