@@ -24,6 +24,13 @@ async def video_call(page: Page, stack: Stack, user: str, password: str, codec: 
     await wait_colour(page, "#remote", RED, timeout=10)
 
 
+async def wait_in_queue(page: Page, stack: Stack, user: str, password: str) -> None:
+    """Call the e2e flow with video and choose its queue (3): back once the caller waits in it."""
+    await video_call(page, stack, user, password)
+    await press(page, "3")
+    await stack.controller.wait_event(user, "queue_joined", timeout=15)
+
+
 async def press(page: Page, digit: str) -> None:
     await page.click(f"#keypad button:text-is('{digit}')")
 

@@ -17,7 +17,7 @@ from ivrpowers.calls.media_facts import SAMPLE_EVERY, SILENT_AFTER
 from .browser import ARTIFACTS, Browsers, screenshot
 from .camera import BLUE, GREEN, MAGENTA, Cameras
 from .probe import inbound_video, start_freeze_meter, wait_colour, watch_for
-from .scenes import answer, press, sign_in, video_call
+from .scenes import answer, press, sign_in, video_call, wait_in_queue
 from .stack import ORANGE, VIOLET, Stack, video_stack
 
 # How long each side's picture is watched for freezes, from the agent's answer.
@@ -232,9 +232,7 @@ async def test_a_waiting_caller_whose_tab_closes_leaves_the_queue_at_once(
     agent would be offered a caller who is gone."""
     user, password = stack.browser_account("custclose")
     caller = await browsers.open("caller", cameras.get("caller", GREEN))
-    await video_call(caller.page, stack, user, password)
-    await press(caller.page, "3")
-    await stack.controller.wait_event(user, "queue_joined", timeout=15)
+    await wait_in_queue(caller.page, stack, user, password)
     closed = time.monotonic()
     await caller.page.close(run_before_unload=True)
     record = await stack.controller.wait_cdr(user, timeout=10)
@@ -252,9 +250,7 @@ async def test_a_caller_whose_browser_dies_is_hung_up_once_its_audio_stops(
     controller hangs the call up within SILENT_AFTER plus one reading's interval."""
     user, password = stack.browser_account("custcrash")
     caller = await browsers.open("caller", cameras.get("caller", GREEN))
-    await video_call(caller.page, stack, user, password)
-    await press(caller.page, "3")
-    await stack.controller.wait_event(user, "queue_joined", timeout=15)
+    await wait_in_queue(caller.page, stack, user, password)
     killed = time.monotonic()
     assert caller.crash() > 1
     record = await stack.controller.wait_cdr(user, timeout=SILENT_AFTER + SAMPLE_EVERY + 10)
