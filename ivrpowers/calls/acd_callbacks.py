@@ -65,6 +65,13 @@ class Callback:
         self._event("callback_closed", {"outcome": outcome})
         self._finish("callback_" + outcome)
 
+    async def close(self) -> None:
+        """The controller stops: its attempts stop with it (a restart gives the desk back)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- one attempt ---------------------------------------------------------------------------
     async def _attempt(self, agent_id: str, expires: float) -> None:
         endpoint = self.service.endpoint_of(agent_id)
@@ -296,6 +303,9 @@ class Callbacks:
 
     def next_deadline(self) -> float | None:
         return min(self.resumes.values(), default=None)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(desk.close() for desk in self.service.desks.values() if isinstance(desk, Callback)))
 
     def restore(self) -> None:
         """After a restart: callbacks waiting get their desks back (and their retry times). One

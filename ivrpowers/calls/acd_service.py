@@ -121,6 +121,7 @@ class AcdService:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.callbacks.close()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

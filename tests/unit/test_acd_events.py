@@ -224,6 +224,8 @@ async def test_a_callback_not_reached_is_tried_again_in_its_place_then_given_up(
     acd.agent_event("ana", "login")
     acd.agent_event("ana", "pause", "brief")
     await (await acd.join(caller("c1", "600100200", ctx), QueueRequest("sales"))).park("600100200")
+    desk = acd.desks["c1"]
+    assert isinstance(desk, Callback)
     await acd.join(caller("c2", "600", ctx), QueueRequest("sales"))
     acd.agent_event("ana", "unpause")
     assert acd.agent_state("ana")["offers"] == ["c1"]  # the callback first: it kept its place
@@ -234,7 +236,9 @@ async def test_a_callback_not_reached_is_tried_again_in_its_place_then_given_up(
     acd.tick()  # wrap-up over: c2 rings ana; the callback waits for its retry
     assert acd.agent_state("ana")["offers"] == ["c2"]
     acd.end("c2", "caller_hangup")
+    assert desk._tasks  # its attempt, still dialing (this client never answers)
     await acd.close()
+    assert not desk._tasks  # stopped with the controller, not left pending
 
     again, _, seen = await started(db, clock)  # its retry time and number came back
     again.callbacks.ctx = ctx
