@@ -90,6 +90,11 @@ async def test_a_video_caller_waits_watching_hold_video_and_talks_face_to_face_w
     # The agent puts the caller on hold: the caller sees the queue's hold video; then takes them back.
     await agent.page.click("#hold")
     await wait_colour(caller.page, "#remote", ORANGE, timeout=10)
+    if codec == "vp8":  # held longer than the silence after which a browser counts as gone: both still send
+        await start_freeze_meter(caller.page, "#remote")
+        held = await watch_for(caller.page, "#remote", (SILENT_AFTER + SAMPLE_EVERY + 1) * 1000)
+        assert held.frames > 0, held
+        await wait_colour(caller.page, "#remote", ORANGE, timeout=2)
     await agent.page.click("#hold")
     await wait_colour(caller.page, "#remote", MAGENTA, timeout=10)
     await wait_colour(agent.page, "#remote", GREEN, timeout=10)
