@@ -241,6 +241,9 @@ class Stats:
     def agents(self, now: float) -> dict[str, dict[str, Any]]:
         return {agent_id: self.agent(agent_id, now) for agent_id in sorted(self._agents)}
 
+    def knows(self, agent_id: str) -> bool:
+        return agent_id in self._agents
+
     # -- inside --------------------------------------------------------------------------------
     def _queue(self, name: str) -> _Queue:
         found = self._queues.get(name)

@@ -37,6 +37,7 @@ log = logging.getLogger("ivrpowers.acd")
 # Beyond the router's ring timeout (it withdraws the offer at its tick): Asterisk's own limit on
 # the originate, and how long it may take to say the leg is gone.
 _GRACE = 5.0
+PAGE_CLOSED = "page_closed"  # the pause reason of a browser agent whose page went away
 
 
 class Offers:
@@ -56,11 +57,19 @@ class Offers:
 
     def browser_gone(self, endpoint: str) -> None:
         """A browser agent's page went away (its SIP websocket closed): the agent's side of its
-        conversation is dead; end it (the caller's flow goes on)."""
+        conversation is dead; end it (the caller's flow goes on). And pause the agent
+        (`page_closed`): calls already skip an agent no phone answers for, but a chat would still be
+        offered to it, and ring out, until its page is back and it presses Ready."""
         for agent_id, agent in self.service.agents.items():
-            if agent.endpoint == endpoint and (conversation := self.talking.get(agent_id)) is not None:
+            if agent.endpoint != endpoint:
+                continue
+            if (conversation := self.talking.get(agent_id)) is not None:
                 log.info("agent %s's page went away: its call %s ends", agent_id, conversation.ticket.task_id)
                 self._spawn(self._hang_up(conversation.leg_id), f"gone-{conversation.leg_id}")
+            state = self.service.router.agent(agent_id) if agent_id in self.service.router.agent_ids() else None
+            if state is not None and state.logged_in and state.paused is None:
+                with contextlib.suppress(AcdError):
+                    self.service.agent_event(agent_id, "pause", PAGE_CLOSED)
 
     async def transfer(self, agent_id: str, queue: str) -> None:
         """The agent sends its caller to `queue`, where they wait again. Raises AcdError."""

@@ -111,9 +111,7 @@ class AcdService:
         await self.reload()
         now = self.clock()
         for agent_id in self.router.agent_ids():  # one whose state has not changed today shows as it is
-            agent = self.router.agent(agent_id)
-            self.stats.feed(AcdEvent("agent_state", now, agent=agent_id,
-                                     detail={"old": agent.state, "new": agent.state, "reason": agent.reason}))
+            self._feed_state(agent_id, now)
         self.callbacks.restore()
         for name, coro in (("acd-timer", self._timer()), ("acd-saver", self._saver())):
             self._tasks.add(asyncio.create_task(coro, name=name))
@@ -158,10 +156,18 @@ class AcdService:
                 able = agent.endpoint is not None and self.reachable(agent.endpoint)
                 self.apply(self.router.set_reachable(agent_id, able, now))
         self.queues, self.agents = queues, agents
+        for agent_id in self.router.agent_ids():
+            if not self.stats.knows(agent_id):  # new since start: its page must learn its state too
+                self._feed_state(agent_id, now)
         self.stats.configure(sla={name: float(q.sla_seconds) for name, q in queues.items()},
                              members={name: [a for a, agent in agents.items() if name in agent.queues]
                                       for name in queues})
         self._changed()
+
+    def _feed_state(self, agent_id: str, now: float) -> None:
+        agent = self.router.agent(agent_id)
+        self.stats.feed(AcdEvent("agent_state", now, agent=agent_id,
+                                 detail={"old": agent.state, "new": agent.state, "reason": agent.reason}))
 
     # -- tasks --------------------------------------------------------------------------------
     async def join(self, session: Session, request: QueueRequest) -> Ticket:

@@ -32,8 +32,10 @@ DEMO_AGENTS = [AgentDef(id=name, name=f"Demo {name}", endpoint=name, queues={"su
                         capacity=Capacity(chat=0))
                for name in ("agent1", "agent2")]
 # The browser agent: signs in on /agent (not always logged in: Ready there). Video callers go to
-# whoever is free and reachable (a phone agent talks with them without a picture).
-DEMO_AGENTS.append(AgentDef(id="webagent", name="Demo browser agent", endpoint="webagent", queues={"support": 0}))
+# whoever is free and reachable (a phone agent talks with them without a picture). Blended: it takes
+# the call page's chats beside a call, as the demo's text says.
+DEMO_AGENTS.append(AgentDef(id="webagent", name="Demo browser agent", endpoint="webagent", queues={"support": 0},
+                            blended=True))
 
 
 def install_demo(settings: Settings, flow_file: Path | None = None) -> None:

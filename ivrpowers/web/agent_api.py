@@ -66,7 +66,8 @@ def add_agent_login(api: Api, acd: AcdRepository, tokens: SignedTokens, password
         answer: dict[str, Any] = {
             "token": token, "expires": expires,
             "agent": {"id": agent.id, "name": agent.name, "endpoint": agent.endpoint,
-                      "queues": sorted(agent.queues), "capacity": agent.capacity.model_dump()},
+                      "queues": sorted(agent.queues), "capacity": agent.capacity.model_dump(),
+                      "supervisor": agent.supervisor},
             "sip": {"websocket": sip.websocket, "domain": sip.domain, "user": agent.endpoint},
         }
         return web.json_response(answer)

@@ -195,7 +195,8 @@ async def test_a_video_call_lasts_past_half_a_minute_and_ends_when_the_agents_pa
     done = [e for e in record["events"] if e["type"] == "queue_agent_done"]
     assert done and not done[0]["detail"]["caller_hung_up"], done
     state = json.loads(stack.controller.ivrpowers("agent", "state", "vid-long", "--json").stdout)
-    assert state["state"] != "busy", state
+    # Not left busy, and paused until its page is back: no chat is offered to a closed page.
+    assert state["state"] != "busy" and state["reason"] == "page_closed", state
     (ARTIFACTS / "agent-tab-closed.json").write_text(json.dumps({"tab_closed_to_call_ended_s": round(ended, 2),
                                                                  "talked_ms": talked.elapsed_ms}, indent=2))
 

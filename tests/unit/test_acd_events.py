@@ -256,3 +256,16 @@ async def test_a_callback_not_reached_is_tried_again_in_its_place_then_given_up(
         for task in getattr(desk, "_tasks", ()):
             task.cancel()
     await again.close()
+
+
+async def test_an_agent_made_while_running_in_no_queue_has_its_state_in_the_figures(db: Database) -> None:
+    """A supervisor in no queue, made after the start: its /agent page learns its state from the
+    snapshot (it showed nothing, and Ready seemed to do nothing)."""
+    clock = Clock()
+    acd, _, _ = await started(db, clock)
+    await AcdRepository(db).put_agent(AgentDef(id="boss", name="Boss", endpoint="boss-browser", supervisor=True))
+    await acd.reload()
+    assert acd.stats.agents(clock())["boss"]["state"] == "logged_out"
+    acd.agent_event("boss", "login")
+    assert acd.stats.agents(clock())["boss"]["state"] == "available"
+    await acd.close()

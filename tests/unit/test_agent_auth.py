@@ -116,7 +116,7 @@ async def test_an_agent_signs_in_and_its_token_opens_its_own_routes_only(client:
     signed = await client.post("/api/agent/login", json={"agent": "ana", "password": "right horse"})
     assert signed.status == 200
     body = await signed.json()
-    assert body["agent"]["endpoint"] == "ana-browser"
+    assert body["agent"]["endpoint"] == "ana-browser" and body["agent"]["supervisor"] is False
     assert body["sip"] == {"websocket": "ws://127.0.0.1:8088/ws", "domain": "127.0.0.1", "user": "ana-browser"}
     mine = {"Authorization": f"Bearer {body['token']}"}
     assert (await client.get("/api/agents/ana", headers=mine)).status == 200

@@ -209,7 +209,8 @@ async function signIn(event) {
   show('ready');
   follow();
   loadChats();
-  state.supervisor = await mountSupervisor(api, $('supervise'));  // null: not a supervisor
+  // Only a supervisor asks for the list (anyone else would get a 403 in the console).
+  state.supervisor = body.agent.supervisor ? await mountSupervisor(api, $('supervise')) : null;
 }
 
 async function act(action, body) {
