@@ -87,7 +87,8 @@ def show_queue(queue: QueueDef) -> None:
     announce = "never" if not queue.announce.every else f"every {queue.announce.every}s"
     click.echo(f"{queue.name}: {queue.strategy}, {'+'.join(queue.channels)}, ring {queue.ring_timeout}s, "
                f"wrap-up {queue.wrapup_seconds}s, max wait {queue.max_wait or '-'}s, SLA {queue.sla_seconds}s, "
-               f"hold {queue.hold}, no agents: {queue.no_agents}, announce {announce}")
+               f"hold {queue.hold}, video hold {queue.video_hold or '-'}, no agents: {queue.no_agents}, "
+               f"announce {announce}, record {'yes' if queue.record else 'no'}")
 
 
 @click.group()

@@ -10,7 +10,7 @@ import click
 
 from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
 from ivrpowers.cli.errors import Invalid, NotFound
-from ivrpowers.media.call_recordings import CallRecordings, recordings_root
+from ivrpowers.media.call_recordings import VIDEO_NAME, CallRecordings, recordings_root
 from ivrpowers.store.cdrs import MAX_LIMIT, AmbiguousCall, CdrRepository, NoSuchCall, PrefixTooShort
 from ivrpowers.store.db import Database
 
@@ -67,6 +67,8 @@ def get(ctx: click.Context, name: str, output: str) -> None:
     async def fetch() -> bytes:
         if local is not None:
             return await asyncio.to_thread(local.read_bytes)
+        if VIDEO_NAME.match(name):  # ours by its name, but not here
+            raise NotFound(f"this controller has no video recording {name!r}", "see `ivrpowers recording list`")
         async with AriRest(settings.ari_base_url, settings.ari_user, settings.ari_secret, settings.ari_app) as ari:
             try:
                 return await ari.stored_recording_file(name)

@@ -13,8 +13,6 @@ from ivrpowers.cli.common import emit_json, json_option, settings_from
 from ivrpowers.cli.errors import Invalid, NotFound
 from ivrpowers.config import Settings
 
-MIN_PREFIX = 8
-
 
 class _Supervise(click.Group):
     """`supervise CALL ...` is `supervise start CALL ...`: the other words are subcommands."""
@@ -34,7 +32,9 @@ def _line(conversation: dict[str, Any]) -> str:
 
 
 def _call_id(settings: Settings, given: str) -> str:
-    """The full id of a conversation going on now, from its id or the start of it."""
+    """The full id of a conversation going on now, from its id or the start of it (as `cdr show`)."""
+    from ivrpowers.store.cdrs import MIN_PREFIX  # lazily: SQLAlchemy is not every command's to load
+
     if len(given) < MIN_PREFIX:
         raise Invalid(f"give at least {MIN_PREFIX} characters of the call id (`ivrpowers supervise list`)")
     found = [c["call_id"] for c in controller_api.call(settings, "GET", "/api/supervision")
@@ -42,7 +42,7 @@ def _call_id(settings: Settings, given: str) -> str:
     if not found:
         raise NotFound(f"no conversation with an agent has an id starting {given!r}", "see `ivrpowers supervise list`")
     if len(found) > 1:
-        raise Invalid(f"{given!r} is the start of {len(found)} calls' ids: give more of it")
+        raise Invalid(f"{given!r} is the start of {len(found)} calls' ids (did you mean {' or '.join(found)}?)")
     return str(found[0])
 
 

@@ -367,7 +367,10 @@ class _FakeTicket:
 
     async def update(self) -> QueueUpdate:
         if self.updates:
-            return self.updates.popleft()
+            update = self.updates.popleft()
+            if update.kind == "ended" and self.acd.clock is not None:  # the conversation took its time
+                self.acd.clock.advance(timedelta(seconds=float(update.detail.get("talk", 0))))
+            return update
         # `wait`: nothing happens until the simulated clock, moved on by the caller's silences, says so.
         while self.acd.clock is None or self.started is None or \
                 (self.acd.clock.now() - self.started).total_seconds() < self.acd.give_up:

@@ -74,6 +74,14 @@ async def test_answered_the_caller_talks_then_goes_on_at_next() -> None:
     assert call.actions[:2] == [("play", ["sound:pls-hold-while-try"], False), ("hold", "moh:default")]
 
 
+async def test_the_wait_is_until_the_answer_not_the_talk() -> None:
+    clock = FakeClock(T0)
+    _, journal, _ = await run(flow(), FakeAcd("answered", agent="ana", clock=clock), clock=clock)
+    answered, done = journal.of_type("queue_answered")[0].detail, journal.of_type("queue_agent_done")[0].detail
+    assert done["talk"] == 60 and done["wait"] == answered["wait"] < 60, (answered, done)
+    assert clock.now() >= T0 + timedelta(seconds=60)  # the talk took its time on the clock
+
+
 async def test_no_agent_logged_in_takes_on_no_agents() -> None:
     _, journal, call = await run(flow(), FakeAcd("no_agents"))
     assert path(journal) == ["ask", "q", "voicemail"]

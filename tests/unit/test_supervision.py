@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivrpowers.acd.definitions import AgentDef
 from ivrpowers.acd.supervision import Plan, SupervisionError, may_supervise, plan
 from ivrpowers.calls.supervision import Conversation, Watch
+from ivrpowers.config import Settings
 from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.store.db import Database
 from ivrpowers.web.agent_auth import SignedTokens, agent_may
@@ -175,3 +176,19 @@ async def test_a_watch_is_stopped_by_its_supervisor_or_the_api_and_not_by_anothe
     with pytest.raises(SupervisionError) as unknown:
         await supervision.stop("another", "api")
     assert unknown.value.status == 404
+
+
+def test_the_cli_names_a_conversation_by_4_characters_of_its_call_id_or_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ivrpowers.cli import controller_api, supervise
+    from ivrpowers.cli.errors import Invalid, NotFound
+
+    going_on = [{"call_id": "ab12cd34-0000"}, {"call_id": "ab12ef56-0000"}]
+    monkeypatch.setattr(controller_api, "call", lambda settings, method, path: going_on)
+    settings = Settings()
+    assert supervise._call_id(settings, "ab12c") == "ab12cd34-0000"  # as `cdr show` takes it
+    with pytest.raises(Invalid, match="at least 4 characters"):
+        supervise._call_id(settings, "ab1")
+    with pytest.raises(Invalid, match="did you mean ab12cd34-0000 or ab12ef56-0000"):
+        supervise._call_id(settings, "ab12")
+    with pytest.raises(NotFound):
+        supervise._call_id(settings, "ffff")

@@ -69,12 +69,15 @@ class _Waiting:
                  request: QueueRequest) -> None:
         self.run, self.node_id, self.node, self.ticket, self.joined = run, node_id, node, ticket, joined
         self.request, self.queue = request, request.queue
+        self.answered_after: float | None = None  # the wait, once an agent answered (talk is not waiting)
         self.announce = node.announce or QueueAnnounce.model_validate(ticket.announce)
         self.next_announce = self.waited() + self.announce.every if self.announce.every else None
         self.digits = {d for d in (node.leave_digit, node.callback_digit) if d is not None}
         self.connected = False  # with an agent: no digits, no announcements, only the ACD
 
     def waited(self) -> float:
+        if self.answered_after is not None:
+            return self.answered_after
         return round((self.run.now() - self.joined).total_seconds(), 3)
 
     async def record(self, type: str, **detail: Any) -> None:
@@ -156,7 +159,7 @@ class _Waiting:
             await self.record("queue_refused", to=queue, reason=exc.reason)
             return self.node.on_no_agents if exc.reason == "no_agents" else self.node.next
         self.ticket, self.request, self.queue, self.connected = ticket, request, queue, False
-        self.joined = self.run.now()
+        self.joined, self.answered_after = self.run.now(), None
         self.run.state.partial = {"joined_at": self.joined.isoformat(), "queue": queue}
         await self.run.record("queue_joined", self.node_id, {"queue": queue, "priority": request.priority,
                                                             "skills": dict(request.skills), "resumed": False,
@@ -211,6 +214,7 @@ class _Waiting:
             await self.record("queue_ringing", agent=update.agent)
         elif update.kind == "connected":
             self.connected = True
+            self.answered_after = self.waited()
             await self.record("queue_answered", agent=update.agent)
         elif update.kind == "ended":
             await self.record("queue_agent_done", agent=update.agent, **dict(update.detail))
