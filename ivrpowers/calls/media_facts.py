@@ -98,9 +98,13 @@ def parse_quality(value: str) -> dict[str, Any] | None:
                 fields[key] = float(number)
     if "rxcount" not in fields or "txcount" not in fields:
         return None
+    tx_packets, tx_lost = int(fields["txcount"]), _wrapped(int(fields.get("rlp", 0)))
     return {
-        "rx_packets": int(fields["rxcount"]), "tx_packets": int(fields["txcount"]),
-        "rx_lost": _wrapped(int(fields.get("lp", 0))), "tx_lost": _wrapped(int(fields.get("rlp", 0))),
+        "rx_packets": int(fields["rxcount"]), "tx_packets": tx_packets,
+        "rx_lost": _wrapped(int(fields.get("lp", 0))),
+        # More lost than sent: the far end's reports were about another stream's packets (an agent's
+        # leg in an SFU bridge gets the other side's picture on a stream these counts do not cover).
+        "tx_lost": tx_lost if tx_lost <= tx_packets else None,
         # 0 until the far end has answered one of Asterisk's reports: unknown, not instantaneous.
         "rtt_ms": round(fields["rtt"] * 1000, 3) if fields.get("rtt") else None,
     }

@@ -67,8 +67,13 @@ def test_a_video_stream_has_no_rtt_before_the_far_end_answered_a_report() -> Non
 
 
 def test_a_lost_count_gone_negative_reads_as_none_lost() -> None:
-    figures = parse_quality("rxcount=10;txcount=3;lp=4294967295;rlp=7")
+    figures = parse_quality("rxcount=10;txcount=30;lp=4294967295;rlp=7")
     assert figures is not None and (figures["rx_lost"], figures["tx_lost"]) == (0, 7)
+
+
+def test_more_lost_than_sent_is_not_a_figure() -> None:
+    figures = parse_quality("rxcount=700;txcount=19;lp=0;rlp=25")
+    assert figures is not None and figures["tx_lost"] is None and figures["tx_packets"] == 19
 
 
 @pytest.mark.parametrize("value", ["", "garbage", "ssrc=1;lp=0", "rxcount=x;txcount=1"])
