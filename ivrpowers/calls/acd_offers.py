@@ -209,9 +209,15 @@ class Offers:
         if leg is not None and caller_hung_up:
             with contextlib.suppress(AriError):
                 await leg.hangup()
-        if bridge_id is not None or session.bridge_id is not None:
+        if (bridge := bridge_id or session.bridge_id) is not None:
+            if not caller_hung_up:
+                # Out of the bridge before the flow goes on: removeChannel answers once the channel
+                # has left (a destroyed bridge ejects it later, and a prompt asked for meanwhile was
+                # seen lost, the caller left in silence).
+                with contextlib.suppress(AriError):
+                    await self.ctx.client.remove_from_bridge(bridge, session.channel_id)
             with contextlib.suppress(AriError):  # the caller leaves it for the rest of the flow
-                await self.ctx.client.destroy_bridge(bridge_id or session.bridge_id or "")
+                await self.ctx.client.destroy_bridge(bridge)
         # end() made the service forget the ticket: the caller's queue node hears from it directly.
         detail: dict[str, Any] = {"caller_hung_up": caller_hung_up, "talk": talk}
         conversation = self.talking.get(agent_id)
