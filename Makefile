@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 IVR    := $(VENV)/bin/ivrpowers
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test check unit integration integration-acd integration-calls e2e unit-then-e2e web-assets deps venv asterisk bench bench-calls bench-video clean
+.PHONY: run test check unit unit-quick unit-slow acd-then-slow-unit integration integration-acd integration-calls e2e unit-then-e2e web-assets deps venv asterisk bench bench-calls bench-video clean
 
 run: deps venv asterisk web-assets
 	$(IVR) run --start-asterisk --demo
@@ -15,13 +15,27 @@ run: deps venv asterisk web-assets
 # network namespace of their own): the integration tests mostly wait on Asterisk and SIPp, the unit
 # tests mostly compute. Each one's output comes whole when it ends.
 test: check deps venv asterisk web-assets
-	$(MAKE) --no-print-directory -j3 -Otarget unit-then-e2e integration-acd integration-calls
+	$(MAKE) --no-print-directory -j3 -Otarget unit-then-e2e acd-then-slow-unit integration-calls
 
 # The browser tests after the unit tests, not beside them: chromium encoding and decoding video on
 # top of the unit tests starved the integration halves' timers on a 2-core machine. A unit failure
 # still lets the browser tests run (and fails the target).
 unit-then-e2e: venv web-assets
-	@$(MAKE) --no-print-directory unit; unit=$$?; $(MAKE) --no-print-directory e2e && exit $$unit
+	@$(MAKE) --no-print-directory unit-quick; unit=$$?; $(MAKE) --no-print-directory e2e && exit $$unit
+
+# The slowest unit tests (property-based and fuzzing: a minute and a half of computing) run after
+# the ACD half of the integration tests, which ends minutes before the unit and browser tests do:
+# `make test` ends that much sooner. `make unit` runs them all.
+UNIT_SLOW := tests/unit/acd/test_properties.py tests/unit/test_api_fuzz.py tests/unit/acd/test_free.py
+
+unit-quick: venv web-assets
+	$(PY) -m pytest -ra -p no:cacheprovider tests/unit $(addprefix --ignore=,$(UNIT_SLOW))
+
+unit-slow: venv web-assets
+	$(PY) -m pytest -ra -p no:cacheprovider $(UNIT_SLOW)
+
+acd-then-slow-unit: deps venv asterisk web-assets
+	@$(MAKE) --no-print-directory integration-acd; acd=$$?; $(MAKE) --no-print-directory unit-slow && exit $$acd
 
 # Lint and strict type check: cheap, so they run before the tests and fail fast.
 check: venv
