@@ -463,7 +463,7 @@ nodes:
     type: menu
     prompt: @PROMPT@
     options: {"1": @TARGET@}
-    timeout: 15
+    timeout: 30
     retries: 0
     on_timeout: hangup
     on_invalid: hangup
@@ -499,8 +499,10 @@ async def test_a_publish_mid_call_leaves_the_running_call_on_its_version(
     first, second = caller(controller, 6), caller(controller, 10)
     v1 = install(controller, tmp_path, "itest-lang-live", live_flow("itest-lang-live", V1), dialed)
     controller.ivrpowers("route", "set", other, "itest-lang-live")  # not dialed before the publish
+    # The first caller waits in v1's menu (30 s) while v2 is published and a second call runs whole:
+    # 20 s, as a publish and a call took over 9 s on a loaded machine.
     running = asyncio.create_task(place(asterisk, SippCall(
-        dialed, first, steps=[Pause(9.0), Dtmf("1"), ExpectHangup(15)])))
+        dialed, first, steps=[Pause(20.0), Dtmf("1"), ExpectHangup(15)]), timeout=50))
     await controller.wait_event(first, "node_entered", "menu")
     v2 = await asyncio.to_thread(install, controller, tmp_path, "itest-lang-live", live_flow("itest-lang-live", V2))
     assert v2["version"] == v1["version"] + 1
