@@ -18,14 +18,15 @@ SIPP = "/usr/bin/sipp"
 CALL_SECONDS = 10.0  # what a call lasts: prompt, digit, marker, hangup
 BYE_TIMEOUT_MS = 30_000
 
-_INVITE = """\
+CALLER = "5550000"  # the SIP user in From (`{caller}` in the templates, which the video bench shares)
+INVITE = """\
 INVITE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:5550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:{number}@[remote_ip]:[remote_port]>
 Call-ID: [call_id]
 CSeq: 1 INVITE
-Contact: <sip:5550000@[local_ip]:[local_port]>
+Contact: <sip:{caller}@[local_ip]:[local_port]>
 Max-Forwards: 70
 Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, NOTIFY
 Content-Type: application/sdp
@@ -44,14 +45,14 @@ a=ptime:20
 a=sendrecv
 """
 
-_IN_DIALOG = """\
+IN_DIALOG = """\
 {method} [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:5550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
 CSeq: {cseq} {method}
-Contact: <sip:5550000@[local_ip]:[local_port]>
+Contact: <sip:{caller}@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
 """
@@ -68,7 +69,7 @@ Content-Length: 0
 """
 
 
-def _cdata(text: str) -> str:
+def cdata(text: str) -> str:
     return "<![CDATA[\n" + text + "\n]]>"
 
 
@@ -81,17 +82,17 @@ def scenario(number: str, pcap: Path) -> str:
     return "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<scenario name="ivrpowers call-load bench">',
-        f'  <send retrans="500">{_cdata(_INVITE.format(number=number))}</send>',
+        f'  <send retrans="500">{cdata(INVITE.format(number=number, caller=CALLER))}</send>',
         '  <recv response="100" optional="true"/>',
         '  <recv response="180" optional="true"/>',
         '  <recv response="183" optional="true"/>',
         '  <recv response="200" rrs="true"/>',
-        f"  <send>{_cdata(_IN_DIALOG.format(method='ACK', cseq=1, number=number))}</send>",
+        f"  <send>{cdata(IN_DIALOG.format(method='ACK', cseq=1, number=number, caller=CALLER))}</send>",
         f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>',
         f'  <recv request="BYE" timeout="{BYE_TIMEOUT_MS}" ontimeout="nobye"/>',
-        f'  <send next="end">{_cdata(_OK)}</send>',
+        f'  <send next="end">{cdata(_OK)}</send>',
         '  <label id="nobye"/>',
-        f'  <send retrans="500">{_cdata(_IN_DIALOG.format(method="BYE", cseq=2, number=number))}</send>',
+        f'  <send retrans="500">{cdata(IN_DIALOG.format(method="BYE", cseq=2, number=number, caller=CALLER))}</send>',
         f'  <recv response="200">{fail}</recv>',
         '  <label id="end"/>',
         "</scenario>",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from bench.load import BYE_TIMEOUT_MS, LoadPoint, SippOutcome, run_load
+from bench.load import BYE_TIMEOUT_MS, IN_DIALOG, INVITE, LoadPoint, SippOutcome, cdata, run_load
 from bench.media import ALAW_SILENCE, CALLER_AUDIO_SECONDS, DIGIT, DIGIT_AT
 from ivrpowers.media.records import decode_records
 
@@ -26,32 +26,6 @@ RTPMAP = {
     "h264": "a=rtpmap:97 H264/90000\na=fmtp:97 profile-level-id=42e01f;packetization-mode=1",
 }
 VIDEO_CLOCK = 90_000
-
-_INVITE = """\
-INVITE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{number}@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:{caller}@[local_ip]:[local_port]>
-Max-Forwards: 70
-Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, NOTIFY
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 1 1 IN IP4 [media_ip]
-s=bench
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8 101
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-16
-a=ptime:20
-a=sendrecv
-"""
 
 _VIDEO_SDP = """\
 m=video [media_port+2] RTP/AVP {pt}
@@ -75,18 +49,6 @@ Signal={digit}
 Duration=120
 """
 
-_IN_DIALOG = """\
-{method} [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: {cseq} {method}
-Contact: <sip:{caller}@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-"""
-
 _OK = """\
 SIP/2.0 200 OK
 [last_Via:]
@@ -99,14 +61,10 @@ Content-Length: 0
 """
 
 
-def _cdata(text: str) -> str:
-    return "<![CDATA[\n" + text + "\n]]>"
-
-
 def scenario(number: str, caller: str, silence: Path, video: tuple[str, Path | None] | None) -> str:
     """The SIPp scenario of `caller` (the SIP user in From). `silence`: a raw A-law file streamed in a
     loop; `video`: (codec, camera pcap or None: no picture sent) for a video caller, None for voice."""
-    invite = _INVITE.format(number=number, caller=caller)
+    invite = INVITE.format(number=number, caller=caller)
     media = [f'<exec rtp_stream="{silence},-1,8"/>']
     if video is not None:
         codec, camera = video
@@ -120,20 +78,20 @@ def scenario(number: str, caller: str, silence: Path, video: tuple[str, Path | N
     return "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<scenario name="ivrpowers video bench caller">',
-        f'  <send retrans="500">{_cdata(invite)}</send>',
+        f'  <send retrans="500">{cdata(invite)}</send>',
         '  <recv response="100" optional="true"/>',
         '  <recv response="180" optional="true"/>',
         '  <recv response="183" optional="true"/>',
         '  <recv response="200" rrs="true"/>',
-        f"  <send>{_cdata(_IN_DIALOG.format(method='ACK', cseq=1, **in_dialog))}</send>",
+        f"  <send>{cdata(IN_DIALOG.format(method='ACK', cseq=1, **in_dialog))}</send>",
         f"  <nop><action>{''.join(media)}</action></nop>",
         f'  <pause milliseconds="{round(DIGIT_AT * 1000)}"/>',
-        f'  <send retrans="500">{_cdata(_INFO.format(digit=DIGIT, **in_dialog))}</send>',
+        f'  <send retrans="500">{cdata(_INFO.format(digit=DIGIT, **in_dialog))}</send>',
         '  <recv response="200"/>',
         f'  <recv request="BYE" timeout="{BYE_TIMEOUT_MS}" ontimeout="nobye"/>',
-        f'  <send next="end">{_cdata(_OK.format(caller=caller))}</send>',
+        f'  <send next="end">{cdata(_OK.format(caller=caller))}</send>',
         '  <label id="nobye"/>',
-        f'  <send retrans="500">{_cdata(_IN_DIALOG.format(method="BYE", cseq=3, **in_dialog))}</send>',
+        f'  <send retrans="500">{cdata(IN_DIALOG.format(method="BYE", cseq=3, **in_dialog))}</send>',
         f'  <recv response="200">{fail}</recv>',
         '  <label id="end"/>',
         "</scenario>",
