@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import bisect
 import re
-import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
+from bench.ari_wire import AriMessage, read_ari, request_line
+from bench.capture import udp_packets
 
-from bench.capture import ip_packets, udp_packets
+__all__ = ["AriMessage", "Cycle", "attach_ari", "read_ari", "read_cycles"]
 
 _CALL_ID = re.compile(r"^(?:Call-ID|i)\s*:\s*(\S+)", re.M | re.I)
 _CSEQ = re.compile(r"^CSeq\s*:\s*\d+\s+(\w+)", re.M | re.I)
@@ -85,115 +83,13 @@ def read_cycles(path: Path, sip_port: int, phone_port: int) -> list[Cycle]:
     out = sorted(cycles.values(), key=lambda c: c.bye)
     for cycle in out:
         cycle.invite = next((t for t in offers if t > cycle.bye), None)
-        up = sum(1 for leg in callers.values()
-                 if leg.answered is not None and leg.answered < cycle.bye and (leg.ended or 1e18) > cycle.bye)
+        up = sum(
+            1
+            for leg in callers.values()
+            if leg.answered is not None and leg.answered < cycle.bye and (leg.ended or 1e18) > cycle.bye
+        )
         cycle.waiting = max(0, up - 1)  # one of them is the caller this agent just talked to
     return out
-
-
-# -- ARI on the wire -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AriMessage:
-    when: float  # the packet that completed it
-    to_asterisk: bool
-    body: dict[str, Any]  # a websocket text frame's JSON, or {"http": start line} for plain HTTP
-
-
-def tcp_segments(path: Path) -> Iterator[tuple[float, int, int, bytes]]:
-    """(kernel timestamp, source port, destination port, payload) of each IPv4 TCP segment with data."""
-    for when, sport, dport, data, ip, end in ip_packets(path, 6):
-        total = struct.unpack_from("!H", data, ip + 2)[0]
-        tcp = ip + (data[ip] & 0x0F) * 4
-        payload = data[tcp + (data[tcp + 12] >> 4) * 4 : min(end, ip + total)]
-        if payload:
-            yield when, sport, dport, payload
-
-
-class _Stream:
-    """One direction of one TCP connection: HTTP until an upgrade, websocket frames after it."""
-
-    def __init__(self, first: bytes) -> None:
-        self.buf = b""
-        self.websocket = not re.match(rb"(GET|POST|PUT|DELETE|HTTP/1\.[01]) ", first)
-
-    def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
-        self.buf += data
-        while self.buf:
-            message = self._websocket_frame() if self.websocket else self._http_message()
-            if message is None:
-                return
-            if message:
-                yield message
-
-    def _http_message(self) -> dict[str, Any] | None:
-        head_end = self.buf.find(b"\r\n\r\n")
-        if head_end < 0:
-            return None
-        head = self.buf[:head_end].decode("latin-1")
-        length = re.search(r"^Content-Length:\s*(\d+)", head, re.M | re.I)
-        size = head_end + 4 + (int(length.group(1)) if length else 0)
-        if len(self.buf) < size:
-            return None
-        self.buf = self.buf[size:]
-        start = head.partition("\r\n")[0]
-        if start.startswith("HTTP/1.1 101") or re.search(r"^Upgrade:\s*websocket", head, re.M | re.I):
-            self.websocket = True
-        return {"http": start}
-
-    def _websocket_frame(self) -> dict[str, Any] | None:
-        buf = self.buf
-        if len(buf) < 2:
-            return None
-        opcode, masked, size, at = buf[0] & 0x0F, buf[1] & 0x80, buf[1] & 0x7F, 2
-        if buf[0] & 0x70 or opcode not in (0, 1, 2, 8, 9, 10):
-            self.buf = b""  # joined mid-frame (the capture started late): wait for a fresh segment
-            return {}
-        if size == 126:
-            if len(buf) < 4:
-                return None
-            size, at = struct.unpack_from("!H", buf, 2)[0], 4
-        elif size == 127:
-            if len(buf) < 10:
-                return None
-            size, at = struct.unpack_from("!Q", buf, 2)[0], 10
-        key = buf[at : at + 4] if masked else b""
-        at += 4 if masked else 0
-        if len(buf) < at + size:
-            return None
-        payload, self.buf = buf[at : at + size], buf[at + size :]
-        if masked:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        if opcode != 1:
-            return {}
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return {}
-        return body if isinstance(body, dict) else {}
-
-
-def read_ari(path: Path, ari_port: int) -> list[AriMessage]:
-    streams: dict[tuple[int, int], _Stream] = {}
-    out: list[AriMessage] = []
-    for when, sport, dport, payload in tcp_segments(path):
-        stream = streams.get((sport, dport))
-        if stream is None:
-            stream = streams[(sport, dport)] = _Stream(payload)
-        for body in stream.feed(payload):
-            out.append(AriMessage(when, dport == ari_port, body))
-    return out
-
-
-def _request(body: dict[str, Any]) -> str | None:
-    """The "METHOD uri" of a request to Asterisk (over a websocket or HTTP), else None."""
-    if body.get("type") == "RESTRequest":
-        return f"{body.get('method')} {body.get('uri')}"
-    http = body.get("http")
-    if isinstance(http, str) and not http.startswith("HTTP/"):
-        return " ".join(http.split()[:2]).replace("/ari/", "", 1).split("?")[0]
-    return None
 
 
 def attach_ari(cycles: list[Cycle], messages: list[AriMessage]) -> None:
@@ -217,7 +113,7 @@ def attach_ari(cycles: list[Cycle], messages: list[AriMessage]) -> None:
                 elif kind == "RESTResponse" and (attr := answers.pop(str(body.get("request_id")), None)):
                     setattr(cycle, attr, message.when)
                 continue
-            request = _request(body)
+            request = request_line(body)
             if request is None or message.when > cycle.invite:
                 continue
             cycle.requests.append((message.when, request))

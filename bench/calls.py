@@ -5,7 +5,8 @@ Asterisk, interleaved A B C, A B C, ...: A the native dialplan, B a minimal raw 
 ARI controller), C ivrpowers running bench/flow.yaml with CDRs and timeline written. Measured on the
 wire from a loopback capture with kernel timestamps (one clock for everything):
 
-- setup: INVITE -> 200 OK;
+- setup: INVITE -> 200 OK; for the ARI apps, also step by step from a capture of the ARI port:
+  INVITE -> StasisStart (Asterisk), StasisStart -> the answer request (the app), the request -> 200 OK;
 - answer_to_audio: 200 OK -> the IVR's first RTP packet;
 - dtmf: the caller's first RFC 4733 End packet -> the first RTP packet of the marker prompt;
 - CPU ms per call: utime+stime of Asterisk (minus its idle burn) and of the target's app process and its children;
@@ -13,7 +14,8 @@ wire from a loopback capture with kernel timestamps (one clock for everything):
 
 Percentiles are over the calls placed at steady concurrency (placed after the first call's 10 s and
 ending before the last placements stop); medians over repetitions (and each app's least CPU per call,
-with the median steal time). Compare figures within one run only.
+with the median steal time), and C minus B within each repetition, which the machine's mood moves
+less than either. Compare figures within one run only.
 Results: bench-results/calls.json (or --out) and a table on stdout.
 """
 
@@ -35,9 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import capture, load, targets
+from bench import ari_wire, capture, load, targets
 from bench.media import write_caller_pcap
-from bench.report import TARGETS, ms, summarize, table
+from bench.report import TARGETS, ms, paired, paired_table, steps_table, summarize, table
 
 
 def measure_point(
@@ -56,6 +58,8 @@ def measure_point(
     try:
         rtp_cap = capture.rtp_capture(work / "rtp.pcap", s.rtp_start, s.rtp_end)
         caps.append(rtp_cap)
+        if target != "A":  # the ARI apps: their events and requests split the setup into its steps
+            caps.append(capture.Capture(work / "ari.pcap", f"tcp port {s.http_port}", 65535))
         app_pid = bench.app_pid(target)
         t0 = time.monotonic()
         ast0 = targets.cpu_seconds(bench.asterisk_pid)
@@ -74,10 +78,12 @@ def measure_point(
         elapsed = time.monotonic() - t0
     finally:
         counts = capture.stop_all(caps)
-    captured = {"sip": counts[0], "rtp": counts[1]}
+    captured = {"sip": counts[0], "rtp": counts[1]} | ({"ari": counts[2]} if len(counts) > 2 else {})
 
     calls = capture.read_sip(sip_cap.path, s.sip_port)
     capture.attach_rtp(calls, rtp_cap.path)
+    if target != "A":
+        ari_wire.attach_setup(calls, ari_wire.read_ari(work / "ari.pcap", s.http_port))
     reasons: dict[str, int] = {}
     for call in calls:
         if (why := call.failure()) is not None:
@@ -102,6 +108,7 @@ def measure_point(
         "steady_calls": len(steady), "measured_calls": len(good), "failed": failed, "failure_reasons": reasons,
         "sipp": {"returncode": outcome.returncode, "successful": outcome.successful, "failed": outcome.failed},
         "setup_ms": ms(setup), "answer_to_audio_ms": ms(audio), "dtmf_ms": ms(dtmf),
+        "setup_steps_ms": ari_wire.setup_steps(good) if target != "A" else None,
         "cpu_ms_per_call": {
             "asterisk": round(ast_cpu * 1000 / point.calls, 2),
             "app": round((app1 - app0) * 1000 / point.calls, 2) if app_pid else None,
@@ -234,8 +241,15 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     result["rep"] = rep
                     runs.append(result)
+                    steps = result["setup_steps_ms"]
+                    split = (
+                        f" (to app {steps['to_app']['p50']}, in app {steps['in_app']['p50']}, answer "
+                        f"{steps['answer']['p50']})"
+                        if steps
+                        else ""
+                    )
                     print(
-                        f"  setup p50 {result['setup_ms']['p50']} ms, dtmf p50 {result['dtmf_ms']['p50']} ms, "
+                        f"  setup p50 {result['setup_ms']['p50']} ms{split}, dtmf p50 {result['dtmf_ms']['p50']} ms, "
                         f"failed {result['failed']}; machine busy {result['machine']['busy_pct']} %, steal "
                         f"{result['machine']['steal_pct']} %",
                         file=sys.stderr,
@@ -246,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     summary = summarize(runs)
+    against_b = paired(runs) if {"B", "C"} <= set(args.target_list) else []
     # The warm-up call is a CDR too.
     placed_c = sum(r["calls"] for r in runs if r["target"] == "C") + ("C" in args.target_list)
     report = {
@@ -259,11 +274,16 @@ def main(argv: list[str] | None = None) -> None:
         "ivrpowers_cdrs": {"placed": placed_c, **(cdrs or {})},
         "total_seconds": round(time.monotonic() - started, 1),
         "summary": summary,
+        "paired": against_b,
         "runs": runs,
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(summary, args.target_list))
+    if steps := steps_table(summary, args.target_list):
+        print("\nThe ARI apps' setup, step by step (ms, from the capture of the ARI port):\n" + steps)
+    if against_b:
+        print("\nC minus B within each repetition (ms; median, then each repetition's):\n" + paired_table(against_b))
     print(
         f"\n{', '.join(f'{t} {n}' for t, n in TARGETS.items() if t in args.target_list)}; ms, medians of "
         f"{args.reps} repetition(s); CDRs written by ivrpowers: {cdrs} for {placed_c} calls placed; "

@@ -135,6 +135,9 @@ class CallTrace:
     digit_end: float | None = None
     marker: float | None = None
     ivr_bye: float | None = None
+    # An ARI app's call (bench.ari_wire.attach_setup): its StasisStart and its answer request.
+    stasis_start: float | None = None
+    answer_request: float | None = None
     reasons: list[str] = field(default_factory=list)
 
     @property

@@ -44,6 +44,12 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for metric in ("setup_ms", "answer_to_audio_ms", "dtmf_ms"):
             row[metric] = {q: med((metric, q)) for q in ("p50", "p99")}
         row["cpu_ms_per_call"] = {w: med(("cpu_ms_per_call", w)) for w in ("asterisk", "app")}
+        steps = [r["setup_steps_ms"] for r in reps if r.get("setup_steps_ms")]
+        if steps:
+            row["setup_steps_ms"] = {
+                step: {q: _median([s[step][q] for s in steps]) for q in ("p50", "p99")}
+                for step in ("to_app", "in_app", "answer")
+            }
         # Steal (the hypervisor running others) inflates CPU figures by a few ms a call on a shared
         # host: the least of the repetitions is the one closest to the code's own cost.
         apps = [r["cpu_ms_per_call"]["app"] for r in reps if r["cpu_ms_per_call"]["app"] is not None]
@@ -52,6 +58,79 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["steal_pct"] = round(statistics.median(steals), 1) if steals else None
         out.append(row)
     return out
+
+
+# The figures the targets are set on, compared within each repetition (`paired`).
+PAIRED = {
+    "setup p50": ("setup_ms", "p50"),
+    "setup p99": ("setup_ms", "p99"),
+    "dtmf p50": ("dtmf_ms", "p50"),
+    "dtmf p99": ("dtmf_ms", "p99"),
+    "answer_to_audio p50": ("answer_to_audio_ms", "p50"),
+}
+
+
+def paired(runs: list[dict[str, Any]], base: str = "B", other: str = "C") -> list[dict[str, Any]]:
+    """Per load: `other` minus `base` in each repetition (the two ran back to back, so the machine's
+    mood, which moves a target's own figures by more than the difference, mostly cancels), and their
+    median."""
+    out = []
+    for concurrency in sorted({r["concurrency"] for r in runs}):
+        by = {(r["target"], r["rep"]): r for r in runs if r["concurrency"] == concurrency}
+        reps = sorted({rep for target, rep in by if (base, rep) in by and (other, rep) in by})
+        if not reps:
+            continue
+        row: dict[str, Any] = {"concurrency": concurrency, "minus": f"{other} - {base}", "repetitions": len(reps)}
+        for name, (metric, q) in PAIRED.items():
+            diffs = [
+                round(b - a, 3)
+                for rep in reps
+                if (a := by[(base, rep)][metric][q]) is not None and (b := by[(other, rep)][metric][q]) is not None
+            ]
+            row[name] = {"each": diffs, "median": _median(diffs)}
+        out.append(row)
+    return out
+
+
+def paired_table(rows: list[dict[str, Any]]) -> str:
+    """The medians of `paired`, each repetition's difference in brackets."""
+    if not rows:
+        return ""
+    lines = [
+        "| load | " + " | ".join(f"{name}: {rows[0]['minus']}" for name in PAIRED) + " |",
+        "|---|" + "---|" * len(PAIRED),
+    ]
+    for row in rows:
+        cells = [f"{_fmt(row[n]['median'])} ({', '.join(f'{d:+.2f}' for d in row[n]['each'])})" for n in PAIRED]
+        lines.append(f"| {row['concurrency']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def steps_table(summary: list[dict[str, Any]], names: list[str]) -> str:
+    """The ARI apps' setup, step by step (`bench.ari_wire.setup_steps`)."""
+    names = [t for t in names if t != "A"]
+    rows = [r for r in summary if r.get("setup_steps_ms") and r["target"] in names]
+    if not rows:
+        return ""
+    head = " / ".join(names)
+    lines = [
+        f"| load | INVITE -> StasisStart p50 {head} | StasisStart -> answer request p50 {head} | "
+        f"answer request -> 200 OK p50 {head} | StasisStart -> answer request p99 {head} |",
+        "|---|---|---|---|---|",
+    ]
+    for concurrency in sorted({r["concurrency"] for r in rows}):
+        row_of = {r["target"]: r["setup_steps_ms"] for r in rows if r["concurrency"] == concurrency}
+        cells = [
+            " / ".join(_fmt(row_of[t][step][q]) if t in row_of else "-" for t in names)
+            for step, q in (("to_app", "p50"), ("in_app", "p50"), ("answer", "p50"), ("in_app", "p99"))
+        ]
+        lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
 
 
 def table(summary: list[dict[str, Any]], names: list[str]) -> str:
