@@ -31,6 +31,7 @@ import aiohttp
 import orjson
 
 from .dispatch import Dispatcher, E, EventHandler, ResyncHandler, Subscription
+from .eager import run_now
 from .errors import AriError
 from .events import ApplicationReplaced, parse_event
 from .http import Params
@@ -161,10 +162,27 @@ class AriClient(AriRest):
             return await lane.request(method, path, params=params, json=json)
         return await super().request(method, path, params=params, json=json)
 
+    def request_now(self, method: str, path: str) -> asyncio.Future[Any]:
+        """`request`, written to an idle websocket before this returns (its reply awaited in a task),
+        not on a later turn of the loop behind the events and work queued before it: a new call's
+        answer. From the events socket's reader too, since the reply is not awaited there. With no
+        websocket idle, over HTTP in a task (aiohttp's timeouts need a task of their own)."""
+        ws_rest = self._ws_rest
+        if ws_rest.ready and not ws_rest.in_flight:
+            return run_now(ws_rest.request(method, path))
+        if lane := self._lanes.idle():
+            return run_now(lane.request(method, path))
+        return asyncio.ensure_future(super().request(method, path))
+
     @property
     def rest_over_websocket(self) -> bool:
         """True while REST requests go over the events websocket rather than HTTP."""
         return self._ws_rest.ready
+
+    @property
+    def ws_requests_in_flight(self) -> int:
+        """REST requests written to a websocket (the events socket, the lanes), not answered yet."""
+        return self._ws_rest.in_flight + self._lanes.in_flight
 
     @property
     def rest_lanes_ready(self) -> int:

@@ -7,7 +7,9 @@ unless the caller passes a value (a parameter left at None is not sent at all).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from .http import AriHttp, Params
@@ -85,6 +87,15 @@ class AriRest(AriHttp):
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{_seg(channel_id)}/answer")
+
+    def answer_now(self, channel_id: str) -> asyncio.Future[Any]:
+        """`answer`, on the wire before this returns where the transport allows (`request_now`)."""
+        return self.request_now("POST", f"/channels/{_seg(channel_id)}/answer")
+
+    def request_now(self, method: str, path: str) -> asyncio.Future[Any]:
+        """`request` started at once where the transport allows (`AriClient` over a websocket); over
+        HTTP, in a task of its own."""
+        return asyncio.ensure_future(self.request(method, path))
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """Hang up; `reason` is an ARI name: normal, busy, congestion, no_answer, rejected..."""

@@ -48,6 +48,11 @@ class RestLanes:
         """Lanes connected and answering."""
         return sum(lane.ready for lane in self._lanes)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent on the lanes and not answered yet."""
+        return sum(lane.in_flight for lane in self._lanes)
+
     def idle(self) -> WsRequests | None:
         """A connected lane with no request in flight, if any."""
         for lane in self._lanes:

@@ -69,6 +69,7 @@ class AriCall:
         self._caller_name = channel.caller.name if channel.caller else ""
         self._dialed = dialed
         self._answered = channel.state == "Up"
+        self._answering: asyncio.Future[object] | None = None  # sent by `answer_now`, reply not seen yet
         self._on_answer = on_answer
         self.outage_wait = outage_wait
         self.video = video
@@ -109,10 +110,28 @@ class AriCall:
     def dialed(self) -> str:
         return self._dialed
 
+    def answer_now(self) -> None:
+        """Put the answer request on the wire now, from the StasisStart handler: the call's flow
+        starts by answering, and its `answer()` will wait for this request's reply rather than ask
+        again (the caller hears the call answered a turn of the event loop sooner)."""
+        if not self._answered and self._answering is None:
+            self._answering = self.client.answer_now(self.channel_id)
+            # Its failure is `answer()`'s to raise; a flow that never got there leaves it unread.
+            self._answering.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     async def answer(self) -> None:
         if self._answered:
             return
-        await self._request(lambda: self.client.answer(self.channel_id))
+        early, self._answering = self._answering, None
+
+        def send() -> Awaitable[object]:
+            nonlocal early
+            if early is not None:  # sent by `answer_now`; a retry (ARI outage) asks again
+                sent, early = early, None
+                return sent
+            return self.client.answer(self.channel_id)
+
+        await self._request(send)
         self._answered = True
         self._on_answer(datetime.now(UTC))
         if self.browser:

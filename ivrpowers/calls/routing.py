@@ -72,6 +72,18 @@ class Router:
                         dialed, type(exc).__name__, exc)
             return known
 
+    def answers_first(self, dialed: str) -> bool:
+        """Whether a call to `dialed` will run a flow that starts by answering, known without a lookup:
+        `resolve` would give the same flow now (its route fresh enough, the version parsed)."""
+        cached = self._numbers.get(dialed)
+        if cached is None or cached[1] is None or self.ttl <= 0:
+            return False
+        if time.monotonic() - cached[0] >= max(self.max_stale, self.ttl):
+            return False  # `resolve` will look it up again
+        name, version = cached[1]
+        flow = self._parsed.get((name, version)) if version is not None else None
+        return flow is not None and flow.nodes[flow.start].type == "answer"
+
     async def resolve(self, dialed: str) -> tuple[Flow, int]:
         found = await self._published_flow(dialed)
         if found is None:

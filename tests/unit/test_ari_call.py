@@ -34,6 +34,7 @@ class FakeAri:
         self.channel_exists = True
         self.live_playbacks: set[str] = set()
         self.answer_error: Exception | None = None
+        self.early_reply: asyncio.Future[None] | None = None  # the reply to `answer_now`'s request
         self.play_errors: list[Exception] = []
         self.lost_reply = False
         self.is_connected = True
@@ -58,6 +59,12 @@ class FakeAri:
         self.requests.append(("answer", channel_id))
         if self.answer_error:
             raise self.answer_error
+
+    def answer_now(self, channel_id: str) -> asyncio.Future[None]:
+        """Like AriClient's: the request is sent before this returns; its reply comes later."""
+        self.requests.append(("answer", channel_id))
+        self.early_reply = asyncio.get_running_loop().create_future()
+        return self.early_reply
 
     async def play(self, channel_id: str, media: list[str], *, playback_id: str, lang: str | None = None) -> None:
         self.requests.append(("play", channel_id, media, playback_id))
@@ -205,6 +212,43 @@ async def test_answer_once_and_report_when() -> None:
     await call.answer()
     assert [r[0] for r in ari.requests] == ["answer"]
     assert len(answered) == 1 and answered[0] <= datetime.now(UTC)
+
+
+async def test_an_answer_sent_early_is_awaited_not_sent_again() -> None:
+    call, ari, answered = make_call()
+    call.answer_now()
+    call.answer_now()
+    assert [r[0] for r in ari.requests] == ["answer"]  # on its way before the flow asked
+    flow = asyncio.ensure_future(call.answer())
+    await asyncio.sleep(0.01)
+    assert not flow.done() and answered == []  # the flow waits for Asterisk's reply
+    assert ari.early_reply is not None
+    ari.early_reply.set_result(None)
+    await flow
+    assert [r[0] for r in ari.requests] == ["answer"] and len(answered) == 1
+
+
+async def test_an_early_answer_lost_in_an_outage_is_sent_again_once_ari_is_back() -> None:
+    call, ari, answered = make_call()
+    call.answer_now()
+    assert ari.early_reply is not None
+    ari.early_reply.set_exception(AriConnectionError("POST", "/channels/chan-1/answer", "connection lost"))
+    ari.drop()
+    flow = asyncio.ensure_future(call.answer())
+    await asyncio.wait_for(ari.awaited_reconnection.wait(), 5)
+    ari.reconnect()
+    await flow
+    assert [r[0] for r in ari.requests] == ["answer", "answer"] and len(answered) == 1
+
+
+async def test_an_early_answer_to_a_caller_already_gone_is_a_hangup() -> None:
+    call, ari, _ = make_call()
+    call.answer_now()
+    assert ari.early_reply is not None
+    ari.early_reply.set_exception(AriNotFound(404, "POST", "/channels/chan-1/answer", "Channel not found"))
+    with pytest.raises(CallerHungUp):
+        await call.answer()
+    assert call.gone
 
 
 async def test_a_channel_gone_before_answer_is_a_hangup_not_an_error() -> None:

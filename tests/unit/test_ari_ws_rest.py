@@ -92,6 +92,27 @@ async def test_a_request_from_inside_an_event_handler_does_not_wait_for_the_read
     assert channel.state == "Up"
 
 
+async def test_an_answer_started_now_is_on_a_websocket_before_the_handler_returns(
+    asterisk: FakeAsterisk, client: AriClient
+) -> None:
+    await until(lambda: client.rest_over_websocket and client.rest_lanes_ready == 5)
+    in_flight: list[int] = []
+    replies: list[asyncio.Future[object]] = []
+
+    def on_start(event: StasisStart) -> None:  # the reader's own turn: nothing else runs meanwhile
+        replies.append(client.answer_now(event.channel.id))
+        in_flight.append(client.ws_requests_in_flight)
+
+    client.subscribe(StasisStart, on_start)
+    sent = asterisk.ws_received
+    channel = await asterisk.call()
+    await until(lambda: bool(replies))
+    assert in_flight == [1]  # a task would not have sent it yet
+    await replies[0]
+    assert channel.state == "Up" and asterisk.ws_received == sent + 1
+    assert client.ws_requests_in_flight == 0
+
+
 async def test_a_request_never_answered_fails_after_the_request_timeout(asterisk: FakeAsterisk) -> None:
     async with AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.02, request_timeout=0.4) as c:
         c.start()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ivrpowers.ari import AriClient
+from ivrpowers.ari import AriClient, Channel
 from ivrpowers.calls.controller import CallController
 from ivrpowers.calls.identity import call_id_for
 from ivrpowers.calls.liveness import Liveness
@@ -208,6 +208,33 @@ async def test_a_leg_joins_its_interaction_and_a_leg_for_no_interaction_is_hung_
     rec = await ended(db, call_id)
     assert rec.channels == [{"id": caller.id, "role": "inbound"}, {"id": leg.id, "role": "leg"}]
     assert types(rec).count("leg_joined") == 1 and types(rec).count("leg_left") == 1
+    await node.stop()
+
+
+async def test_a_call_whose_known_flow_starts_by_answering_is_answered_as_it_enters(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    node = await start_node()
+    await until(lambda: node.client.rest_over_websocket)
+    args = ["inbound", "dialed=100", "source=trunk"]
+
+    def enters() -> tuple[FakeChannel, int]:
+        """A channel entering the app: the requests on a websocket right after its StasisStart."""
+        fake = FakeChannel(id=f"ast-test-early-{len(asterisk.channels)}", args=args, caller="5551234")
+        asterisk.channels[fake.id] = fake
+        node.controller.start_channel(Channel.model_validate(fake.json()), args, None, recovered=False)
+        return fake, node.client.ws_requests_in_flight
+
+    first, in_flight = enters()
+    assert in_flight == 0  # its number's flow is not known yet: the session looks it up first
+    await playing(asterisk, first)
+    second, in_flight = enters()
+    assert in_flight == 1  # on the wire before the controller's turn ended
+    await playing(asterisk, second)
+    assert asterisk.requests.count(("POST", f"channels/{second.id}/answer")) == 1
+    await asterisk.caller_hangs_up(second)
+    rec = await ended(db, call_id_for("ast-test", second.id))
+    assert rec.answered_at is not None and types(rec).count("answered") == 1
+    await asterisk.caller_hangs_up(first)
     await node.stop()
 
 

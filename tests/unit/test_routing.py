@@ -112,3 +112,25 @@ async def test_a_route_older_than_max_stale_is_looked_up_before_the_call_goes_on
 
     routes.published_flow = down  # type: ignore[method-assign]
     assert (await router.resolve("100"))[0].name == "support"  # an outage keeps the last known route
+
+
+ANSWERING = "name: {name}\nstart: hi\nnodes:\n  hi: {{type: answer, next: bye}}\n  bye: {{type: hangup}}\n"
+
+
+async def test_a_call_is_answered_at_once_only_when_its_known_flow_starts_by_answering(db: Database) -> None:
+    flows, routes = FlowRepository(db), RouteRepository(db)
+    await flows.import_source("sales", ANSWERING.format(name="sales"), publish=True)
+    await flows.import_source("closed", FLOW.format(name="closed"), publish=True)  # hangs up unanswered
+    await routes.set("100", "sales")
+    await routes.set("200", "closed")
+    router = Router(routes, flows, ttl=3600, max_stale=3600)
+    assert not router.answers_first("100")  # not looked up yet: only `resolve` may tell
+    await router.resolve("100")
+    await router.resolve("200")
+    assert router.answers_first("100") and not router.answers_first("200")
+    assert not router.answers_first("999")
+    # Known too long ago: `resolve` will look it up again, and the answer may have changed.
+    router.ttl, router.max_stale = 1e-9, 1e-9
+    assert not router.answers_first("100")
+    router.ttl, router.max_stale = 0, 3600  # every call looks its route up
+    assert not router.answers_first("100")
