@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -77,7 +78,9 @@ class AriCall:
         # trunk or phone call, which never has video here; None: not known (an originated leg).
         self.browser = browser
         self._video_codec: tuple[str | None] | None = None  # read once, when first needed
-        self._media = CallMedia(self)
+        # Weakly: this call owns its media rules; a strong reference back would make each call a
+        # reference cycle, freed only by a full garbage collection (which paused every call).
+        self._media = CallMedia(weakref.proxy(self))
         self.hung_up_by_flow = False
         self._hold_playback: str | None = None  # the looping hold announcement (`sound:` hold media)
         self._holds = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +61,16 @@ class CallContext:
     media: MediaFacts | None = None  # codecs and RTP figures of browser channels, for the timeline
 
 
+def _answered(writer: CdrWriter, call_id: str, journal: CallJournal, at: datetime) -> None:
+    """The caller's channel was answered: its CDR says when.
+
+    A function, not a method: a call holding its session's bound method would make a reference
+    cycle of each session, freed only by a full garbage collection (which then paused the event
+    loop, and every call's digits, for tens of ms, `make bench-calls`)."""
+    writer.update_call(call_id, answered_at=at)
+    journal.write("answered")
+
+
 @dataclass
 class Session:
     ctx: CallContext
@@ -79,7 +90,9 @@ class Session:
         self.journal = CallJournal(self.ctx.writer, self.call_id)
         browser = self.args.source == "browser"
         dialed = self.args.dialed or self.channel.dialplan.exten
-        self.call = MeasuredCall(self.ctx.client, self.channel, dialed, on_answer=self._answered,
+        # Not a method of the session: the call must not refer back to it (see `_answered`).
+        answered = functools.partial(_answered, self.ctx.writer, self.call_id, self.journal)
+        self.call = MeasuredCall(self.ctx.client, self.channel, dialed, on_answer=answered,
                                           video=self.ctx.video, browser=browser)
         if self.ctx.media is not None:
             self.ctx.media.watch(self.call, "caller", browser=browser)
@@ -87,10 +100,6 @@ class Session:
     @property
     def channel_id(self) -> str:
         return self.channel.id
-
-    def _answered(self, at: datetime) -> None:
-        self.ctx.writer.update_call(self.call_id, answered_at=at)
-        self.journal.write("answered")
 
     def channels(self) -> list[dict[str, Any]]:
         out = [{"id": self.channel.id, "role": self.args.role}]

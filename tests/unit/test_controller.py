@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -224,17 +226,42 @@ async def test_a_call_whose_known_flow_starts_by_answering_is_answered_as_it_ent
         node.controller.start_channel(Channel.model_validate(fake.json()), args, None, recovered=False)
         return fake, node.client.ws_requests_in_flight
 
+    before = node.client.ws_requests_in_flight
     first, in_flight = enters()
-    assert in_flight == 0  # its number's flow is not known yet: the session looks it up first
+    assert in_flight == before  # its number's flow is not known yet: the session looks it up first
     await playing(asterisk, first)
+    before = node.client.ws_requests_in_flight
     second, in_flight = enters()
-    assert in_flight == 1  # on the wire before the controller's turn ended
+    assert in_flight == before + 1  # on the wire before the controller's turn ended
     await playing(asterisk, second)
     assert asterisk.requests.count(("POST", f"channels/{second.id}/answer")) == 1
     await asterisk.caller_hangs_up(second)
     rec = await ended(db, call_id_for("ast-test", second.id))
     assert rec.answered_at is not None and types(rec).count("answered") == 1
     await asterisk.caller_hangs_up(first)
+    await node.stop()
+
+
+async def test_a_finished_call_is_freed_without_the_garbage_collector(
+        db: Database, asterisk: FakeAsterisk, start_node: Callable[..., Any]) -> None:
+    # A reference cycle per call is freed only by a full collection, which walks every object the
+    # process has: under load such collections paused the event loop, every call's digits with it.
+    node = await start_node()
+    channel = await asterisk.call("inbound", "dialed=100", "source=trunk")
+    await playing(asterisk, channel)
+    call_id = call_id_for("ast-test", channel.id)
+    session = node.controller.sessions[call_id]
+    parts = [weakref.ref(o) for o in (session, session.call, session.journal, session.channel)]
+    del session
+    gc.disable()
+    try:
+        await asterisk.press(channel, "1")
+        await ended(db, call_id)
+        await until(lambda: call_id not in node.controller.sessions)
+        await asyncio.sleep(0)  # the session's task finishes its last step
+        assert [ref() for ref in parts] == [None] * len(parts)
+    finally:
+        gc.enable()
     await node.stop()
 
 
