@@ -11,23 +11,13 @@ import orjson
 from bench import ari_wire, capture
 from bench.report import paired, paired_table
 
+from .pcap_files import tcp_frame, write_pcap
+
 ARI, EVENTS, LANE, HTTP_CLIENT = 8088, 50001, 50002, 50003
 
 
-def _tcp(sport: int, dport: int, payload: bytes) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x18, 65535, 0, 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, b"\x7f\0\0\1", b"\x7f\0\0\1")
-    return b"\0" * 12 + b"\x08\x00" + ip + tcp
-
-
 def _pcap(path: Path, segments: list[tuple[float, int, int, bytes]]) -> Path:
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for when, sport, dport, payload in segments:
-        frame = _tcp(sport, dport, payload)
-        usec = round(when * 1e6)
-        out.append(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)) + frame)
-    path.write_bytes(b"".join(out))
-    return path
+    return write_pcap(path, [(when, tcp_frame(sport, dport, payload)) for when, sport, dport, payload in segments])
 
 
 def _frame(message: dict[str, object], *, mask: bytes | None = None) -> bytes:

@@ -10,23 +10,13 @@ import pytest
 from bench import capture, media
 from bench.report import percentile, summarize, table
 
+from .pcap_files import udp_frame, write_pcap
+
 SIP, CALLER_SIP, CALLER_RTP = 5060, 40000, 40010
 
 
-def _frame(sport: int, dport: int, payload: bytes) -> bytes:
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x7f\0\0\1", b"\x7f\0\0\1")
-    return b"\0" * 12 + b"\x08\x00" + ip + udp
-
-
 def _pcap(path: Path, packets: list[tuple[float, int, int, bytes]]) -> Path:
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for when, sport, dport, payload in packets:
-        frame = _frame(sport, dport, payload)
-        usec = round(when * 1e6)
-        out.append(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)) + frame)
-    path.write_bytes(b"".join(out))
-    return path
+    return write_pcap(path, [(when, udp_frame(sport, dport, payload)) for when, sport, dport, payload in packets])
 
 
 def _sip(first: str, call_id: str, cseq: str, body: str = "") -> bytes:
