@@ -105,14 +105,15 @@ async def start_node(db: Database, asterisk: FakeAsterisk, tmp_path: Path) -> As
     nodes: list[Node] = []
     count = iter(range(100))
 
-    async def start(name: str | None = None, asterisk_id: str = "ast-test", acd: Any = None) -> Node:
+    async def start(name: str | None = None, asterisk_id: str = "ast-test", acd: Any = None,
+                    stale_after: float = 0.3) -> Node:
         name = name or f"ctl-{next(count)}"
         settings = Settings(state_dir=tmp_path, ari_app=APP)
         cdrs = CdrRepository(db)
         writer = CdrWriter(cdrs, tmp_path / f"{name}.spool", retry_min=0.01, retry_max=0.05)
         writer.start()
         liveness = Liveness(ControllerRepository(db), name, asterisk_id, every=0.05,
-                            stale_after=timedelta(seconds=0.3))
+                            stale_after=timedelta(seconds=stale_after))
         liveness.start()
         await asyncio.wait_for(liveness.registered.wait(), 5)
         client = AriClient(asterisk.base_url, "u", "p", APP, reconnect_min=0.01, reconnect_max=0.05)
@@ -360,7 +361,8 @@ async def test_lost_calls_are_closed_only_when_ours_to_close(
 
     beating = asyncio.create_task(beat())
     tasks = EndedTasks()
-    node = await start_node("ctl-c", acd=tasks)
+    # Stale after 1.5 s, 30 beats: a loaded machine (CI) once held the test's loop past 0.3 s.
+    node = await start_node("ctl-c", acd=tasks, stale_after=1.5)
     rec = await ended(db, dead_owned)
     assert rec.disposition == "ended_unobserved"
     # Its place in a queue, or the agent it held busy, is freed with it.
