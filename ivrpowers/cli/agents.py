@@ -14,6 +14,7 @@ from ivrpowers.cli.errors import CliError, Invalid, NotFound
 from ivrpowers.cli.queues import invalid, stored
 from ivrpowers.store.acd import AcdRepository, NoSuchAgent, NoSuchQueue
 from ivrpowers.store.db import Database
+from ivrpowers.store.endpoints import EndpointRepository
 
 
 def _pairs(values: tuple[str, ...], option: str, separator: str, default: int | None) -> dict[str, int]:
@@ -79,11 +80,20 @@ def _summary(agent: AgentDef) -> str:
             + ("; supervisor" if agent.supervisor else ""))
 
 
-async def _store(db: Database, agent: AgentDef) -> None:
+async def _store(db: Database, agent: AgentDef) -> bool:
+    """Store `agent`; whether its endpoint is one ivrpowers knows (`ivrpowers endpoint list`)."""
     try:
         await AcdRepository(db).put_agent(agent)
     except NoSuchQueue as exc:
         raise NotFound(str(exc), "create it first: `ivrpowers queue create NAME`") from None
+    return agent.endpoint is None or await EndpointRepository(db).get(agent.endpoint) is not None
+
+
+def _warn_unknown_endpoint(agent: AgentDef, known: bool) -> None:
+    # A warning, not a refusal: the endpoint may be made next, or live in Asterisk's own pjsip.conf.
+    if not known:
+        click.echo(f"warning: no endpoint {agent.endpoint!r} in `ivrpowers endpoint list`: {agent.id}'s calls will "
+                   f"not ring until it exists (`ivrpowers endpoint create {agent.endpoint}`)", err=True)
 
 
 @click.group()
@@ -105,13 +115,14 @@ def create(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
     except ValidationError as exc:
         raise invalid(exc, f"agent {agent_id}") from None
 
-    async def work(db: Database) -> None:
+    async def work(db: Database) -> bool:
         if agent_id in await AcdRepository(db).agents():
             raise CliError(f"agent {agent_id!r} already exists", f"change it with `ivrpowers agent update {agent_id}`")
-        await _store(db, definition)
+        return await _store(db, definition)
 
-    with_db(settings_from(ctx), work)
+    known = with_db(settings_from(ctx), work)
     stored(ctx, definition, as_json, lambda agent: click.echo(_summary(agent)))
+    _warn_unknown_endpoint(definition, known)
 
 
 @agent.command()
@@ -122,7 +133,7 @@ def create(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
 def update(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) -> None:
     """Change some of agent ID's settings (the others stay)."""
 
-    async def work(db: Database) -> AgentDef:
+    async def work(db: Database) -> tuple[AgentDef, bool]:
         try:
             current = await AcdRepository(db).agent(agent_id)
         except NoSuchAgent as exc:
@@ -131,11 +142,12 @@ def update(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
             definition = AgentDef.model_validate(_changes(options, current.model_dump(mode="json")))
         except ValidationError as exc:
             raise invalid(exc, f"agent {agent_id}") from None
-        await _store(db, definition)
-        return definition
+        return definition, await _store(db, definition)
 
-    definition = with_db(settings_from(ctx), work)
+    definition, known = with_db(settings_from(ctx), work)
     stored(ctx, definition, as_json, lambda agent: click.echo(_summary(agent)))
+    if options["endpoint"]:  # said again only when it is being set
+        _warn_unknown_endpoint(definition, known)
 
 
 @agent.command()
@@ -232,6 +244,8 @@ for _name, _doc in (
 @click.pass_context
 def pause(ctx: click.Context, agent_id: str, reason: str, as_json: bool) -> None:
     """Agent ID gets no new offers until unpaused."""
+    if not reason.strip():
+        raise Invalid("--reason cannot be empty: reports show why an agent paused")
     _action(ctx, agent_id, "pause", as_json, {"reason": reason})
 
 

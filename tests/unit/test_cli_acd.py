@@ -79,16 +79,21 @@ def test_agent_lifecycle_skills_queues_and_capacity(run: Run, state: Path) -> No
     made = run("agent", "create", "ana", "--name", "Ana", "--endpoint", "agent1", "--skill", "billing=7",
                "--queue", "sales", "--queue", "billing:2", "--chat", "4", "--json")
     assert made.code == 0, made.err
+    # No such endpoint yet: stored all the same (it may be made next), with a warning that says so.
+    assert "warning: no endpoint 'agent1'" in made.err and "ivrpowers endpoint create agent1" in made.err
     ana = json.loads(made.out)
     assert ana["queues"] == {"sales": 0, "billing": 2} and ana["skills"] == {"billing": 7}
     assert ana["capacity"] == {"voice": 1, "video": 1, "chat": 4}
-    changed = json.loads(run("agent", "update", "ana", "--skill", "billing=0", "--skill", "es=9",
-                             "--leave-queue", "sales", "--json").out)
+    updated = run("agent", "update", "ana", "--skill", "billing=0", "--skill", "es=9", "--leave-queue", "sales",
+                  "--json")
+    assert "warning" not in updated.err  # the endpoint is not what changed
+    changed = json.loads(updated.out)
     assert changed["skills"] == {"es": 9} and changed["queues"] == {"billing": 2} and changed["name"] == "Ana"
 
     no_phone = run("agent", "create", "bo", "--name", "Bo")
     assert no_phone.code == 2 and "has no endpoint" in no_phone.err and no_phone.err.count("\n") == 1
-    assert run("agent", "create", "bo", "--name", "Bo", "--voice", "0", "--video", "0").code == 0
+    chat_only = run("agent", "create", "bo", "--name", "Bo", "--voice", "0", "--video", "0")
+    assert chat_only.code == 0 and chat_only.err == ""
     missing = run("agent", "update", "bo", "--queue", "nowhere")
     assert missing.code == 3 and "no queue named 'nowhere'" in missing.err
     assert run("agent", "create", "cy", "--endpoint", "x").code == 2  # --name is required
@@ -151,5 +156,7 @@ def test_agent_actions_need_the_running_controller_and_say_so(run: Run, state: P
         ran = run("agent", *args)
         assert ran.code == 4 and ran.error_lines and "the controller does not answer" in ran.err, ran.err
         assert "make run" in ran.err and ran.err.count("\n") == 1
+    no_reason = run("agent", "pause", "ana", "--reason", " ")  # a usage error, found before asking anyone
+    assert no_reason.code == 2 and "--reason cannot be empty" in no_reason.err and no_reason.err.count("\n") == 1
     # Changing definitions without a controller is fine: it reads them when it starts.
     assert run("queue", "create", "sales").code == 0
