@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -140,6 +141,10 @@ def test_a_registered_phone_stays_reachable_across_an_asterisk_restart(tmp_path:
         password = own.settings.secrets()["agent_password"]
         ok, port, log = register(own, tmp_path, "agent1", password, expires=600)
         assert ok, log
+        # The phone's port is held until its SIPp comes back: during the restart another test's
+        # process once took it (SIPp: errno 98, address already in use).
+        held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        held.bind((own.settings.bind_address, port))
         env = {**os.environ, **own.env}
 
         def ivrpowers(*args: str) -> object:
@@ -157,6 +162,7 @@ def test_a_registered_phone_stays_reachable_across_an_asterisk_restart(tmp_path:
         # No new REGISTER: Asterisk must still know where agent1 is, and send to it (its qualify).
         scenario = tmp_path / "answer-options.xml"
         scenario.write_text(ANSWER_OPTIONS)
+        held.close()
         phone = subprocess.run(
             ["sipp", "-sf", str(scenario), "-i", own.settings.bind_address, "-p", str(port), "-m", "1",
              "-timeout", "60", "-nostdin", "-trace_msg", "-message_file", str(tmp_path / "options.log")],
