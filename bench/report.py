@@ -31,8 +31,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         reps = [r for r in runs if r["concurrency"] == concurrency and r["target"] == target]
 
         def med(path: tuple[str, str], reps: list[dict[str, Any]] = reps) -> float | None:
-            values = [r[path[0]][path[1]] for r in reps if r[path[0]][path[1]] is not None]
-            return round(statistics.median(values), 3) if values else None
+            return _median([r[path[0]][path[1]] for r in reps])
 
         row: dict[str, Any] = {
             "concurrency": concurrency,
@@ -121,7 +120,7 @@ def steps_table(summary: list[dict[str, Any]], names: list[str]) -> str:
     for concurrency in sorted({r["concurrency"] for r in rows}):
         row_of = {r["target"]: r["setup_steps_ms"] for r in rows if r["concurrency"] == concurrency}
         cells = [
-            " / ".join(_fmt(row_of[t][step][q]) if t in row_of else "-" for t in names)
+            _cell(row_of, names, lambda r, step=step, q=q: r[step][q])
             for step, q in (("to_app", "p50"), ("in_app", "p50"), ("answer", "p50"), ("in_app", "p99"))
         ]
         lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
@@ -133,9 +132,14 @@ def _median(values: list[float | None]) -> float | None:
     return round(statistics.median(known), 3) if known else None
 
 
+def _cell(row_of: dict[str, dict[str, Any]], names: list[str], get: Any) -> str:
+    """One figure of each target, "B / C", "-" for a target not run."""
+    return " / ".join(_fmt(get(row_of[t])) if t in row_of else "-" for t in names)
+
+
 def table(summary: list[dict[str, Any]], names: list[str]) -> str:
     def cell(row_of: dict[str, dict[str, Any]], get: Any) -> str:
-        return " / ".join(_fmt(get(row_of[t])) if t in row_of else "-" for t in names)
+        return _cell(row_of, names, get)
 
     head = " / ".join(names)
     lines = [
