@@ -7,7 +7,7 @@ and the others build their API from Swagger at runtime, which leaves nothing for
 `AriRest` alone is enough for one-shot REST use. See `ivrpowers.ari.client` for the lifecycle.
 """
 
-from .client import AriClient, events_url
+from .client import AriClient
 from .dispatch import EventHandler, ResyncHandler, Subscription
 from .errors import (
     AriBadRequest,
@@ -47,6 +47,7 @@ from .events import (
     event_channel_id,
     parse_event,
 )
+from .http import events_url
 from .models import (
     AsteriskInfo,
     Bridge,

@@ -25,7 +25,6 @@ import random
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -34,26 +33,12 @@ from .dispatch import Dispatcher, E, EventHandler, ResyncHandler, Subscription
 from .eager import run_now
 from .errors import AriError
 from .events import ApplicationReplaced, parse_event
-from .http import Params
+from .http import Params, events_url
 from .rest import AriRest
 from .rest_lanes import RestLanes
 from .ws_rest import WsRequests
 
 log = logging.getLogger("ivrpowers.ari")
-
-
-def events_url(base_url: str, app: str) -> str:
-    """The events websocket URL for `app`: http(s)://h/ari -> ws(s)://h/ari/events?app=...
-
-    `subscribeAll=false`: we want our app's channels and bridges only, not every channel on a
-    shared Asterisk.
-    """
-    parts = urlsplit(base_url.rstrip("/"))
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if scheme is None:
-        raise ValueError(f"ARI base URL must be http(s)://..., got {base_url!r}")
-    query = urlencode({"app": app, "subscribeAll": "false"}, quote_via=quote)
-    return urlunsplit((scheme, parts.netloc, parts.path + "/events", query, ""))
 
 
 HEARTBEAT = 20.0
@@ -148,31 +133,32 @@ class AriClient(AriRest):
         return self._dispatcher.on_resync(handler)
 
     async def request(self, method: str, path: str, *, params: Params | None = None, json: Any = None) -> Any:
-        """`AriHttp.request`, sent over the events websocket when Asterisk takes it there.
-
-        One at a time per socket: Asterisk runs a websocket's requests in order, each waiting for the
-        channel's own thread, so a second one would queue behind the first; it goes over an idle REST
-        lane (`rest_lanes.py`), else over HTTP, where requests run side by side. Not over the events
-        socket from inside its reader (an event handler, the resync): the answer would queue behind it.
-        """
-        ws_rest = self._ws_rest
-        if ws_rest.ready and not ws_rest.in_flight and asyncio.current_task() is not self._loop_task:
-            return await ws_rest.request(method, path, params=params, json=json)
-        if lane := self._lanes.idle():
-            return await lane.request(method, path, params=params, json=json)
+        """`AriHttp.request`, sent over an idle websocket when there is one (`_idle_websocket`), else
+        over HTTP, where requests run side by side."""
+        if ws := self._idle_websocket(awaited_here=True):
+            return await ws.request(method, path, params=params, json=json)
         return await super().request(method, path, params=params, json=json)
 
     def request_now(self, method: str, path: str) -> asyncio.Future[Any]:
         """`request`, written to an idle websocket before this returns (its reply awaited in a task),
         not on a later turn of the loop behind the events and work queued before it: a new call's
-        answer. From the events socket's reader too, since the reply is not awaited there. With no
-        websocket idle, over HTTP in a task (aiohttp's timeouts need a task of their own)."""
-        ws_rest = self._ws_rest
-        if ws_rest.ready and not ws_rest.in_flight:
-            return run_now(ws_rest.request(method, path))
-        if lane := self._lanes.idle():
-            return run_now(lane.request(method, path))
+        answer. With no websocket idle, over HTTP in a task (aiohttp's timeouts need a task of their own)."""
+        if ws := self._idle_websocket(awaited_here=False):
+            return run_now(ws.request(method, path))
         return asyncio.ensure_future(super().request(method, path))
+
+    def _idle_websocket(self, *, awaited_here: bool) -> WsRequests | None:
+        """The events websocket if it takes REST requests and has none in flight, else an idle REST
+        lane (`rest_lanes.py`), else None.
+
+        One at a time per socket: Asterisk runs a websocket's requests in order, each waiting for the
+        channel's own thread, so a second one would queue behind the first. Not the events socket for
+        a reply `awaited_here` inside its own reader (an event handler, the resync): the reply would
+        queue behind it."""
+        ws_rest = self._ws_rest
+        if ws_rest.ready and not ws_rest.in_flight and not (awaited_here and asyncio.current_task() is self._loop_task):
+            return ws_rest
+        return self._lanes.idle()
 
     @property
     def rest_over_websocket(self) -> bool:

@@ -11,7 +11,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeAlias
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -35,6 +35,20 @@ def basic_auth_header(username: str, password: str) -> str:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def events_url(base_url: str, app: str) -> str:
+    """The events websocket URL for `app`: http(s)://h/ari -> ws(s)://h/ari/events?app=...
+
+    `subscribeAll=false`: we want our app's channels and bridges only, not every channel on a
+    shared Asterisk.
+    """
+    parts = urlsplit(base_url.rstrip("/"))
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None:
+        raise ValueError(f"ARI base URL must be http(s)://..., got {base_url!r}")
+    query = urlencode({"app": app, "subscribeAll": "false"}, quote_via=quote)
+    return urlunsplit((scheme, parts.netloc, parts.path + "/events", query, ""))
 
 
 def encode_params(params: Params | None) -> list[tuple[str, str]]:
