@@ -155,19 +155,67 @@ def attach_setup(calls: list[CallTrace], messages: list[AriMessage]) -> None:
     while sure := {i: found[0] for i, found in fits.items() if len(found) == 1}:
         taken = {ch for _, ch in sure.values()}
         for i, (start, ch) in sure.items():
-            calls[i].stasis_start, calls[i].answer_request = start, answers[ch]
+            calls[i].channel, calls[i].stasis_start, calls[i].answer_request = ch, start, answers[ch]
             del fits[i]
         fits = {i: [f for f in found if f[1] not in taken] for i, found in fits.items()}
+
+
+def attach_dtmf(calls: list[CallTrace], messages: list[AriMessage]) -> None:
+    """Each call's digit as the app sees it (the first ChannelDtmfReceived on its channel after the
+    digit's End packet) and the app's request to play the marker (its first `play` on the channel
+    after that event), so that the digit's delay splits like the setup. Needs `attach_setup` first
+    (the channel); a call whose events are not all on the wire is left without them."""
+    by_channel: dict[str, CallTrace] = {
+        c.channel: c for c in calls if c.channel is not None and c.digit_end is not None
+    }
+    for m in messages:
+        if not m.to_asterisk:
+            channel = m.body.get("channel")
+            call = by_channel.get(str(channel.get("id"))) if isinstance(channel, dict) else None
+            if (
+                call is not None
+                and m.body.get("type") == "ChannelDtmfReceived"
+                and call.dtmf_event is None
+                and call.digit_end is not None
+                and m.when >= call.digit_end
+            ):
+                call.dtmf_event = m.when
+            continue
+        line = request_line(m.body)
+        if line and line.startswith("POST channels/") and line.split("/")[2:3] == ["play"]:
+            call = by_channel.get(line.split("/")[1])
+            if call is not None and call.dtmf_event is not None and call.marker_request is None:
+                call.marker_request = m.when
+
+
+def _steps(pairs: dict[str, list[tuple[float | None, float | None]]]) -> dict[str, Any]:
+    """p50 and p99 (ms) of each step (a list of (from, to) per call), over the calls that have all
+    their steps' times."""
+    whole = [
+        [to - since for since, to in call]
+        for call in zip(*pairs.values(), strict=True)
+        if all(since is not None and to is not None for since, to in call)
+    ]
+    return {name: ms([call[i] for call in whole]) for i, name in enumerate(pairs)} | {"calls": len(whole)}
+
+
+def dtmf_steps(calls: list[CallTrace]) -> dict[str, Any]:
+    """An ARI app's digit, step by step (ms, p50 and p99): the digit's End -> ChannelDtmfReceived
+    (Asterisk, `to_app`), that event -> the marker's play request (the app, `in_app`), the request ->
+    the marker's first packet (Asterisk, `play`)."""
+    return _steps({
+        "to_app": [(c.digit_end, c.dtmf_event) for c in calls],
+        "in_app": [(c.dtmf_event, c.marker_request) for c in calls],
+        "play": [(c.marker_request, c.marker) for c in calls],
+    })  # fmt: skip
 
 
 def setup_steps(calls: list[CallTrace]) -> dict[str, Any]:
     """An ARI app's setup, step by step (ms, p50 and p99): INVITE -> StasisStart (Asterisk, `to_app`),
     StasisStart -> the answer request (the app, `in_app`), the answer request -> 200 OK (Asterisk,
     `answer`); over the calls `attach_setup` could follow."""
-    steps: dict[str, list[float]] = {"to_app": [], "in_app": [], "answer": []}
-    for c in calls:
-        if c.stasis_start is not None and c.answer_request is not None and c.ok is not None:
-            steps["to_app"].append(c.stasis_start - c.invite)
-            steps["in_app"].append(c.answer_request - c.stasis_start)
-            steps["answer"].append(c.ok - c.answer_request)
-    return {name: ms(values) for name, values in steps.items()} | {"calls": len(steps["answer"])}
+    return _steps({
+        "to_app": [(c.invite, c.stasis_start) for c in calls],
+        "in_app": [(c.stasis_start, c.answer_request) for c in calls],
+        "answer": [(c.answer_request, c.ok) for c in calls],
+    })  # fmt: skip

@@ -83,7 +83,9 @@ def measure_point(
     calls = capture.read_sip(sip_cap.path, s.sip_port)
     capture.attach_rtp(calls, rtp_cap.path)
     if target != "A":
-        ari_wire.attach_setup(calls, ari_wire.read_ari(work / "ari.pcap", s.http_port))
+        messages = ari_wire.read_ari(work / "ari.pcap", s.http_port)
+        ari_wire.attach_setup(calls, messages)
+        ari_wire.attach_dtmf(calls, messages)
     reasons: dict[str, int] = {}
     for call in calls:
         if (why := call.failure()) is not None:
@@ -109,6 +111,7 @@ def measure_point(
         "sipp": {"returncode": outcome.returncode, "successful": outcome.successful, "failed": outcome.failed},
         "setup_ms": ms(setup), "answer_to_audio_ms": ms(audio), "dtmf_ms": ms(dtmf),
         "setup_steps_ms": ari_wire.setup_steps(good) if target != "A" else None,
+        "dtmf_steps_ms": ari_wire.dtmf_steps(good) if target != "A" else None,
         "cpu_ms_per_call": {
             "asterisk": round(ast_cpu * 1000 / point.calls, 2),
             "app": round((app1 - app0) * 1000 / point.calls, 2) if app_pid else None,
@@ -248,8 +251,11 @@ def main(argv: list[str] | None = None) -> None:
                         if steps
                         else ""
                     )
+                    digit = result["dtmf_steps_ms"]
+                    dtmf_split = f" (in app p99 {digit['in_app']['p99']})" if digit else ""
                     print(
-                        f"  setup p50 {result['setup_ms']['p50']} ms{split}, dtmf p50 {result['dtmf_ms']['p50']} ms, "
+                        f"  setup p50 {result['setup_ms']['p50']} ms{split}, dtmf p50 {result['dtmf_ms']['p50']} "
+                        f"p99 {result['dtmf_ms']['p99']} ms{dtmf_split}, "
                         f"failed {result['failed']}; machine busy {result['machine']['busy_pct']} %, steal "
                         f"{result['machine']['steal_pct']} %",
                         file=sys.stderr,
@@ -282,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table(summary, args.target_list))
     if steps := steps_table(summary, args.target_list):
         print("\nThe ARI apps' setup, step by step (ms, from the capture of the ARI port):\n" + steps)
+    if steps := steps_table(summary, args.target_list, "dtmf_steps_ms"):
+        print("\nThe ARI apps' digit, step by step (ms):\n" + steps)
     if against_b:
         print("\nC minus B within each repetition (ms; median, then each repetition's):\n" + paired_table(against_b))
     print(

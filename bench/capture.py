@@ -135,9 +135,13 @@ class CallTrace:
     digit_end: float | None = None
     marker: float | None = None
     ivr_bye: float | None = None
-    # An ARI app's call (bench.ari_wire.attach_setup): its StasisStart and its answer request.
+    # An ARI app's call (bench.ari_wire): its channel, StasisStart and answer request, then the
+    # digit's ChannelDtmfReceived and the request that plays the marker.
+    channel: str | None = None
     stasis_start: float | None = None
     answer_request: float | None = None
+    dtmf_event: float | None = None
+    marker_request: float | None = None
     reasons: list[str] = field(default_factory=list)
 
     @property

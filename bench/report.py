@@ -6,6 +6,8 @@ import statistics
 from typing import Any
 
 TARGETS = {"A": "dialplan", "B": "raw ARI app", "C": "ivrpowers"}
+# The ARI apps' delays split on the wire (`bench.ari_wire`): Asterisk's part, the app's, Asterisk's.
+STEPS = {"setup_steps_ms": ("to_app", "in_app", "answer"), "dtmf_steps_ms": ("to_app", "in_app", "play")}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -43,12 +45,9 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for metric in ("setup_ms", "answer_to_audio_ms", "dtmf_ms"):
             row[metric] = {q: med((metric, q)) for q in ("p50", "p99")}
         row["cpu_ms_per_call"] = {w: med(("cpu_ms_per_call", w)) for w in ("asterisk", "app")}
-        steps = [r["setup_steps_ms"] for r in reps if r.get("setup_steps_ms")]
-        if steps:
-            row["setup_steps_ms"] = {
-                step: {q: _median([s[step][q] for s in steps]) for q in ("p50", "p99")}
-                for step in ("to_app", "in_app", "answer")
-            }
+        for kind, names in STEPS.items():
+            if steps := [r[kind] for r in reps if r.get(kind)]:
+                row[kind] = {step: {q: _median([s[step][q] for s in steps]) for q in ("p50", "p99")} for step in names}
         # Steal (the hypervisor running others) inflates CPU figures by a few ms a call on a shared
         # host: the least of the repetitions is the one closest to the code's own cost.
         apps = [r["cpu_ms_per_call"]["app"] for r in reps if r["cpu_ms_per_call"]["app"] is not None]
@@ -105,23 +104,28 @@ def paired_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def steps_table(summary: list[dict[str, Any]], names: list[str]) -> str:
-    """The ARI apps' setup, step by step (`bench.ari_wire.setup_steps`)."""
+def steps_table(summary: list[dict[str, Any]], names: list[str], kind: str = "setup_steps_ms") -> str:
+    """The ARI apps' setup (or digit, `dtmf_steps_ms`), step by step (`bench.ari_wire`)."""
     names = [t for t in names if t != "A"]
-    rows = [r for r in summary if r.get("setup_steps_ms") and r["target"] in names]
+    rows = [r for r in summary if r.get(kind) and r["target"] in names]
     if not rows:
         return ""
     head = " / ".join(names)
+    first, app, last = STEPS[kind]
+    titles = {
+        "setup_steps_ms": ("INVITE -> StasisStart", "StasisStart -> answer request", "answer request -> 200 OK"),
+        "dtmf_steps_ms": ("digit End -> DtmfReceived", "DtmfReceived -> play request", "play request -> marker"),
+    }[kind]
     lines = [
-        f"| load | INVITE -> StasisStart p50 {head} | StasisStart -> answer request p50 {head} | "
-        f"answer request -> 200 OK p50 {head} | StasisStart -> answer request p99 {head} |",
+        "| load | " + " | ".join(f"{title} {q} {head}" for title, q in (*((t, "p50") for t in titles),
+                                                                    (titles[1], "p99"))) + " |",
         "|---|---|---|---|---|",
-    ]
+    ]  # fmt: skip
     for concurrency in sorted({r["concurrency"] for r in rows}):
-        row_of = {r["target"]: r["setup_steps_ms"] for r in rows if r["concurrency"] == concurrency}
+        row_of = {r["target"]: r[kind] for r in rows if r["concurrency"] == concurrency}
         cells = [
             _cell(row_of, names, lambda r, step=step, q=q: r[step][q])
-            for step, q in (("to_app", "p50"), ("in_app", "p50"), ("answer", "p50"), ("in_app", "p99"))
+            for step, q in ((first, "p50"), (app, "p50"), (last, "p50"), (app, "p99"))
         ]
         lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

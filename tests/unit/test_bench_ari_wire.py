@@ -116,3 +116,29 @@ def test_a_websocket_joined_mid_frame_is_read_from_the_next_frame(tmp_path: Path
     call = _call("c1", 100.000, 100.005)
     ari_wire.attach_setup([call], ari_wire.read_ari(pcap, ARI))
     assert (call.stasis_start, call.answer_request) == (100.002, 100.003)
+
+
+def test_the_digit_splits_into_asterisk_app_and_play(tmp_path: Path) -> None:
+    # B stops the prompt then plays the marker; an earlier digit event (before the End on the wire) and
+    # the prompt's own play request are not the digit's.
+    pcap = _pcap(tmp_path / "ari.pcap", [
+        *_upgrade(EVENTS, 99.0),
+        (100.002, ARI, EVENTS, _frame({"type": "StasisStart", "channel": {"id": "ch-1"}})),
+        (100.003, HTTP_CLIENT, ARI, b"POST /ari/channels/ch-1/answer HTTP/1.1\r\n\r\n"),
+        (100.006, HTTP_CLIENT, ARI, b"POST /ari/channels/ch-1/play/p1?media=x HTTP/1.1\r\n\r\n"),
+        (101.000, ARI, EVENTS, _frame({"type": "ChannelDtmfReceived", "digit": "1", "channel": {"id": "ch-1"}})),
+        (102.001, ARI, EVENTS, _frame({"type": "ChannelDtmfReceived", "digit": "2", "channel": {"id": "ch-1"}})),
+        (102.002, HTTP_CLIENT, ARI, b"DELETE /ari/playbacks/p1 HTTP/1.1\r\n\r\n"),
+        (102.004, HTTP_CLIENT, ARI, b"POST /ari/channels/ch-1/play/m1?media=y HTTP/1.1\r\n\r\n"),
+        (102.005, HTTP_CLIENT, ARI, b"POST /ari/channels/ch-1/play/m2?media=y HTTP/1.1\r\n\r\n"),
+    ])  # fmt: skip
+    call = capture.CallTrace("c1", 100.000, ok=100.005, digit_end=102.000, marker=102.010)
+    other = capture.CallTrace("c2", 100.100, ok=100.105, digit_end=102.000, marker=102.010)  # no ARI of its own
+    messages = ari_wire.read_ari(pcap, ARI)
+    ari_wire.attach_setup([call, other], messages)
+    ari_wire.attach_dtmf([call, other], messages)
+    assert (call.dtmf_event, call.marker_request) == (102.001, 102.004)
+    assert other.dtmf_event is None
+    steps = ari_wire.dtmf_steps([call, other])
+    assert steps["calls"] == 1
+    assert (steps["to_app"]["p50"], steps["in_app"]["p50"], steps["play"]["p50"]) == (1.0, 3.0, 6.0)
