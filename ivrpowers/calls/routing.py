@@ -46,14 +46,17 @@ class Router:
         cached = self._numbers.get(dialed)
         if cached is None or self.ttl <= 0:
             return await self._lookup(dialed)
-        age = time.monotonic() - cached[0]
-        if age >= max(self.max_stale, self.ttl) and dialed not in self._refreshing:
+        if self._too_old(cached[0]) and dialed not in self._refreshing:
             return await self._refresh(dialed, cached[1])
-        if age >= self.ttl and dialed not in self._refreshing:
+        if time.monotonic() - cached[0] >= self.ttl and dialed not in self._refreshing:
             task = asyncio.create_task(self._refresh(dialed, cached[1]), name=f"route-refresh-{dialed}")
             self._refreshing[dialed] = task
             task.add_done_callback(lambda _: self._refreshing.pop(dialed, None))
         return cached[1]
+
+    def _too_old(self, cached_at: float) -> bool:
+        """A route this old is looked up again before a call may use it."""
+        return time.monotonic() - cached_at >= max(self.max_stale, self.ttl)
 
     async def _lookup(self, dialed: str) -> tuple[str, int | None] | None:
         found = await self.routes.published_flow(dialed)
@@ -78,7 +81,7 @@ class Router:
         cached = self._numbers.get(dialed)
         if cached is None or cached[1] is None or self.ttl <= 0:
             return False
-        if time.monotonic() - cached[0] >= max(self.max_stale, self.ttl):
+        if self._too_old(cached[0]):
             return False  # `resolve` will look it up again
         name, version = cached[1]
         flow = self._parsed.get((name, version)) if version is not None else None

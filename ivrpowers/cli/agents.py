@@ -80,12 +80,15 @@ def _summary(agent: AgentDef) -> str:
             + ("; supervisor" if agent.supervisor else ""))
 
 
-async def _store(db: Database, agent: AgentDef) -> bool:
-    """Store `agent`; whether its endpoint is one ivrpowers knows (`ivrpowers endpoint list`)."""
+async def _store(db: Database, agent: AgentDef) -> None:
     try:
         await AcdRepository(db).put_agent(agent)
     except NoSuchQueue as exc:
         raise NotFound(str(exc), "create it first: `ivrpowers queue create NAME`") from None
+
+
+async def _endpoint_known(db: Database, agent: AgentDef) -> bool:
+    """Whether the agent's endpoint is one ivrpowers knows (`ivrpowers endpoint list`), or it has none."""
     return agent.endpoint is None or await EndpointRepository(db).get(agent.endpoint) is not None
 
 
@@ -118,7 +121,8 @@ def create(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
     async def work(db: Database) -> bool:
         if agent_id in await AcdRepository(db).agents():
             raise CliError(f"agent {agent_id!r} already exists", f"change it with `ivrpowers agent update {agent_id}`")
-        return await _store(db, definition)
+        await _store(db, definition)
+        return await _endpoint_known(db, definition)
 
     known = with_db(settings_from(ctx), work)
     stored(ctx, definition, as_json, lambda agent: click.echo(_summary(agent)))
@@ -142,7 +146,8 @@ def update(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
             definition = AgentDef.model_validate(_changes(options, current.model_dump(mode="json")))
         except ValidationError as exc:
             raise invalid(exc, f"agent {agent_id}") from None
-        return definition, await _store(db, definition)
+        await _store(db, definition)
+        return definition, await _endpoint_known(db, definition)
 
     definition, known = with_db(settings_from(ctx), work)
     stored(ctx, definition, as_json, lambda agent: click.echo(_summary(agent)))
