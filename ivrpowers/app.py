@@ -29,6 +29,7 @@ from ivrpowers.endpoints.fields import REALM, Addresses
 from ivrpowers.endpoints.presence import Presence
 from ivrpowers.endpoints.sync import EndpointSync
 from ivrpowers.flows.services import Services
+from ivrpowers.loop_lag import LoopLag
 from ivrpowers.media.call_recordings import CallRecordings, recordings_root
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.acd_state import AcdStateRepository
@@ -82,6 +83,7 @@ class Controller:
         # Phones created at run time live in Asterisk's memory only: pushed again at every connect.
         self.endpoints = EndpointSync(self.client, EndpointRepository(self.db).all, Addresses.of(settings),
                                       settings.outbound_trunk)
+        self.loop_lag = LoopLag()
         self._runner: web.AppRunner | None = None
         self._ari_task: asyncio.Task[None] | None = None
 
@@ -97,6 +99,9 @@ class Controller:
             problems.append(f"CDR writer: {problem}")
         if self.endpoints.problem:
             problems.append(self.endpoints.problem)
+        lag = self.loop_lag.health()
+        if lag["problem"]:
+            problems.append(lag["problem"])
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,
@@ -118,6 +123,8 @@ class Controller:
             "endpoint_syncs": self.endpoints.passes,
             "acd_decisions": self.acd.decisions,
             "acd_events": self.acd.happenings.count,
+            "loop_lag_ms": lag["loop_lag_ms"],
+            "loop_stalls": lag["loop_stalls"],
         }
 
     async def start(self) -> None:
@@ -127,6 +134,7 @@ class Controller:
             raise
         except Exception as exc:  # unreachable: start anyway, CDR writes wait for it
             log.warning("database not reachable at start (%s: %s); continuing", type(exc).__name__, exc)
+        self.loop_lag.start()
         self.writer.start()
         self.liveness.start()
         try:
@@ -192,6 +200,7 @@ class Controller:
         await self.writer.close()
         await self.router.settle()
         await self.db.close()
+        await self.loop_lag.stop()
 
 
 async def serve(settings: Settings) -> None:

@@ -32,6 +32,8 @@ _HEALTH = {
     "cdr_backlog": ("ivrpowers_cdr_backlog", "CDR writes waiting for the database"),
     "cdr_write_failures": ("ivrpowers_cdr_write_failures", "CDR write attempts that failed in a row"),
     "ari_connected": ("ivrpowers_ari_connected", "1 when the ARI events websocket is connected"),
+    "loop_lag_ms": ("ivrpowers_event_loop_lag_ms", "How late the event loop ran its timer, worst of the last 10 s"),
+    "loop_stalls": ("ivrpowers_event_loop_stalls", "Times the event loop was 0.5 s or more late, since start"),
 }
 # Period figure -> (metric suffix, help). Counts first, then seconds and ratios (absent when None).
 _PERIOD = {
