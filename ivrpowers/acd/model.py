@@ -27,7 +27,7 @@ DEFAULT_CAPACITY: Mapping[Channel, int] = {"voice": 1, "video": 1, "chat": 3}
 Strategy = Literal["ringall", "round-robin", "longest-idle", "fewest-calls", "random", "linear", "skills"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 
-AgentState = Literal["logged_out", "available", "reserved", "busy", "wrap_up", "paused"]
+AgentState = Literal["logged_out", "available", "reserved", "busy", "wrap_up", "paused", "unreachable"]
 AGENT_STATES: tuple[AgentState, ...] = get_args(AgentState)
 
 MAX_SKILL_LEVEL = 10

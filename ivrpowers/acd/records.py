@@ -82,7 +82,9 @@ class AgentRecord:
 
     def display(self) -> tuple[AgentState, str | None]:
         """What it is doing, work first: a task in hand is busy (even with another offer ringing
-        beside it), an offer ringing reserved; a paused agent still on a call is busy, then paused."""
+        beside it), an offer ringing reserved; a paused agent still on a call is busy, then paused.
+        An agent whose phone cannot ring and who takes no chats can be offered nothing: unreachable,
+        not available (a wallboard counting it ready would promise an answer nobody can give)."""
         if not self.logged_in:
             return "logged_out", None
         if self.active:  # an offer ringing beside a task in hand (chats, blended) does not make it reserved
@@ -93,6 +95,8 @@ class AgentRecord:
             return "wrap_up", None
         if self.paused is not None:
             return "paused", self.paused
+        if not self.reachable and not self.config.capacity["chat"]:
+            return "unreachable", None
         return "available", None
 
 

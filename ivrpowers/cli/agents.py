@@ -259,7 +259,8 @@ def pause(ctx: click.Context, agent_id: str, reason: str, as_json: bool) -> None
 @json_option
 @click.pass_context
 def state(ctx: click.Context, agent_id: str, as_json: bool) -> None:
-    """What agent ID is doing now: logged_out, available, reserved, busy, wrap_up or paused (why)."""
+    """What agent ID is doing now: logged_out, available, reserved, busy, wrap_up, paused (why) or
+    unreachable (its phone cannot ring and it takes no chats)."""
     found = controller_api.call(settings_from(ctx), "GET", f"/api/agents/{agent_id}/state")
     if as_json:
         emit_json(found)

@@ -232,7 +232,7 @@ def add_acd_routes(api: Api, repo: AcdRepository, runtime: AcdRuntime | None = N
 
 AGENT_STATE: Schema = {"type": "object", "required": ["agent", "state"], "properties": {
     "agent": NAME, "state": {"type": "string", "enum": [
-        "logged_out", "available", "reserved", "busy", "wrap_up", "paused"]},
+        "logged_out", "available", "reserved", "busy", "wrap_up", "paused", "unreachable"]},
     "reason": {"type": ["string", "null"]}, "logged_in": {"type": "boolean"}, "reachable": {"type": "boolean"},
     "answered": {"type": "integer", "minimum": 0}, "offers": {"type": "array", "items": {"type": "string"}},
     "tasks": {"type": "array", "items": {"type": "string"}},

@@ -48,6 +48,7 @@ function renderQueues() {
       ready: queue.agents.available ?? 0,
       busy: (queue.agents.busy ?? 0) + (queue.agents.reserved ?? 0),
       paused: queue.agents.paused ?? 0,
+      unreachable: queue.agents.unreachable ?? 0,
       wrapup: queue.agents.wrap_up ?? 0,
       talking: queue.talking,
       answered: day.answered ?? 0,

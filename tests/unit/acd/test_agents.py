@@ -207,6 +207,17 @@ def test_an_unreachable_agent_gets_chats_only() -> None:
     assert offers(r.set_reachable("ana", True, 6)) == [("c2", "ana")]
 
 
+def test_an_agent_that_can_be_offered_nothing_is_unreachable_not_available() -> None:
+    r = router([QueueConfig("q", channels=VOICE_CHAT)],
+               [agent("ana", "q", capacity={"chat": 0}), agent("bob", "q")])  # fmt: skip
+    assert states(r.set_reachable("ana", False, 1)) == [("ana", "available", "unreachable")]
+    assert states(r.set_reachable("bob", False, 1)) == []  # still takes chats: available for them
+    r.pause("ana", "lunch", 2)
+    assert r.agent("ana").state == "paused"  # what the agent chose says more than the phone
+    r.unpause("ana", 3)
+    assert states(r.set_reachable("ana", True, 4)) == [("ana", "unreachable", "available")]
+
+
 def test_logging_out_withdraws_offers_and_keeps_answered_tasks_without_wrap_up() -> None:
     r = router([QueueConfig("q", channels=VOICE_CHAT, wrapup_seconds=30, strategy="linear")],
                [agent("ana", "q"), agent("bob", "q")])

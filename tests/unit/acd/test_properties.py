@@ -100,7 +100,9 @@ class ModelAgent:
             return "reserved", None
         if self.wrap_until is not None:
             return "wrap_up", None
-        return ("paused", self.paused) if self.paused else ("available", None)
+        if self.paused:
+            return "paused", self.paused
+        return ("unreachable", None) if not self.reachable and not self.config.capacity["chat"] else ("available", None)
 
 
 @dataclass

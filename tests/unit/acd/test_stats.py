@@ -81,7 +81,7 @@ def test_a_day_with_every_outcome_adds_up() -> None:
     assert (day["talk_time"], day["wrap_up_time"]) == (90.0, 15.0)
     assert (support["waiting"], support["longest_wait"], support["callbacks_waiting"]) == (2, 100.0, 1)
     assert support["agents"] == {"logged_out": 0, "available": 0, "reserved": 0, "busy": 0, "wrap_up": 1,
-                                 "paused": 1}
+                                 "paused": 1, "unreachable": 0}
     # Everything happened within the last 15 minutes: the window is the day.
     assert {k: v for k, v in support["window"].items() if k != "seconds"} == \
         {k: v for k, v in day.items() if k != "since"}
