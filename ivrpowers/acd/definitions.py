@@ -120,6 +120,9 @@ class QueueDef(_Model):
     # in all, `callback_retry` seconds apart.
     callback_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     callback_retry: Annotated[int, Field(ge=10, le=86400)] = 120
+    # An answered chat with no line from either side for this long is closed (`inactive`), and its
+    # agent's place freed: a customer who just closes the tab is otherwise never noticed. 0: never.
+    chat_idle_timeout: Annotated[int, Field(ge=0, le=86400)] = 1800
 
     @model_validator(mode="after")
     def _check(self) -> QueueDef:

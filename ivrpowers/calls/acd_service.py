@@ -349,6 +349,11 @@ class AcdService:
         self._dirty.set()
         self._wake.set()
 
+    def chat_idle_timeout(self, queue: str) -> float | None:
+        """`chats.service.ChatAcd`: how long an answered chat of `queue` may stay silent (None: ever)."""
+        definition = self.queues.get(queue)
+        return float(definition.chat_idle_timeout) if definition and definition.chat_idle_timeout else None
+
     async def queue_def(self, name: str) -> QueueDef:
         queue = self.queues.get(name)
         if queue is None:

@@ -42,6 +42,7 @@ class Listener:
 class Live:
     chat: Chat  # the record as it is now
     messages: int = 0  # lines in its transcript
+    last_line: float = 0.0  # when its last line was written (epoch seconds): idle since then
     closing: bool = False  # the router sent it away: its close is being stored
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     listeners: set[Listener] = field(default_factory=set)

@@ -53,6 +53,8 @@ class ChatAcd(Protocol):
 
     def end(self, task_id: str, reason: str) -> None: ...
 
+    def chat_idle_timeout(self, queue: str) -> float | None: ...
+
 
 class ChatError(Exception):
     """`kind`: `not_found`, `conflict` (closed, not this agent's, no such offer), `refused` (with
@@ -68,19 +70,22 @@ def token_digest(token: str) -> str:
 
 
 class ChatService:
-    def __init__(self, repo: ChatRepository, acd: ChatAcd, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, repo: ChatRepository, acd: ChatAcd, clock: Callable[[], float] = time.time,
+                 idle_check: float = 5.0) -> None:
         self.repo, self.acd, self.clock = repo, acd, clock
         self.live: dict[str, Live] = {}  # open chats
         self.desk = ChatDesk(lambda chat_id: chat_id in self.live, self._sent_away, self._stray)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.idle_check = idle_check  # seconds between two looks for silent chats
+        self._idle_task: asyncio.Task[None] | None = None
 
     # -- life -----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Take back the open chats: each keeps its place (or its agent) as the router saved it."""
         for chat in await self.repo.open_chats():
-            self.live[chat.id] = Live(chat)
-        for chat_id, count in (await self.repo.message_counts(list(self.live))).items():
-            self.live[chat_id].messages = count
+            self.live[chat.id] = Live(chat, last_line=chat.created_at.timestamp())
+        for chat_id, (count, last) in (await self.repo.message_counts(list(self.live))).items():
+            self.live[chat_id].messages, self.live[chat_id].last_line = count, last.timestamp()
         router = self.acd.router
         known = set(router.task_ids())
         for live in list(self.live.values()):
@@ -89,8 +94,13 @@ class ChatService:
             task = router.task(task_id)
             if task.task.channel == "chat":
                 self.acd.end(task_id, "conversation_ended" if task.status == "active" else "left")
+        self._idle_task = asyncio.create_task(self._idle_watch(), name="chats-idle")
 
     async def close(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_task
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -139,7 +149,7 @@ class ChatService:
         except AcdError as exc:  # what the body's schema lets through, the router's rules may not
             raise ChatError("refused", str(exc), "invalid") from None
         await self.repo.create(chat, message)
-        live = self.live[chat.id] = Live(chat, messages=1)
+        live = self.live[chat.id] = Live(chat, messages=1, last_line=now)
         try:
             self.acd.submit(task, self.desk)
         except (QueueRefused, AcdError) as exc:
@@ -212,6 +222,7 @@ class ChatService:
                 raise ChatError("full", f"chat {chat_id} has {MAX_MESSAGES} messages, its most")
             message = await self.repo.add_message(chat_id, sender, text, self._now(), agent_id)
             live.messages += 1
+            live.last_line = message.at.timestamp()
             live.push({"type": "message", **message.to_dict()})
         return message
 
@@ -257,6 +268,30 @@ class ChatService:
         if live is not None:
             live.listeners.discard(listener)
 
+    async def close_idle(self) -> None:
+        """Close the answered chats that went their queue's `chat_idle_timeout` without a line."""
+        for live in list(self.live.values()):
+            limit = self.acd.chat_idle_timeout(live.chat.queue)
+            if limit is None or not self._idle(live, limit):
+                continue
+            async with live.lock:
+                if self._idle(live, limit):  # a line may have come while it waited for the lock
+                    self.acd.end(live.chat.id, "conversation_ended")
+                    await self._close(live, "inactive", f"The chat was closed after {_minutes(limit)} without a "
+                                      "message.", agent_id=live.chat.agent_id)
+
+    def _idle(self, live: Live, limit: float) -> bool:
+        return (live.chat.status == "active" and not live.closing and live.chat.id in self.live
+                and self.clock() - live.last_line >= limit)
+
+    async def _idle_watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.idle_check)
+            try:
+                await self.close_idle()
+            except Exception as exc:  # the database away: the next look tries again
+                log.warning("chat: closing idle chats failed (%s: %s)", type(exc).__name__, exc)
+
     # -- the router's side ----------------------------------------------------------------------
     def _sent_away(self, chat_id: str, outcome: str) -> None:
         live = self.live.get(chat_id)
@@ -299,6 +334,7 @@ class ChatService:
         message = await self.repo.change(live.chat.id, now, note, status=status, agent_id=agent_id, outcome=outcome)
         live.chat = dataclasses.replace(live.chat, **status_fields(status, now, agent_id, outcome))
         live.messages += 1
+        live.last_line = now.timestamp()
         live.push({"type": "message", **message.to_dict()})
         live.push({"type": "status", "status": status, "outcome": live.chat.outcome, "agent": live.chat.agent_id})
 
@@ -328,6 +364,12 @@ class ChatService:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("chat: storing a change failed (%s: %s)", type(exc).__name__, exc)
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 60 or seconds % 60:
+        return f"{seconds:g} seconds"
+    return "1 minute" if seconds == 60 else f"{seconds / 60:g} minutes"
 
 
 def _iso(when: float) -> str:

@@ -62,6 +62,8 @@ def queue_options(f: Any) -> Any:
         click.option("--record/--no-record", default=None,
                      help="Record answered calls (mixed audio; with a browser agent, video calls with both pictures)."),
         click.option("--announce-every", type=int, help="Seconds between position/wait announcements (0: never)."),
+        click.option("--chat-idle-timeout", type=int,
+                     help="Seconds an answered chat may stay silent before it is closed (0: never; default 1800)."),
         click.option("--relax", multiple=True, metavar="AFTER:LOWER_BY",
                      help="skills strategy: after AFTER seconds, required levels LOWER_BY lower (repeat)."),
         click.option("--description"),
@@ -88,7 +90,8 @@ def show_queue(queue: QueueDef) -> None:
     click.echo(f"{queue.name}: {queue.strategy}, {'+'.join(queue.channels)}, ring {queue.ring_timeout}s, "
                f"wrap-up {queue.wrapup_seconds}s, max wait {queue.max_wait or '-'}s, SLA {queue.sla_seconds}s, "
                f"hold {queue.hold}, video hold {queue.video_hold or '-'}, no agents: {queue.no_agents}, "
-               f"announce {announce}, record {'yes' if queue.record else 'no'}")
+               f"announce {announce}, record {'yes' if queue.record else 'no'}"
+               + (f", chat idle timeout {queue.chat_idle_timeout or '-'}s" if "chat" in queue.channels else ""))
 
 
 @click.group()

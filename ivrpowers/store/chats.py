@@ -135,13 +135,14 @@ class ChatRepository:
         async with self.db.session() as session:
             return [_message(row) for row in await session.scalars(query)]
 
-    async def message_counts(self, chat_ids: list[str]) -> dict[str, int]:
+    async def message_counts(self, chat_ids: list[str]) -> dict[str, tuple[int, datetime]]:
+        """Each chat's number of lines and the time of its last."""
         if not chat_ids:
             return {}
-        query = (select(ChatMessageRow.chat_id, func.count()).where(ChatMessageRow.chat_id.in_(chat_ids))
-                 .group_by(ChatMessageRow.chat_id))
+        query = (select(ChatMessageRow.chat_id, func.count(), func.max(ChatMessageRow.at))
+                 .where(ChatMessageRow.chat_id.in_(chat_ids)).group_by(ChatMessageRow.chat_id))
         async with self.db.session() as session:
-            return {chat_id: count for chat_id, count in (await session.execute(query)).all()}
+            return {chat_id: (count, last) for chat_id, count, last in (await session.execute(query)).all()}
 
     async def open_chats(self) -> list[Chat]:
         """Chats waiting or answered, oldest first."""

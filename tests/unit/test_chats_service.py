@@ -57,6 +57,7 @@ class FakeAcd:
         self.desks: dict[str, ChatDesk] = {}
         self.pending: dict[str, dict[str, float]] = {}
         self.ends: list[tuple[str, str]] = []
+        self.idle_timeouts: dict[str, float] = {"web": 1800.0}  # the queues' chat_idle_timeout
 
     def submit(self, task: Task, desk: ChatDesk) -> None:
         if task.queue not in {q.name for q in self.router.queues}:
@@ -94,6 +95,9 @@ class FakeAcd:
         self.pending.pop(task_id, None)
         if task_id in self.router.task_ids():
             self._apply(self.router.end_task(task_id, self.clock()))
+
+    def chat_idle_timeout(self, queue: str) -> float | None:
+        return self.idle_timeouts.get(queue)
 
     # what agents and time do
     def login(self, agent_id: str) -> None:
@@ -415,3 +419,62 @@ async def test_a_restart_mends_what_the_routers_last_save_missed(setup: Setup) -
     record, transcript = await again.chats.record(accepted_unwritten.id)
     assert (record.status, record.agent_id, transcript[-1].text) == ("active", "bo", "An agent joined the chat.")
     assert (await again.chats.get(waiting.id)).status == "waiting"
+
+
+async def test_an_answered_chat_silent_for_the_queues_idle_timeout_is_closed_and_frees_its_agent(
+    setup: Setup,
+) -> None:
+    chats, acd, clock = setup.chats, setup.acd, setup.clock
+    acd.idle_timeouts["web"] = 600.0
+    acd.login("ana")  # capacity 2
+    silent, _ = await chats.create("A", "web", "hi")
+    await chats.accept(silent.id, "ana")
+    talking, _ = await chats.create("B", "web", "hello")
+    await chats.accept(talking.id, "ana")
+    waiting, _ = await chats.create("C", "web", "anyone?")  # ana is full: it waits, and is not answered
+    listener = chats.listen(silent.id)
+    assert listener is not None
+    clock.now += 500
+    await chats.post(talking.id, "customer", "are you there?")
+    clock.now += 99
+    await chats.close_idle()
+    assert {c.status for c in (await chats.get(silent.id), await chats.get(talking.id))} == {"active"}
+
+    clock.now += 2  # 601 s after the silent chat's last line
+    await chats.close_idle()
+    record, transcript = await chats.record(silent.id)
+    assert (record.status, record.outcome, record.agent_id) == ("closed", "inactive", "ana")
+    assert transcript[-1].text == "The chat was closed after 10 minutes without a message."
+    assert acd.ends == [(silent.id, "conversation_ended")] and silent.id not in acd.router.task_ids()
+    events = []
+    while (event := await listener.next()) is not None:
+        events.append(event)
+    assert events[-1] == {"type": "status", "status": "closed", "outcome": "inactive", "agent": "ana"}
+    # The agent's place went to the chat that waited; the one with a recent line goes on.
+    assert chats.desk.offered(waiting.id, "ana")
+    assert (await chats.get(talking.id)).status == "active" and (await chats.get(waiting.id)).status == "waiting"
+
+    acd.idle_timeouts.pop("web")  # chat_idle_timeout 0: never
+    clock.now += 10_000
+    await chats.close_idle()
+    assert (await chats.get(talking.id)).status == "active"
+
+
+async def test_a_restart_counts_the_silence_from_the_last_line_not_from_the_restart(setup: Setup) -> None:
+    chats, acd, clock = setup.chats, setup.acd, setup.clock
+    acd.idle_timeouts["web"] = 600.0
+    acd.login("ana")
+    chat, _ = await chats.create("A", "web", "hi")
+    await chats.accept(chat.id, "ana")
+    clock.now += 300
+    await chats.post(chat.id, "agent", "one moment", "ana")  # not the chat's creation: its last line
+    clock.now += 400
+    again = await setup.restarted()
+    again.acd.idle_timeouts["web"] = 600.0
+    again.clock.now += 150
+    await again.chats.close_idle()
+    assert (await again.chats.get(chat.id)).status == "active"
+    again.clock.now += 51
+    await again.chats.close_idle()
+    assert (await again.chats.get(chat.id)).outcome == "inactive"
+    await again.chats.close()

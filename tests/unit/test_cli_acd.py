@@ -58,6 +58,11 @@ def test_queue_lifecycle_with_defaults_updates_and_one_line_errors(run: Run, sta
     assert (shown["strategy"], shown["max_wait"], shown["channels"]) == ("linear", 120, ["voice", "chat"])
     assert run("queue", "update", "sales", "--max-wait", "0").code == 0  # 0: no limit
     assert json.loads(run("queue", "show", "sales", "--json").out)["max_wait"] is None
+    assert queue["chat_idle_timeout"] == 1800
+    assert run("queue", "update", "sales", "--chat-idle-timeout", "300").code == 0
+    assert "chat idle timeout 300s" in run("queue", "show", "sales").out
+    negative = run("queue", "update", "sales", "--chat-idle-timeout", "-1")
+    assert negative.code == 2 and "chat_idle_timeout" in negative.err and negative.err.count("\n") == 1
 
     again = run("queue", "create", "sales")
     assert again.code == 1 and again.error_lines == ["error: queue 'sales' already exists "
