@@ -29,9 +29,11 @@ ACD = """
 queues:
   - {name: chats, channels: [chat], strategy: linear, wrapup_seconds: 0, ring_timeout: 300}
   - {name: chats-restart, channels: [chat], wrapup_seconds: 0, ring_timeout: 300}
+  - {name: chats-idle, channels: [chat], wrapup_seconds: 0, ring_timeout: 300, chat_idle_timeout: 2}
 agents:
   - {id: chatter, name: Chat Agent, capacity: {voice: 0, video: 0, chat: 2}, queues: [chats]}
   - {id: survivor, name: Chat Survivor, capacity: {voice: 0, video: 0, chat: 2}, queues: [chats-restart]}
+  - {id: idler, name: Chat Idler, capacity: {voice: 0, video: 0, chat: 1}, queues: [chats-idle]}
 """
 
 
@@ -157,6 +159,27 @@ async def test_chats_are_offered_answered_written_both_ways_and_stack_within_cap
     for chat in (second, third):
         await web.ok("POST", f"/api/agents/chatter/chats/{chat}/close")
     await web.ok("POST", "/api/agents/chatter/logout")
+
+
+async def test_an_answered_chat_left_silent_is_closed_and_its_agent_takes_the_next(web: Web) -> None:
+    await web.ok("POST", "/api/agents/idler/login")
+    silent, token = await web.open_chat("chats-idle", "Gus", "Hello?")
+    await web.ok("POST", f"/api/agents/idler/chats/{silent}/accept")
+    next_one, _ = await web.open_chat("chats-idle", "Hana", "Me next")  # capacity 1: it waits
+    ws = await web.customer_socket(silent, token)
+    # Nobody writes: the queue's chat_idle_timeout (2 s) closes it, as the customer's socket hears.
+    ended = (await until_socket_says(ws, {"type": "status", "status": "closed"}))[-1]
+    assert (ended["outcome"], ended["agent"]) == ("inactive", "idler")
+    assert (await web.texts(silent))[-1] == "The chat was closed after 2 seconds without a message."
+    assert await poll(lambda: _offered_one(web, next_one), timeout=10)
+    await ws.close()
+    await web.ok("POST", f"/api/agents/idler/chats/{next_one}/accept")
+    await web.ok("POST", f"/api/agents/idler/chats/{next_one}/close")
+    await web.ok("POST", "/api/agents/idler/logout")
+
+
+async def _offered_one(web: Web, chat_id: str) -> bool | None:
+    return True if await web.offered("idler") == [chat_id] else None
 
 
 async def _saved(controller: ControllerUnderTest) -> dict[str, tuple[str, str | None]]:
