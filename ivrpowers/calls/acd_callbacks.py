@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -23,9 +22,9 @@ from ivrpowers.acd import AcdError
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.identity import call_id_for
+from ivrpowers.calls.legs import BUSY, GRACE, ring_leg
 from ivrpowers.calls.media_facts import MeasuredCall
 from ivrpowers.calls.roles import LEG, StasisArgs
-from ivrpowers.calls.transfer import BUSY, LegWaiter
 from ivrpowers.flows.services import QueueRefused
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivrpowers.acd")
 
-_GRACE = 5.0  # beyond a ring time: how long Asterisk may take to say the leg is gone
 CUSTOMER_RING = 30.0  # how long the customer's phone rings
 
 
@@ -99,27 +97,15 @@ class Callback:
                     agent_id: str | None) -> Channel | None:
         """Originate a leg and wait for it to answer (its channel) or not (None; the router is told
         for an agent's leg)."""
-        waiter = LegWaiter()
-        self.ctx.events.expect(leg_id, waiter)
         if agent_id is not None:
             self.ringing[agent_id] = leg_id
         args = StasisArgs(LEG, {"interaction": self.call_id or "", "purpose": "callback"})
         try:
-            try:
-                await self.ctx.client.originate(dial, app_args=args.encode(), caller_id=caller_id,
-                                                timeout=math.ceil(ring + _GRACE), channel_id=leg_id)
-            except AriError as exc:
-                waiter.cause_txt = str(exc)
-                waiter.done.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.done.wait(), ring + 2 * _GRACE)
+            waiter = await ring_leg(self.ctx, dial, leg_id, args, ring + GRACE, caller_id=caller_id)
         finally:
-            self.ctx.events.unexpect(leg_id)
             if agent_id is not None:
                 self.ringing.pop(agent_id, None)
         if waiter.channel is None:
-            if not waiter.done.is_set():
-                await self._hang_up(leg_id)
             detail = {"cause": waiter.cause, "cause_txt": waiter.cause_txt}
             if agent_id is not None:
                 self._event("callback_agent_not_answered", {"agent": agent_id, **detail})

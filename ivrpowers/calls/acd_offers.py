@@ -2,8 +2,7 @@
 the caller's number), and when the agent answers, bridge them; when either hangs up, tell the
 router (the agent wraps up) and the caller's queue node (its flow goes on at `next`).
 
-The leg's id is chosen before the originate, so a leg that never answers still reaches this
-offer (`EventRouter.expect`), as for transfers.
+An offer's leg is rung by `calls.legs.ring_leg`, as a transfer's is.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -21,8 +19,8 @@ from ivrpowers.acd.model import AcdError
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.acd_hold import Conversation, end_hold, set_hold, transfer
 from ivrpowers.calls.acd_recording import offer_variables, record_conversation
+from ivrpowers.calls.legs import BUSY, GRACE, ring_leg, shown_caller
 from ivrpowers.calls.roles import LEG, StasisArgs
-from ivrpowers.calls.transfer import BUSY, LegWaiter, _caller_id
 from ivrpowers.calls.video import video_settled
 from ivrpowers.flows.services import QueueUpdate
 
@@ -34,9 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivrpowers.acd")
 
-# Beyond the router's ring timeout (it withdraws the offer at its tick): Asterisk's own limit on
-# the originate, and how long it may take to say the leg is gone.
-_GRACE = 5.0
 PAGE_CLOSED = "page_closed"  # the pause reason of a browser agent whose page went away
 
 
@@ -115,8 +110,6 @@ class Offers:
             service.not_answered(ticket.task_id, agent_id, declined=True)
             return
         leg_id = f"{session.call_id}-q{os.urandom(4).hex()}"
-        waiter = LegWaiter()
-        self.ctx.events.expect(leg_id, waiter)
         self.ringing[key] = leg_id
         ring = max(1.0, expires - service.clock())
         args = StasisArgs(LEG, {"interaction": session.call_id, "purpose": "queue", "agent": agent_id})
@@ -125,31 +118,30 @@ class Offers:
         # those: browser endpoints offer what is asked of them and nothing more
         # (`outgoing_call_offer_pref`), since video passes through untranscoded.
         originator = session.channel.id if await session.call.video_codec() is not None else None
-        try:
-            try:
-                await self.ctx.client.originate(
-                    f"PJSIP/{endpoint}", app_args=args.encode(), caller_id=_caller_id(session),
-                    timeout=math.ceil(ring + _GRACE), channel_id=leg_id, originator=originator,
-                    variables=offer_variables(session, ticket.queue.record))
-            except AriError as exc:
-                log.info("call %s: offer to %s failed: %s", session.call_id, agent_id, exc)
-                service.not_answered(ticket.task_id, agent_id, declined=True)
-                return
-            if key in self.cancelled:  # withdrawn while the originate was on its way
+
+        async def withdrawn_meanwhile() -> None:  # withdrawn while the originate was on its way
+            if key in self.cancelled:
                 await self._hang_up(leg_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.done.wait(), ring + 2 * _GRACE)
+
+        try:
+            # The router withdraws the offer when it rings out: Asterisk's own limit is a backstop.
+            waiter = await ring_leg(self.ctx, f"PJSIP/{endpoint}", leg_id, args, ring + GRACE,
+                                    caller_id=shown_caller(session), originator=originator,
+                                    variables=offer_variables(session, ticket.queue.record),
+                                    originated=withdrawn_meanwhile)
         finally:
-            self.ctx.events.unexpect(leg_id)
             self.ringing.pop(key, None)
+        if waiter.error is not None:
+            log.info("call %s: offer to %s failed: %s", session.call_id, agent_id, waiter.error)
+            self.cancelled.discard(key)
+            service.not_answered(ticket.task_id, agent_id, declined=True)
+            return
         if key in self.cancelled:  # the router withdrew it (rang out, answered elsewhere, caller gone)
             self.cancelled.discard(key)
             if waiter.channel is not None:
                 await self._hang_up(waiter.channel.id)
             return
         if waiter.channel is None:
-            if not waiter.done.is_set():
-                await self._hang_up(leg_id)
             service.not_answered(ticket.task_id, agent_id, declined=waiter.cause in BUSY)
             return
         if ticket.done or not service.answered(ticket.task_id, agent_id):

@@ -38,7 +38,7 @@ class ChannelOwner(Protocol):
 
 
 class Expected(Protocol):
-    """A channel this controller originated, not in the app yet (`calls.transfer.LegWaiter`)."""
+    """A channel this controller originated, not in the app yet (`calls.legs.LegWaiter`)."""
 
     def entered(self, channel: Channel) -> None: ...
     def destroyed(self, cause: int | None, cause_txt: str | None) -> None: ...

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ivrpowers.acd.supervision import Plan, SupervisionError, plan
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
+from ivrpowers.calls.legs import GRACE, LegWaiter, ring_leg
 from ivrpowers.calls.media_facts import MeasuredCall
 from ivrpowers.calls.roles import SUPERVISOR, StasisArgs
-from ivrpowers.calls.transfer import LegWaiter
 
 if TYPE_CHECKING:
     from ivrpowers.calls.acd_service import AcdService
@@ -40,7 +40,6 @@ log = logging.getLogger("ivrpowers.supervision")
 
 SUPERVISE_HEADER = "X-Ivrpowers-Supervise"  # the call supervised: the supervisor's page answers by itself
 RING_SECONDS = 30
-_GRACE = 5.0  # beyond the ring time, for Asterisk to say the channel is gone; a snoop's StasisStart
 
 
 @dataclass
@@ -190,27 +189,19 @@ class Supervision:
     async def _ring(self, watch: Watch, conversation: Conversation) -> Channel | None:
         """The supervisor's endpoint rung, audio only; its channel once it answers (None if not)."""
         channel_id = f"{watch.call_id}-s{os.urandom(4).hex()}"
-        waiter = LegWaiter()
-        self.ctx.events.expect(channel_id, waiter)
         args = StasisArgs(SUPERVISOR, {"interaction": watch.call_id, "by": watch.by})
         name = "".join(c for c in f"Supervise {conversation.agent}" if c not in '"<>\\')
-        try:
-            await self.ctx.client.originate(
-                f"PJSIP/{watch.endpoint}", app_args=args.encode(), channel_id=channel_id, timeout=RING_SECONDS,
-                caller_id=f'"{name}" <{conversation.caller or "supervise"}>',
-                variables={f"PJSIP_HEADER(add,{SUPERVISE_HEADER})": watch.call_id})
-            over = [asyncio.ensure_future(e.wait()) for e in (watch.stop, conversation.session.call.destroyed,
-                                                                 conversation.leg.destroyed, waiter.done)]
-            try:
-                await asyncio.wait(over, timeout=RING_SECONDS + _GRACE, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for wait in over:
-                    wait.cancel()
-        finally:
-            self.ctx.events.unexpect(channel_id)
-        if waiter.channel is None or not waiter.done.is_set() or watch.stop.is_set() \
-                or conversation.leg.destroyed.is_set() or conversation.session.call.destroyed.is_set():
-            await self._hang_up(waiter.channel.id if waiter.channel is not None else channel_id)
+        waiter = await ring_leg(
+            self.ctx, f"PJSIP/{watch.endpoint}", channel_id, args, RING_SECONDS,
+            caller_id=f'"{name}" <{conversation.caller or "supervise"}>',
+            variables={f"PJSIP_HEADER(add,{SUPERVISE_HEADER})": watch.call_id},
+            until=(watch.stop, conversation.session.call.destroyed, conversation.leg.destroyed))
+        if waiter.error is not None:
+            raise waiter.error
+        if waiter.channel is None or watch.stop.is_set() or conversation.leg.destroyed.is_set() \
+                or conversation.session.call.destroyed.is_set():
+            if waiter.channel is not None:
+                await self._hang_up(waiter.channel.id)
             log.info("call %s: supervision by %s not answered (cause %s)", watch.call_id, watch.by, waiter.cause)
             return None
         return waiter.channel
@@ -281,7 +272,7 @@ class Supervision:
                                         app_args=StasisArgs(SUPERVISOR, {"interaction": watch.call_id,
                                                                          "snoop": "yes"}).encode())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.done.wait(), _GRACE)
+                await asyncio.wait_for(waiter.done.wait(), GRACE)  # for the snoop's StasisStart
         finally:
             self.ctx.events.unexpect(snoop_id)
         if waiter.channel is None:

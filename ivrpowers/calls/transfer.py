@@ -1,21 +1,18 @@
-"""A flow's transfer on ARI: originate the target as a `leg` of the interaction, ring back the
-caller meanwhile, and on answer bridge the two (`flows.services.Transferer`, one per session).
-
-The leg's id is chosen here, so its events (a ChannelDestroyed when it is never answered) reach
-this transfer before the channel enters the app (`EventRouter.expect`).
+"""A flow's transfer on ARI: originate the target as a `leg` of the interaction (`calls.legs`),
+ring back the caller meanwhile, and on answer bridge the two (`flows.services.Transferer`, one per
+session).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import os
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ivrpowers.ari import AriError, Channel
+from ivrpowers.calls.legs import BUSY, NO_ANSWER, ring_leg, shown_caller
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.flows.services import TransferResult
 
@@ -23,29 +20,6 @@ if TYPE_CHECKING:
     from ivrpowers.calls.session import Session
 
 log = logging.getLogger("ivrpowers.calls")
-
-BUSY = frozenset({17, 21})  # user busy, call rejected
-NO_ANSWER = frozenset({18, 19})  # no user responding, no answer
-# Beyond the ring time: how long Asterisk may take to tell us the originated leg is gone.
-_GRACE = 5.0
-
-
-class LegWaiter:
-    """Fed by the event router until the originated leg answers (enters the app) or is gone."""
-
-    def __init__(self) -> None:
-        self.done = asyncio.Event()
-        self.channel: Channel | None = None
-        self.cause: int | None = None
-        self.cause_txt: str | None = None
-
-    def entered(self, channel: Channel) -> None:
-        self.channel = channel
-        self.done.set()
-
-    def destroyed(self, cause: int | None, cause_txt: str | None) -> None:
-        self.cause, self.cause_txt = cause, cause_txt
-        self.done.set()
 
 
 class SessionTransfer:
@@ -67,26 +41,19 @@ class SessionTransfer:
         if dial is None:
             return TransferResult("failed", {"problem": f"{target}: no outbound trunk allows this number"})
         leg_id = f"{session.channel_id}-t{os.urandom(4).hex()}"
-        waiter = LegWaiter()
-        ctx.events.expect(leg_id, waiter)
         ringback = f"ring-{leg_id}"
         started = time.monotonic()
         try:
-            await ctx.client.originate(
-                dial, app_args=StasisArgs(LEG, {"interaction": session.call_id, "purpose": "transfer"}).encode(),
-                caller_id=caller_id or _caller_id(session), timeout=math.ceil(timeout), channel_id=leg_id)
-            await self._ringback(ringback)
-            try:
-                await asyncio.wait_for(waiter.done.wait(), timeout + _GRACE)
-            except TimeoutError:
-                await self._hang_up(leg_id)
-                return TransferResult("no_answer", {"ring_ms": _ms(started)})
-        except AriError as exc:
-            return TransferResult("failed", {"problem": str(exc), "ring_ms": _ms(started)})
+            waiter = await ring_leg(
+                ctx, dial, leg_id, StasisArgs(LEG, {"interaction": session.call_id, "purpose": "transfer"}), timeout,
+                caller_id=caller_id or shown_caller(session), originated=lambda: self._ringback(ringback))
         finally:
-            ctx.events.unexpect(leg_id)
             await self._stop(ringback)
         ring_ms = _ms(started)
+        if waiter.error is not None:
+            return TransferResult("failed", {"problem": str(waiter.error), "ring_ms": ring_ms})
+        if waiter.timed_out:
+            return TransferResult("no_answer", {"ring_ms": ring_ms})
         if waiter.channel is None:
             cause, detail = waiter.cause, {"ring_ms": ring_ms, "cause": waiter.cause, "cause_txt": waiter.cause_txt}
             if cause in BUSY:
@@ -123,14 +90,6 @@ class SessionTransfer:
             await self.session.ctx.client.hangup(channel_id)
         except AriError:
             pass  # already gone
-
-
-def _caller_id(session: Session) -> str | None:
-    caller = session.channel.caller
-    if caller is None or not caller.number:
-        return None
-    name = "".join(c for c in caller.name if c not in '"<>\\')  # nothing that could end the quoted name
-    return f'"{name}" <{caller.number}>' if name else caller.number
 
 
 def _ms(started: float) -> int:
