@@ -43,6 +43,7 @@ class Live:
     chat: Chat  # the record as it is now
     messages: int = 0  # lines in its transcript
     last_line: float = 0.0  # when its last line was written (epoch seconds): idle since then
+    warned: bool = False  # told it will be closed if it stays silent (since its last line)
     closing: bool = False  # the router sent it away: its close is being stored
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     listeners: set[Listener] = field(default_factory=set)

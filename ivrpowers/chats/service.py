@@ -222,7 +222,7 @@ class ChatService:
                 raise ChatError("full", f"chat {chat_id} has {MAX_MESSAGES} messages, its most")
             message = await self.repo.add_message(chat_id, sender, text, self._now(), agent_id)
             live.messages += 1
-            live.last_line = message.at.timestamp()
+            live.last_line, live.warned = message.at.timestamp(), False
             live.push({"type": "message", **message.to_dict()})
         return message
 
@@ -269,20 +269,28 @@ class ChatService:
             live.listeners.discard(listener)
 
     async def close_idle(self) -> None:
-        """Close the answered chats that went their queue's `chat_idle_timeout` without a line."""
+        """Warn the answered chats about to reach their queue's `chat_idle_timeout` without a line
+        (once, `_warning(limit)` before), and close those that reached it."""
         for live in list(self.live.values()):
             limit = self.acd.chat_idle_timeout(live.chat.queue)
-            if limit is None or not self._idle(live, limit):
+            if limit is None or not self._idle(live, limit - _warning(limit)):
                 continue
-            async with live.lock:
-                if self._idle(live, limit):  # a line may have come while it waited for the lock
+            async with live.lock:  # a line may have come while it waited for the lock: look again
+                if self._idle(live, limit):
                     self.acd.end(live.chat.id, "conversation_ended")
-                    await self._close(live, "inactive", f"The chat was closed after {_minutes(limit)} without a "
+                    await self._close(live, "inactive", f"The chat was closed after {_duration(limit)} without a "
                                       "message.", agent_id=live.chat.agent_id)
+                elif self._idle(live, limit - _warning(limit)) and not live.warned:
+                    note = f"This chat will close in {_duration(_warning(limit))} without a message."
+                    # Not a line of the conversation: the silence it warns about goes on being counted.
+                    message = await self.repo.add_message(live.chat.id, "system", note, self._now(),
+                                                          live.chat.agent_id)
+                    live.messages, live.warned = live.messages + 1, True
+                    live.push({"type": "message", **message.to_dict()})
 
-    def _idle(self, live: Live, limit: float) -> bool:
+    def _idle(self, live: Live, seconds: float) -> bool:
         return (live.chat.status == "active" and not live.closing and live.chat.id in self.live
-                and self.clock() - live.last_line >= limit)
+                and self.clock() - live.last_line >= seconds)
 
     async def _idle_watch(self) -> None:
         while True:
@@ -334,7 +342,7 @@ class ChatService:
         message = await self.repo.change(live.chat.id, now, note, status=status, agent_id=agent_id, outcome=outcome)
         live.chat = dataclasses.replace(live.chat, **status_fields(status, now, agent_id, outcome))
         live.messages += 1
-        live.last_line = now.timestamp()
+        live.last_line, live.warned = now.timestamp(), False
         live.push({"type": "message", **message.to_dict()})
         live.push({"type": "status", "status": status, "outcome": live.chat.outcome, "agent": live.chat.agent_id})
 
@@ -366,9 +374,15 @@ class ChatService:
             log.warning("chat: storing a change failed (%s: %s)", type(exc).__name__, exc)
 
 
-def _minutes(seconds: float) -> str:
+def _warning(limit: float) -> float:
+    """How long before an idle chat is closed its participants are warned: a minute, or half a
+    short timeout."""
+    return min(60.0, limit / 2)
+
+
+def _duration(seconds: float) -> str:
     if seconds < 60 or seconds % 60:
-        return f"{seconds:g} seconds"
+        return "1 second" if seconds == 1 else f"{seconds:g} seconds"
     return "1 minute" if seconds == 60 else f"{seconds / 60:g} minutes"
 
 

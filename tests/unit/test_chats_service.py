@@ -436,7 +436,15 @@ async def test_an_answered_chat_silent_for_the_queues_idle_timeout_is_closed_and
     assert listener is not None
     clock.now += 500
     await chats.post(talking.id, "customer", "are you there?")
-    clock.now += 99
+    clock.now += 39
+    await chats.close_idle()
+    assert (await chats.record(silent.id))[1][-1].text == "An agent joined the chat."  # 539 s: nothing yet
+    clock.now += 2
+    await chats.close_idle()
+    await chats.close_idle()  # warned once, not at every look
+    warnings = [m.text for m in (await chats.record(silent.id))[1] if m.text.startswith("This chat will close")]
+    assert warnings == ["This chat will close in 1 minute without a message."]
+    clock.now += 58
     await chats.close_idle()
     assert {c.status for c in (await chats.get(silent.id), await chats.get(talking.id))} == {"active"}
 
@@ -453,6 +461,17 @@ async def test_an_answered_chat_silent_for_the_queues_idle_timeout_is_closed_and
     # The agent's place went to the chat that waited; the one with a recent line goes on.
     assert chats.desk.offered(waiting.id, "ana")
     assert (await chats.get(talking.id)).status == "active" and (await chats.get(waiting.id)).status == "waiting"
+
+    # A line after the warning starts the count again, and a new warning may come.
+    clock.now += 450  # the talking chat: 551 s since its last line
+    await chats.close_idle()
+    await chats.post(talking.id, "customer", "still here")
+    clock.now += 545
+    await chats.close_idle()
+    _, lines_ = await chats.record(talking.id)
+    assert [m.text for m in lines_ if m.sender == "system"][-2:] == [
+        "This chat will close in 1 minute without a message.", "This chat will close in 1 minute without a message."]
+    assert lines_[-2].text == "still here" and (await chats.get(talking.id)).status == "active"
 
     acd.idle_timeouts.pop("web")  # chat_idle_timeout 0: never
     clock.now += 10_000
