@@ -158,7 +158,7 @@ class Controller:
                          recordings=(CallRecordings(recordings_root(self.settings)), self._answered,
                                      self._note),
                          supervision=(self.supervision, lambda: self.acd.agents),
-                         embed_origins=self.settings.embed_origins)
+                         embed_origins=self.settings.embed_origins, timezone=self.settings.timezone)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_address, self.settings.web_port).start()

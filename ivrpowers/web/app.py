@@ -18,27 +18,19 @@ from ivrpowers import __version__
 from ivrpowers.chats.service import ChatService
 from ivrpowers.media.call_recordings import CallRecordings
 from ivrpowers.store.acd import AcdRepository
-from ivrpowers.store.cdrs import (
-    CALL_ID,
-    MAX_LIMIT,
-    MIN_PREFIX,
-    AmbiguousCall,
-    CdrRepository,
-    NoSuchCall,
-    PrefixTooShort,
-    call_to_dict,
-)
+from ivrpowers.store.cdrs import CdrRepository
 from ivrpowers.web.acd_api import AcdRuntime, add_acd_routes
 from ivrpowers.web.agent_api import LOGIN_PATH, PasswordCheck, SipServer, add_agent_login
 from ivrpowers.web.agent_auth import AGENT, VIEWER, SignedTokens, agent_may, view_may
 from ivrpowers.web.call_chat_api import add_call_chat, stored_kinds
+from ivrpowers.web.calls_api import add_call_routes
 from ivrpowers.web.chats_api import add_chat_routes, authenticates_itself
 from ivrpowers.web.events_ws import TOKEN_PREFIX as TOKEN_SUBPROTOCOL
 from ivrpowers.web.events_ws import add_events_route, offered_subprotocols, subprotocol_token_matches
 from ivrpowers.web.index import INDEX_HTML
 from ivrpowers.web.json_body import json_error
 from ivrpowers.web.metrics import add_metrics_route
-from ivrpowers.web.openapi import ERROR, Api, Param
+from ivrpowers.web.openapi import Api
 from ivrpowers.web.pages import add_page_routes, is_page
 from ivrpowers.web.recordings_api import Answered, Note, add_recording_routes
 from ivrpowers.web.stats_api import add_stats_routes, live_acd
@@ -47,28 +39,6 @@ from ivrpowers.web.supervision_api import SupervisionRoutes, add_supervision_rou
 OPEN_PATHS = {"/", "/health", "/api/openapi.json", LOGIN_PATH}
 
 log = logging.getLogger("ivrpowers.web")
-
-
-_TEXT, _TIME = {"type": "string"}, {"type": ["string", "null"], "format": "date-time"}
-CALL: dict[str, Any] = {
-    "type": "object", "description": "A CDR with its timeline (the shape of `cdr show --json`)",
-    "required": ["id", "started_at", "events"],
-    "properties": {
-        "id": _TEXT, "asterisk_id": _TEXT, "channel_id": _TEXT, "owner": {"type": ["string", "null"]},
-        "recovered": {"type": "boolean"}, "role": _TEXT, "source": {"type": ["string", "null"]},
-        "channels": {"type": "array", "items": {"type": "object"}}, "bridge_id": {"type": ["string", "null"]},
-        "caller": _TEXT, "caller_name": _TEXT, "dialed": _TEXT, "flow": {"type": ["string", "null"]},
-        "flow_version": {"type": ["integer", "null"]}, "started_at": {"type": "string", "format": "date-time"},
-        "answered_at": _TIME, "ended_at": _TIME, "duration": {"type": ["number", "null"]},
-        "disposition": {"type": ["string", "null"]}, "hangup_cause": {"type": ["integer", "null"]},
-        "hangup_cause_text": {"type": ["string", "null"]},
-        "events": {"type": "array", "items": {"type": "object", "required": ["type", "at", "detail"], "properties": {
-            "type": _TEXT, "at": {"type": "string", "format": "date-time"}, "node": {"type": ["string", "null"]},
-            "detail": {"type": "object"}}}},
-    },
-}
-# What `CdrRepository.find` looks up: shorter is refused (400), anything else not an id is none (404).
-CALL_ID_PARAM = {"type": "string", "minLength": MIN_PREFIX, "pattern": CALL_ID.pattern}
 
 
 class HealthSource(Protocol):
@@ -147,11 +117,13 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
                chats: ChatService | None = None, sip: SipServer | None = None,
                agent_tokens: SignedTokens | None = None, password_ok: PasswordCheck | None = None,
                recordings: RecordingRoutes | None = None,
-               supervision: SupervisionRoutes | None = None, embed_origins: str = "*") -> web.Application:
+               supervision: SupervisionRoutes | None = None, embed_origins: str = "*",
+               timezone: str = "UTC") -> web.Application:
     """`sip`: Asterisk's SIP websocket and domain, for the browser pages (none without it).
     `agent_tokens`, `password_ok`: agents sign in with their own account (`/api/agent/login`).
     `recordings`: where agents' pages send video recordings, and how they reach the CDR.
-    `embed_origins`: who may frame the /call page (CSP frame-ancestors)."""
+    `embed_origins`: who may frame the /call page (CSP frame-ancestors). `timezone`: what a time
+    without an offset in a query means (`/api/calls?since=...`)."""
     handler_args: Mapping[str, Any] = {"logger": _RequestLog(logging.getLogger("aiohttp.server"), {})}
     # The largest body is an agent or queue definition, a few hundred bytes: 64 KiB is plenty,
     # anything larger is refused with 413 unread.
@@ -166,26 +138,6 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
     async def index(request: web.Request) -> web.Response:
         return web.Response(text=INDEX_HTML, content_type="text/html")
 
-    async def list_calls(request: web.Request) -> web.Response:
-        raw = request.query.get("limit", "20")
-        # isascii: str.isdigit() is true of '²' too, which int() refuses.
-        limit = int(raw) if raw.isascii() and raw.isdigit() else 0
-        if not 1 <= limit <= MAX_LIMIT:
-            raise json_error(web.HTTPBadRequest, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-        return web.json_response([call_to_dict(c) for c in await cdrs.latest(limit)])
-
-    async def get_call(request: web.Request) -> web.Response:
-        # The same lookup as `ivrpowers cdr show`: an id, or the start of one; the same errors.
-        try:
-            call = await cdrs.find(request.match_info["call_id"])
-        except NoSuchCall as exc:
-            raise json_error(web.HTTPNotFound, str(exc)) from None
-        except PrefixTooShort as exc:
-            raise json_error(web.HTTPBadRequest, str(exc)) from None
-        except AmbiguousCall as exc:
-            raise json_error(web.HTTPConflict, str(exc), candidates=exc.candidates) from None
-        return web.json_response(call_to_dict(call))
-
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(api.document())
 
@@ -197,13 +149,7 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
             returns={200: health_schema, 503: health_schema}, open=True)
     api.add("GET", "/api/openapi.json", openapi, summary="This document (open: no token)",
             returns={200: {"type": "object"}}, open=True)
-    call = api.component("Call", CALL)
-    api.add("GET", "/api/calls", list_calls, summary="The latest calls, newest first",
-            params=[Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})],
-            returns={200: {"type": "array", "items": call}, 400: ERROR})
-    api.add("GET", "/api/calls/{call_id}", get_call, summary="One call, by its id or the start of it",
-            params=[Param("call_id", "path", CALL_ID_PARAM, f"the id, or its first {MIN_PREFIX} characters or more")],
-            returns={200: call, 400: ERROR, 404: ERROR, 409: ERROR})
+    add_call_routes(api, cdrs, timezone)
     if acd is not None:
         add_acd_routes(api, acd, acd_runtime)
     live = live_acd(acd_runtime)  # the running ACD's statistics and events

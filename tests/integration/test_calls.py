@@ -7,9 +7,13 @@ caller number of its own, which is how its CDR is found.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import itertools
 import json
 import subprocess
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +94,19 @@ async def test_menu_digit_2_says_goodbye_and_the_flow_hangs_up(controller: Contr
     assert events(cdr, "hangup")[0]["detail"]["by"] == "flow"
     assert cdr["hangup_cause"] == 16  # normal clearing
     assert_ordered(cdr)
+
+    # Found again by the operator's filters, through the CLI and the API, on this database.
+    found = controller.ivrpowers("cdr", "list", "--since", "1h", "--number", number, "--disposition", "completed",
+                                 "--flow", cdr["flow"], "--csv").stdout
+    assert [(row["id"], row["caller"], row["dialed"]) for row in csv.DictReader(io.StringIO(found))] == [
+        (cdr["id"], number, "200")]
+    assert controller.ivrpowers("cdr", "list", "--until", "1h", "--number", number, "--json").stdout.strip() == "[]"
+    secrets = json.loads((Path(controller.env["IVRPOWERS_STATE_DIR"]) / "secrets.json").read_text())
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{controller.web_port}/api/calls?since=1h&number={number}&format=csv",
+        headers={"Authorization": f"Bearer {secrets['api_token']}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert [row["id"] for row in csv.DictReader(io.StringIO(resp.read().decode()))] == [cdr["id"]]
 
 
 async def test_invalid_digit_then_retry(controller: ControllerUnderTest, asterisk) -> None:
