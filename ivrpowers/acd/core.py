@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import Counter
 from collections.abc import Iterable
 
 from .decisions import AgentStateChanged, CancelOffer, CancelReason, Decision, NoAgents, Offer, TaskTimedOut
 from .free import FreeAgents
-from .model import InvalidEvent, NotFound, QueueConfig
+from .model import Channel, InvalidEvent, NotFound, QueueConfig
 from .records import AgentRecord, TaskRecord
 from .timers import MAX_WAIT, RELAX, RING, WRAP, Deadline, Timers
 from .waiting import Key, WaitingLine
@@ -32,7 +33,9 @@ class Core:
         self._queues: dict[str, QueueConfig] = {}
         self._lines: dict[str, WaitingLine] = {}
         self._free: dict[str, FreeAgents] = {}  # queue -> its free agents
-        self._logged_in: dict[str, int] = {}  # queue -> how many members are logged in
+        # queue -> how many members are logged in, per channel they take (a capacity above 0): a
+        # chat in a queue whose logged-in members take no chats has nobody, as in an empty queue.
+        self._logged_in: dict[str, Counter[Channel]] = {}
         self._agents: dict[str, AgentRecord] = {}
         self._tasks: dict[str, TaskRecord] = {}
         self._round_robin: dict[str, int] = {}  # queue -> rank of the agent served last
@@ -82,24 +85,28 @@ class Core:
         return task, agent
 
     def _count_logged_in(self, agent: AgentRecord, delta: int) -> None:
+        channels = [channel for channel, capacity in agent.config.capacity.items() if capacity]
         for queue in agent.config.queues:
-            self._logged_in[queue] += delta
+            for channel in channels:
+                self._logged_in[queue][channel] += delta
 
     def _send_away(self, queues: Iterable[str]) -> None:
-        """Queues whose last logged-in member just left, unless `join_empty`: their waiting tasks
-        leave with `NoAgents`, as arriving ones would (parked callbacks stay)."""
+        """Queues whose last logged-in member taking a channel just left (or stopped taking it),
+        unless `join_empty`: their waiting tasks of that channel leave with `NoAgents`, as arriving
+        ones would (parked callbacks stay)."""
         for name in queues:
-            if self._logged_in[name] or self._queues[name].join_empty:
+            if self._queues[name].join_empty:
                 continue
             for key in list(self._lines[name].ordered()):
-                self._forget(self._tasks[key[3]])
-                self._out.append(NoAgents(key[3]))
+                if not self._logged_in[name][self._tasks[key[3]].task.channel]:
+                    self._forget(self._tasks[key[3]])
+                    self._out.append(NoAgents(key[3]))
 
     def _add_queue(self, queue: QueueConfig) -> None:
         self._queues[queue.name] = queue
         self._lines[queue.name] = WaitingLine()
         self._free[queue.name] = FreeAgents(queue.name, queue.strategy, queue.channels)
-        self._logged_in[queue.name] = 0
+        self._logged_in[queue.name] = Counter()
 
     # Agents.
 

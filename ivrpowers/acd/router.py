@@ -99,8 +99,8 @@ class Router(Core):
         if record.logged_in:
             self._count_logged_in(record, +1)
         self._refresh(record)
-        if record.logged_in:
-            self._send_away(q for q in old.queues if q not in agent.queues)
+        if record.logged_in:  # the queues it left, or whose channel it no longer takes
+            self._send_away(old.queues)
         return self._finish()
 
     def remove_agent(self, agent_id: str) -> None:
@@ -114,14 +114,14 @@ class Router(Core):
     # Tasks.
 
     def arrive(self, task: Task, now: float) -> list[Decision]:
-        """A task joins its queue (or is turned away with `NoAgents`)."""
+        """A task joins its queue (or `NoAgents`: no logged-in member takes its channel, not `join_empty`)."""
         queue = self._queue(task.queue)
         if task.channel not in queue.channels:
             raise InvalidEvent(f"queue {queue.name} does not take {task.channel}")
         if task.id in self._tasks:
             raise InvalidEvent(f"task {task.id} is already in queue {self._tasks[task.id].task.queue}")
         self._begin(now)
-        if not queue.join_empty and not self._logged_in[queue.name]:
+        if not queue.join_empty and not self._logged_in[queue.name][task.channel]:
             self._out.append(NoAgents(task.id))
             return self._finish()
         seq = self._next_seq

@@ -248,3 +248,20 @@ def test_idempotent_agent_events_change_nothing() -> None:
     assert r.set_reachable("ana", True, 1) == []
     r.logout("ana", 2)
     assert r.logout("ana", 3) == []
+
+
+def test_a_task_nobody_logged_in_can_take_is_turned_away_like_one_in_an_empty_queue() -> None:
+    r = router([QueueConfig("q", channels=VOICE_CHAT)],
+               [agent("phones", "q", capacity={"chat": 0}), agent("typist", "q", capacity={"voice": 0, "video": 0})],
+               login=False)
+    r.login("phones", 0)
+    assert [type(d).__name__ for d in r.arrive(task("m1", channel="chat"), 1)] == ["NoAgents"]
+    assert offers(r.arrive(task("c1"), 1)) == [("c1", "phones")]
+    r.login("typist", 2)
+    r.pause("typist", "brief", 2)
+    assert r.arrive(task("m2", channel="chat"), 3) == []  # waits: a member who takes chats is logged in
+    # The only one who took chats stops taking them: the chat waiting leaves, the call stays.
+    decisions = r.set_agent(AgentConfig("typist", queues={"q": 0}, capacity={"voice": 1, "chat": 0}), 4)
+    assert [(type(d).__name__, getattr(d, "task", None)) for d in decisions if type(d).__name__ == "NoAgents"] == [
+        ("NoAgents", "m2")]
+    assert r.task("c1").status == "ringing"

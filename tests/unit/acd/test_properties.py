@@ -179,6 +179,11 @@ class RouterMachine(RuleBasedStateMachine):
                 and meets(agent.config.skills, self.requirement(task, by))
                 and self.has_room(agent, task.task.channel))
 
+    def staffed(self, queue: str, channel: str) -> bool:
+        """A member who takes `channel` (a capacity above 0) is logged in."""
+        return any(a.logged_in and queue in a.config.queues and a.config.capacity[channel]  # type: ignore[index]
+                   for a in self.agents.values())
+
     def max_wait_due(self, task: ModelTask) -> float:
         max_wait = self.queues[task.task.queue].max_wait
         assert max_wait is not None
@@ -279,7 +284,7 @@ class RouterMachine(RuleBasedStateMachine):
                 task = self.tasks.pop(decision.task)
                 queue = self.queues[task.task.queue]
                 assert event == "logout" and task.status == "waiting" and not queue.join_empty
-                assert not any(a.logged_in and queue.name in a.config.queues for a in self.agents.values())
+                assert not self.staffed(queue.name, task.task.channel)
         else:
             assert isinstance(decision, AgentStateChanged)
             agent = self.agents[decision.agent]
@@ -375,7 +380,7 @@ class RouterMachine(RuleBasedStateMachine):
     def arrive_task(self, task: Task) -> None:
         queue = self.queues[task.queue]
         self.count += 1
-        logged_in = any(a.logged_in and queue.name in a.config.queues for a in self.agents.values())
+        logged_in = self.staffed(queue.name, task.channel)
 
         def joins() -> None:
             self.tasks[task.id] = ModelTask(task, self.count, wait_start=self.now, relaxed_until=self.now)
@@ -492,9 +497,9 @@ class RouterMachine(RuleBasedStateMachine):
         self.run("set_reachable" if how.endswith("reachable") else how, calls[how], before=effect)
         if how == "logout":
             for name in agent.config.queues:
-                if not self.queues[name].join_empty and not any(
-                        a.logged_in and name in a.config.queues for a in self.agents.values()):
-                    assert not [t for t in self.tasks.values() if t.task.queue == name and t.status == "waiting"]
+                if not self.queues[name].join_empty:
+                    assert not [t for t in self.tasks.values() if t.task.queue == name and t.status == "waiting"
+                                and not self.staffed(name, t.task.channel)]
 
     @rule(dt=st.sampled_from([0.5, 1.0, 2.0, 3.0, 5.0, 12.0, 30.0]), tick=st.booleans())
     def time_passes(self, dt: float, tick: bool) -> None:
