@@ -30,6 +30,13 @@ def _pairs(values: tuple[str, ...], option: str, separator: str, default: int | 
     return found
 
 
+AGENT_OPTIONS = {
+    ("capacity", "voice"): "--voice {input}", ("capacity", "video"): "--video {input}",
+    ("capacity", "chat"): "--chat {input}", ("skills",): "--skill {key}={input}", ("queues",): "--queue {key}:{input}",
+    ("name",): "--name {input!r}", ("endpoint",): "--endpoint {input!r}",
+}
+
+
 def agent_options(f: Any) -> Any:
     for option in reversed([
         click.option("--name", "display_name", help="The agent's name, as people read it."),
@@ -62,6 +69,9 @@ def _changes(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]
     skills = {**wanted.get("skills", {}), **_pairs(options["skills"], "--skill", "=", None)}
     wanted["skills"] = {skill: level for skill, level in skills.items() if level}
     queues = {**wanted.get("queues", {}), **_pairs(options["queues"], "--queue", ":", 0)}
+    if strangers := [queue for queue in options["leave"] if queue not in queues]:
+        raise NotFound(f"--leave-queue {strangers[0]}: the agent is not in that queue",
+                       f"its queues: {', '.join(queues) or 'none'}")
     wanted["queues"] = {queue: penalty for queue, penalty in queues.items() if queue not in options["leave"]}
     for flag in ("auto_login", "blended", "supervisor"):
         if options[flag] is not None:
@@ -116,7 +126,7 @@ def create(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
     try:
         definition = AgentDef.model_validate(_changes(options, {"id": agent_id}))
     except ValidationError as exc:
-        raise invalid(exc, f"agent {agent_id}") from None
+        raise invalid(exc, f"agent {agent_id}", AGENT_OPTIONS) from None
 
     async def work(db: Database) -> bool:
         if agent_id in await AcdRepository(db).agents():
@@ -145,7 +155,7 @@ def update(ctx: click.Context, /, agent_id: str, as_json: bool, **options: Any) 
         try:
             definition = AgentDef.model_validate(_changes(options, current.model_dump(mode="json")))
         except ValidationError as exc:
-            raise invalid(exc, f"agent {agent_id}") from None
+            raise invalid(exc, f"agent {agent_id}", AGENT_OPTIONS) from None
         await _store(db, definition)
         return definition, await _endpoint_known(db, definition)
 

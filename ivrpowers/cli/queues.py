@@ -27,9 +27,26 @@ def stored(ctx: click.Context, definition: BaseModel, as_json: bool, show: Calla
         show(definition)
 
 
-def invalid(exc: ValidationError, what: str) -> Invalid:
-    """A definition the options make invalid, in one line: the first problem, with its field."""
-    _, message = describe(exc.errors()[0])
+# A definition's field -> the option that sets it, as the operator typed it ({key}: the mapping's
+# key under the field, {input}: the value refused).
+QUEUE_OPTIONS = {
+    ("ring_timeout",): "--ring-timeout {input}", ("wrapup_seconds",): "--wrapup {input}",
+    ("max_wait",): "--max-wait {input}", ("sla_seconds",): "--sla {input}", ("hold",): "--hold {input}",
+    ("video_hold",): "--video-hold {input}", ("announce", "every"): "--announce-every {input}",
+    ("skill_relaxation",): "--relax", ("chat_idle_timeout",): "--chat-idle-timeout {input}",
+}
+
+
+def invalid(exc: ValidationError, what: str, options: dict[tuple[str, ...], str] | None = None) -> Invalid:
+    """A definition the options make invalid, in one line: the first problem, named by the option
+    that set it (`options`), else by its field."""
+    error = exc.errors()[0]
+    loc = tuple(str(part) for part in error["loc"])
+    for prefix, option in (options or {}).items():
+        if loc[:len(prefix)] == prefix:
+            key = loc[len(prefix)] if len(loc) > len(prefix) else ""
+            return Invalid(f"{what}: {option.format(key=key, input=error.get('input'))}: {error['msg']}")
+    _, message = describe(error)
     return Invalid(f"{what}: {message}")
 
 
@@ -48,7 +65,8 @@ def queue_options(f: Any) -> Any:
         click.option("--strategy", type=click.Choice(STRATEGIES),
                      help="How an agent is chosen (default longest-idle)."),
         click.option("--channel", "channels", multiple=True, type=click.Choice(CHANNELS),
-                     help="A channel the queue takes (repeat; default voice)."),
+                     help="A channel the queue takes (repeat; default voice). On update the channels given "
+                          "replace the queue's: give every one it should take."),
         click.option("--ring-timeout", type=int, help="Seconds an offer rings before it goes to the next agent."),
         click.option("--wrapup", "wrapup_seconds", type=int, help="Seconds an agent gets after each task."),
         click.option("--max-wait", type=int, help="Seconds a caller waits at most (0: no limit)."),
@@ -88,10 +106,14 @@ def _changes(options: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]
 def show_queue(queue: QueueDef) -> None:
     announce = "never" if not queue.announce.every else f"every {queue.announce.every}s"
     click.echo(f"{queue.name}: {queue.strategy}, {'+'.join(queue.channels)}, ring {queue.ring_timeout}s, "
-               f"wrap-up {queue.wrapup_seconds}s, max wait {queue.max_wait or '-'}s, SLA {queue.sla_seconds}s, "
+               f"wrap-up {queue.wrapup_seconds}s, max wait {_seconds(queue.max_wait)}, SLA {queue.sla_seconds}s, "
                f"hold {queue.hold}, video hold {queue.video_hold or '-'}, no agents: {queue.no_agents}, "
                f"announce {announce}, record {'yes' if queue.record else 'no'}"
-               + (f", chat idle timeout {queue.chat_idle_timeout or '-'}s" if "chat" in queue.channels else ""))
+               + (f", chat idle timeout {_seconds(queue.chat_idle_timeout)}" if "chat" in queue.channels else ""))
+
+
+def _seconds(value: int | None) -> str:
+    return f"{value}s" if value else "none"
 
 
 @click.group()
@@ -109,7 +131,7 @@ def create(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> N
     try:
         definition = QueueDef.model_validate(_changes(options, {"name": name}))
     except ValidationError as exc:
-        raise invalid(exc, f"queue {name}") from None
+        raise invalid(exc, f"queue {name}", QUEUE_OPTIONS) from None
 
     async def work(db: Database) -> None:
         repo = AcdRepository(db)
@@ -138,8 +160,12 @@ def update(ctx: click.Context, /, name: str, as_json: bool, **options: Any) -> N
         try:
             definition = QueueDef.model_validate(_changes(options, current.model_dump(mode="json")))
         except ValidationError as exc:
-            raise invalid(exc, f"queue {name}") from None
+            raise invalid(exc, f"queue {name}", QUEUE_OPTIONS) from None
         await repo.put_queue(definition)
+        if dropped := [channel for channel in current.channels if channel not in definition.channels]:
+            keep = " ".join(f"--channel {channel}" for channel in [*definition.channels, *dropped])
+            click.echo(f"warning: queue {name} no longer takes {', '.join(dropped)} (--channel replaces the "
+                       f"queue's channels; to keep them: {keep})", err=True)
         return definition
 
     definition = with_db(settings_from(ctx), work)
