@@ -228,7 +228,8 @@ def _state_line(state: dict[str, Any]) -> str:
 
 
 def _action(ctx: click.Context, agent_id: str, action: str, as_json: bool, body: dict[str, Any] | None = None) -> None:
-    state = controller_api.call(settings_from(ctx), "POST", f"/api/agents/{agent_id}/{action}", body)
+    state = controller_api.call(settings_from(ctx), "POST", f"/api/agents/{agent_id}/{action}", body,
+                                not_found="see `ivrpowers agent list`")
     if as_json:
         emit_json(state)
     else:
@@ -271,7 +272,8 @@ def pause(ctx: click.Context, agent_id: str, reason: str, as_json: bool) -> None
 def state(ctx: click.Context, agent_id: str, as_json: bool) -> None:
     """What agent ID is doing now: logged_out, available, reserved, busy, wrap_up, paused (why) or
     unreachable (its phone cannot ring and it takes no chats)."""
-    found = controller_api.call(settings_from(ctx), "GET", f"/api/agents/{agent_id}/state")
+    found = controller_api.call(settings_from(ctx), "GET", f"/api/agents/{agent_id}/state",
+                                not_found="see `ivrpowers agent list`")
     if as_json:
         emit_json(found)
     else:

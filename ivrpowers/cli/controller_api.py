@@ -12,8 +12,10 @@ from ivrpowers.cli.errors import CliError, NotFound, Unavailable
 from ivrpowers.config import Settings
 
 
-def call(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """The JSON answer of `method path`; one-line CLI errors for what went wrong."""
+def call(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None,
+         not_found: str | None = None) -> Any:
+    """The JSON answer of `method path`; one-line CLI errors for what went wrong (`not_found`: what
+    to do about a 404)."""
     url = f"http://{settings.bind_address}:{settings.web_port}{path}"
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={
@@ -26,7 +28,9 @@ def call(settings: Settings, method: str, path: str, body: dict[str, Any] | None
             message = json.loads(exc.read()).get("error", exc.reason)
         except ValueError:
             message = exc.reason
-        raise (NotFound if exc.code == 404 else CliError)(str(message)) from None
+        if exc.code == 404:
+            raise NotFound(str(message), not_found) from None
+        raise CliError(str(message)) from None
     except (urllib.error.URLError, OSError) as exc:
         raise Unavailable(f"the controller does not answer at {url} ({getattr(exc, 'reason', exc)})",
                           "start it: `make run` or `ivrpowers run`") from None

@@ -287,7 +287,8 @@ def stats(ctx: click.Context, name: str | None, as_json: bool) -> None:
         found = controller_api.call(settings, "GET", "/api/stats")
         queues = found["queues"]
     else:
-        found = controller_api.call(settings, "GET", f"/api/queues/{quote(name, safe='')}/stats")
+        found = controller_api.call(settings, "GET", f"/api/queues/{quote(name, safe='')}/stats",
+                                    not_found="see `ivrpowers queue list`")
         queues = {name: found}
     if as_json:
         emit_json(found)

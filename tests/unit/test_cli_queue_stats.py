@@ -62,7 +62,8 @@ async def test_one_queue(run: Run, controller: FakeAcd) -> None:
     shown = json.loads((await cli(run, "queue", "stats", "support", "--json")).out)
     assert shown == controller.stats.queue("support", DAY + 130)
     missing = await cli(run, "queue", "stats", "nope")
-    assert missing.code == 3 and missing.error_lines == ["error: there is no queue named 'nope'"]
+    assert missing.code == 3 and missing.error_lines == [
+        "error: there is no queue named 'nope' (see `ivrpowers queue list`)"]
 
 
 async def test_without_a_controller_it_says_so(run: Run, state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
