@@ -109,13 +109,14 @@ class Stats:
             for agent_id in agents:
                 self._agent(agent_id)
 
-    def new_day(self, start: float) -> None:
-        """The day begins at `start`: day and window start again; tasks in progress carry over."""
+    def new_day(self, start: float, *, carry_over: bool = True) -> None:
+        """The day begins at `start`: day and window start again; tasks in progress carry over (are
+        `offered` again), unless not `carry_over` (a report's intervals: offered where it arrived)."""
         self.day_start = start
         self._tasks = {k: t for k, t in self._tasks.items() if t.seen >= start - _FORGET_AFTER}
         busy = {t.queue for t in self._tasks.values()}
         self._queues = {name: _Queue(self.window) for name in self._queues if name in self.sla or name in busy}
-        for task in self._tasks.values():
+        for task in self._tasks.values() if carry_over else ():
             self._count(task.queue, start, ("offered", 1))
         members = {a for agents in self.members.values() for a in agents}
         self._agents = {k: a for k, a in self._agents.items() if k in members or a.state != "logged_out"}

@@ -24,6 +24,7 @@ from ivrpowers.cli.endpoints import endpoint
 from ivrpowers.cli.errors import Invalid, one_line, report
 from ivrpowers.cli.flows import flow
 from ivrpowers.cli.media import media
+from ivrpowers.cli.queue_report import report as queue_report
 from ivrpowers.cli.queues import queue
 from ivrpowers.cli.recordings import recording
 from ivrpowers.cli.routes import route
@@ -99,6 +100,7 @@ cli.add_command(route)
 cli.add_command(cdr)
 cli.add_command(recording)
 cli.add_command(endpoint)
+queue.add_command(queue_report)
 cli.add_command(queue)
 cli.add_command(agent)
 cli.add_command(acd)

@@ -42,10 +42,13 @@ class AcdStateRepository:
                                         agent=e.agent, channel=e.channel, detail=dict(e.detail), owner=owner)
                             for e in acd_events)
 
-    async def events_since(self, since: float) -> list[AcdEvent]:
-        """The stored events from `since` (epoch seconds) on, in the order they happened."""
-        query = (select(AcdEventRow).where(AcdEventRow.at >= datetime.fromtimestamp(since, UTC))
-                 .order_by(AcdEventRow.id))
+    async def events_since(self, since: float, until: float | None = None) -> list[AcdEvent]:
+        """The stored events from `since` (epoch seconds) on, before `until` if given, in the order
+        they happened."""
+        query = select(AcdEventRow).where(AcdEventRow.at >= datetime.fromtimestamp(since, UTC))
+        if until is not None:
+            query = query.where(AcdEventRow.at < datetime.fromtimestamp(until, UTC))
+        query = query.order_by(AcdEventRow.id)
         async with self.db.session() as session:
             rows = (await session.scalars(query)).all()
         return [AcdEvent(row.kind, row.at.timestamp(), queue=row.queue, task=row.task, agent=row.agent,  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from ivrpowers.web.metrics import add_metrics_route
 from ivrpowers.web.openapi import Api
 from ivrpowers.web.pages import add_page_routes, is_page
 from ivrpowers.web.recordings_api import Answered, Note, add_recording_routes
+from ivrpowers.web.reports_api import add_report_routes
 from ivrpowers.web.stats_api import add_stats_routes, live_acd
 from ivrpowers.web.supervision_api import SupervisionRoutes, add_supervision_routes
 
@@ -150,6 +151,8 @@ def create_app(*, health: HealthSource, cdrs: CdrRepository, api_token: str,
     api.add("GET", "/api/openapi.json", openapi, summary="This document (open: no token)",
             returns={200: {"type": "object"}}, open=True)
     add_call_routes(api, cdrs, timezone)
+    if acd is not None:
+        add_report_routes(api, cdrs.db, timezone)
     if acd is not None:
         add_acd_routes(api, acd, acd_runtime)
     live = live_acd(acd_runtime)  # the running ACD's statistics and events

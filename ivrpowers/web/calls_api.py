@@ -88,7 +88,8 @@ def add_call_routes(api: Api, cdrs: CdrRepository, timezone: str) -> None:
 
     call = api.component("Call", CALL)
     api.add("GET", "/api/calls", list_calls, summary="Calls, newest first, those that match the filters",
-            params=_FILTERS, returns={200: {"type": "array", "items": call}, 400: ERROR})
+            params=_FILTERS, returns={200: {"type": "array", "items": call}, 400: ERROR},
+            also={"text/csv": {"type": "string"}})
     api.add("GET", "/api/calls/{call_id}", get_call, summary="One call, by its id or the start of it",
             params=[Param("call_id", "path", CALL_ID_PARAM, f"the id, or its first {MIN_PREFIX} characters or more")],
             returns={200: call, 400: ERROR, 404: ERROR, 409: ERROR})

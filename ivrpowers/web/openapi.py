@@ -39,6 +39,7 @@ class Operation:
     params: list[Param] = field(default_factory=list)
     open: bool = False  # no bearer token needed
     body_required: bool = True
+    also: dict[str, Schema] = field(default_factory=dict)  # 200's other media types (text/csv...)
 
 
 class Api:
@@ -51,12 +52,12 @@ class Api:
 
     def add(self, method: str, path: str, handler: Handler, *, summary: str, returns: dict[int, Schema | None],
             body: Schema | None = None, params: list[Param] | None = None, open: bool = False,
-            body_required: bool = True) -> None:
+            body_required: bool = True, also: dict[str, Schema] | None = None) -> None:
         self.app.router.add_route(method, path, handler)
         if body is not None:
             returns = {**_BODY_ERRORS, **returns}
         self.operations.append(Operation(method.lower(), path, summary, returns, body, params or [], open,
-                                         body_required))
+                                         body_required, also or {}))
 
     def component(self, name: str, schema: Schema) -> Schema:
         """Keep `schema` once under #/components/schemas/NAME (with pydantic's own $defs lifted there)."""
@@ -74,6 +75,8 @@ class Api:
                 entry: dict[str, Any] = {"description": _REASONS.get(status, "")}
                 if schema is not None:
                     entry["content"] = {"application/json": {"schema": schema}}
+                    if status == 200:
+                        entry["content"].update({kind: {"schema": other} for kind, other in op.also.items()})
                 responses[str(status)] = entry
             operation: dict[str, Any] = {"summary": op.summary, "responses": responses,
                                          "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_')}"
