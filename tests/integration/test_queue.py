@@ -6,7 +6,9 @@ available again. With nobody logged in, the flow takes `on_no_agents`."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +84,19 @@ async def test_a_queued_caller_talks_to_the_agent_then_the_flow_goes_on(
         return True if state["state"] == "available" else None
 
     assert await poll(available, timeout=15), "the agent is not available again after wrap-up"
+
+    # The hour's report, from the events the controller stored (saved within a second): one call
+    # answered and handled, talked for as long as the CDR says.
+    async def reported() -> list[dict[str, Any]] | None:
+        out = await asyncio.to_thread(controller.ivrpowers, "queue", "report", "--since", "1h", "--interval", "1h",
+                                      "--queue", "itq", "--json")
+        rows = json.loads(out.stdout)
+        return rows if sum(r["handled"] for r in rows) == 1 else None
+
+    rows = await poll(reported, timeout=10)
+    assert rows is not None, "the report never showed the handled call"
+    assert sum(r["answered"] for r in rows) == 1 and sum(r["offered"] for r in rows) >= 1
+    assert sum(r["talk_time"] for r in rows) == pytest.approx(done["talk"], abs=1.0)
     api(controller, "POST", f"/api/agents/{agent_id}/logout")
     assert (phone.received("INVITE"), phone.sent("BYE")) == (1, 1), phone.log()[-3000:]
     phone.stop()
