@@ -19,6 +19,7 @@ from ivrpowers.store.cdrs import (
     PrefixTooShort,
     call_to_dict,
 )
+from ivrpowers.web.formats import CSV, FORMAT, csv_response, wants_csv
 from ivrpowers.web.json_body import json_error
 from ivrpowers.web.openapi import ERROR, Api, Param
 
@@ -54,15 +55,13 @@ _FILTERS = [
     Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "at most this many (20)"),
     Param("before", "query", {"type": "string"}, "the page after this call (the last of the previous page; a "
           "full page's Link header says so)"),
-    Param("format", "query", {"type": "string", "enum": ["json", "csv"]}, "csv: one line per call"),
+    FORMAT,
 ]
 
 
 def add_call_routes(api: Api, cdrs: CdrRepository, timezone: str) -> None:
     async def list_calls(request: web.Request) -> web.Response:
-        form = request.query.get("format", "json")
-        if form not in ("json", "csv"):
-            raise json_error(web.HTTPBadRequest, "format must be json or csv")
+        as_csv = wants_csv(request)
         try:
             query = parse_query(request.query, timezone)
             calls = await search(cdrs.db, query)
@@ -70,8 +69,8 @@ def add_call_routes(api: Api, cdrs: CdrRepository, timezone: str) -> None:
             raise json_error(web.HTTPBadRequest, str(exc)) from None
         records = [call_to_dict(c) for c in calls]
         headers = {"Link": _next_page(request, query, calls[-1].id)} if len(calls) == query.limit else {}
-        if form == "csv":
-            return web.Response(text=to_csv(records), content_type="text/csv", charset="utf-8", headers=headers)
+        if as_csv:
+            return csv_response(to_csv(records), headers)
         return web.json_response(records, headers=headers)
 
     async def get_call(request: web.Request) -> web.Response:
@@ -89,7 +88,7 @@ def add_call_routes(api: Api, cdrs: CdrRepository, timezone: str) -> None:
     call = api.component("Call", CALL)
     api.add("GET", "/api/calls", list_calls, summary="Calls, newest first, those that match the filters",
             params=_FILTERS, returns={200: {"type": "array", "items": call}, 400: ERROR},
-            also={"text/csv": {"type": "string"}})
+            also=CSV)
     api.add("GET", "/api/calls/{call_id}", get_call, summary="One call, by its id or the start of it",
             params=[Param("call_id", "path", CALL_ID_PARAM, f"the id, or its first {MIN_PREFIX} characters or more")],
             returns={200: call, 400: ERROR, 404: ERROR, 409: ERROR})

@@ -8,6 +8,7 @@ from aiohttp import web
 from ivrpowers.acd.report import FIGURES
 from ivrpowers.store.db import Database
 from ivrpowers.store.queue_report import queue_report, report_csv
+from ivrpowers.web.formats import CSV, FORMAT, csv_response, wants_csv
 from ivrpowers.web.json_body import json_error
 from ivrpowers.web.openapi import ERROR, Api, Param
 
@@ -20,21 +21,17 @@ _ROW = {"type": "object", "required": ["queue", "start", "end", *FIGURES], "prop
 
 def add_report_routes(api: Api, db: Database, timezone: str) -> None:
     async def queues(request: web.Request) -> web.Response:
-        form = request.query.get("format", "json")
-        if form not in ("json", "csv"):
-            raise json_error(web.HTTPBadRequest, "format must be json or csv")
+        as_csv = wants_csv(request)
         try:
             rows = await queue_report(db, request.query, timezone)
         except ValueError as exc:
             raise json_error(web.HTTPBadRequest, str(exc)) from None
-        if form == "csv":
-            return web.Response(text=report_csv(rows), content_type="text/csv", charset="utf-8")
-        return web.json_response(rows)
+        return csv_response(report_csv(rows)) if as_csv else web.json_response(rows)
 
     api.add("GET", "/api/reports/queues", queues, summary="Each queue's figures per interval of the past", params=[
         Param("since", "query", _WHEN, "from (default: today's start in the controller's time zone)"),
         Param("until", "query", _WHEN, "to (default: now)"),
         Param("interval", "query", {"type": "string", "examples": ["15m", "1h", "1d"]}, "each row's length (1h)"),
         Param("queue", "query", {"type": "string"}, "this queue only"),
-        Param("format", "query", {"type": "string", "enum": ["json", "csv"]}, "csv: one line per queue and interval"),
-    ], returns={200: {"type": "array", "items": _ROW}, 400: ERROR}, also={"text/csv": {"type": "string"}})
+        FORMAT,
+    ], returns={200: {"type": "array", "items": _ROW}, 400: ERROR}, also=CSV)
