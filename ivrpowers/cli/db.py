@@ -1,16 +1,23 @@
-"""`ivrpowers db ...`: schema migrations."""
+"""`ivrpowers db ...`: schema migrations, and pruning what is old enough to go."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from ivrpowers.cli.common import emit_json, json_option, settings_from
-from ivrpowers.config import ensure_state_dir
+from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
+from ivrpowers.cli.errors import Invalid
+from ivrpowers.config import Settings, ensure_state_dir
+from ivrpowers.store.db import Database
+
+if TYPE_CHECKING:
+    from ivrpowers.store.retention import DeleteRecording, Pruned
 
 
 @click.group()
 def db() -> None:
-    """Database schema."""
+    """Database schema, and pruning old records."""
 
 
 @db.command()
@@ -28,3 +35,70 @@ def upgrade(ctx: click.Context, revision: str, as_json: bool) -> None:
         emit_json({"revision": revision, "state_dir": str(settings.state_dir)})
         return
     click.echo(f"database at {revision} ({settings.state_dir})")
+
+
+@db.command()
+@click.option("--before", required=True, metavar="WHEN", help="What ended before this goes: a date (2026-09-01, "
+              "its start in the configured time zone) or a time ago (90d); at least a day ago.")
+@click.option("--recordings", "with_recordings", is_flag=True,
+              help="Also the calls that have recordings, their files deleted first (else those calls are kept).")
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@json_option
+@click.pass_context
+def prune(ctx: click.Context, before: str, with_recordings: bool, dry_run: bool, as_json: bool) -> None:
+    """Delete calls that ended before WHEN with their timelines, the ACD's events and agents' state
+    changes, and closed chats with their transcripts (safe while the controller runs)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ivrpowers.store.cdr_search import parse_when
+    from ivrpowers.store.retention import prune as run_prune
+
+    settings = settings_from(ctx)
+    now = datetime.now(UTC)
+    try:
+        cutoff = parse_when(before, settings.timezone, now)
+    except ValueError as exc:
+        raise Invalid(f"--before: {exc}") from None
+    if cutoff > now - timedelta(days=1):
+        raise Invalid(f"--before {before}: at least a day ago (what ended since may still be read or written)")
+
+    async def work(db: Database) -> Pruned:
+        deleter = _recording_deleter(settings) if with_recordings else None
+        return await run_prune(db, cutoff, dry_run=dry_run, delete_recording=deleter)
+
+    pruned = with_db(settings, work)
+    if as_json:
+        emit_json({"before": cutoff.isoformat(), "dry_run": dry_run, **pruned.to_dict()})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb}, ended before {cutoff.isoformat()}: {pruned.calls} calls ({pruned.call_events} timeline "
+               f"events), {pruned.acd_events} ACD events, {pruned.agent_events} agent state changes, "
+               f"{pruned.chats} chats ({pruned.chat_messages} messages), {len(pruned.recordings)} recordings")
+    if pruned.kept_for_recordings:
+        why = ("their recordings could not all be deleted" if with_recordings
+               else "they have recordings: add --recordings to delete them too")
+        click.echo(f"kept {pruned.kept_for_recordings} calls: {why}", err=True)
+
+
+def _recording_deleter(settings: Settings) -> DeleteRecording:
+    """Deletes a recording's file: a call's video recording here, the others in Asterisk's store (over ARI)."""
+    from ivrpowers.ari import AriError, AriNotFound, AriRest
+    from ivrpowers.media.call_recordings import CallRecordings, recordings_root
+
+    local = CallRecordings(recordings_root(settings))
+
+    async def delete(name: str) -> bool:
+        if (path := local.path(name)) is not None:
+            path.unlink(missing_ok=True)
+            return True
+        try:
+            async with AriRest(settings.ari_base_url, settings.ari_user, settings.ari_secret,
+                               settings.ari_app) as ari:
+                await ari.delete_stored_recording(name)
+        except AriNotFound:
+            return True  # gone already
+        except (AriError, OSError):
+            return False
+        return True
+
+    return delete
