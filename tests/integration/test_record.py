@@ -7,9 +7,13 @@ import json
 import math
 import struct
 import wave
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from ivrpowers.store.cdrs import CdrRepository
+from ivrpowers.store.db import Database
 
 from .conftest import ControllerUnderTest
 from .sipp import Dtmf, ExpectHangup, Pause, SippCall, Tone, run_call_async
@@ -71,6 +75,24 @@ async def test_a_voicemail_holds_the_callers_audio(controller: ControllerUnderTe
     assert rms > 3000, f"the recording is (nearly) silent: rms {rms:.0f}"
     tone, off = energy(second, 1000), max(energy(second, f) for f in (400, 700, 1400, 2000))
     assert tone > 50 * off, f"no 1 kHz tone in the recording: {tone:.3g} vs {off:.3g} off-tone"
+
+    # A retention policy: the call, made 100 days old here, goes with its recording (deleted from
+    # Asterisk's store first) only when asked for. The controller has written all it had for it.
+    await controller.wait_health(lambda h: h["cdr_backlog"] == 0, timeout=10)
+    db = Database(controller.db_url)
+    try:
+        old = datetime.now(UTC) - timedelta(days=100)
+        await CdrRepository(db).update(cdr["id"], started_at=old, ended_at=old + timedelta(seconds=10))
+    finally:
+        await db.close()
+    kept = json.loads(controller.ivrpowers("db", "prune", "--before", "90d", "--json").stdout)
+    assert (kept["calls"], kept["kept_for_recordings"]) == (0, 1)
+    pruned = json.loads(controller.ivrpowers("db", "prune", "--before", "90d", "--recordings", "--json").stdout)
+    assert (pruned["calls"], pruned["recordings"], pruned["kept_for_recordings"]) == (1, [saved["name"]], 0)
+    assert controller.ivrpowers("cdr", "show", cdr["id"], check=False).returncode == 3
+    gone = controller.ivrpowers("recording", "get", saved["name"], "-o", str(tmp_path / "gone.wav"), check=False)
+    assert gone.returncode == 3 and "Asterisk has no recording" in gone.stderr
+    assert not any("set aside" in problem for problem in controller.health().get("problems", []))
 
 
 def controller_target(controller: ControllerUnderTest) -> tuple[str, int]:
