@@ -68,7 +68,8 @@ def _validated(model: type[QueueDef] | type[AgentDef], key: str, name: str, body
         return model.model_validate({**body, key: name})
     except ValidationError as exc:
         problems = [describe(error) for error in exc.errors()]
-        raise json_error(web.HTTPUnprocessableEntity, problems[0][1], problems=[
+        more = f" (and {len(problems) - 1} more in problems)" if len(problems) > 1 else ""
+        raise json_error(web.HTTPUnprocessableEntity, problems[0][1] + more, problems=[
             {"field": ".".join(map(str, loc)), "message": message} for loc, message in problems]) from None
 
 

@@ -115,7 +115,8 @@ def _validated(model: type[BaseModel], body: Any) -> Any:
     except ValidationError as exc:
         problems = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
         first = problems[0]
-        raise api_error(422, f"{first['field']}: {first['message']}", problems=problems) from None
+        more = f" (and {len(problems) - 1} more in problems)" if len(problems) > 1 else ""
+        raise api_error(422, f"{first['field']}: {first['message']}{more}", problems=problems) from None
 
 
 def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

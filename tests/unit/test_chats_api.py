@@ -143,6 +143,7 @@ async def test_a_declined_chat_goes_on_and_a_customer_may_leave(api: Api) -> Non
     ({"customer_name": "A", "queue": "web", "message": "hi", "extra": 1}, 422, "extra"),
     ({"customer_name": "A", "queue": "nowhere", "message": "hi"}, 422, "no queue"),
     ({"customer_name": "A", "queue": "phones", "message": "hi"}, 422, "does not take chat"),
+    ({"customer_name": "A", "queue": "web", "priority": 500}, 422, "(and 1 more in problems)"),  # and no message
     ([1], 422, "JSON object"),
 ])
 async def test_bad_chats_are_refused_with_what_is_wrong(api: Api, body: Any, status: int, says: str) -> None:
