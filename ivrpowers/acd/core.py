@@ -95,8 +95,9 @@ class Core:
         unless `join_empty`: their waiting tasks of that channel leave with `NoAgents`, as arriving
         ones would (parked callbacks stay)."""
         for name in queues:
-            if self._queues[name].join_empty:
-                continue
+            staffed = self._logged_in[name]
+            if self._queues[name].join_empty or all(staffed[channel] for channel in self._queues[name].channels):
+                continue  # every channel it takes is staffed (and the common case stays O(1))
             for key in list(self._lines[name].ordered()):
                 if not self._logged_in[name][self._tasks[key[3]].task.channel]:
                     self._forget(self._tasks[key[3]])

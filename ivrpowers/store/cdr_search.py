@@ -24,7 +24,6 @@ from ivrpowers.store.cdrs import CALL_ID, MAX_LIMIT
 from ivrpowers.store.db import Database
 from ivrpowers.store.models import CallRecord
 
-FILTERS = ("since", "until", "number", "disposition", "flow")
 _AGO = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
