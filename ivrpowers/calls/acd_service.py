@@ -183,7 +183,7 @@ class AcdService:
         decisions = self.router.arrive(task, now)
         if any(isinstance(d, NoAgents) and d.task == task.id for d in decisions):
             self.apply([d for d in decisions if not isinstance(d, NoAgents)])
-            raise QueueRefused("no_agents", f"nobody is logged in to queue {task.queue!r}")
+            raise QueueRefused("no_agents", f"no agent logged in to queue {task.queue!r} takes {task.channel}")
         self.desks[task.id] = desk
         self.happenings.joined(task, customer)
         self.apply(decisions)

@@ -45,6 +45,8 @@ def list_(ctx: click.Context, /, as_json: bool, as_csv: bool, every: bool, limit
     included; --csv: one line per call)."""
     if as_json and as_csv:
         raise Invalid("--json and --csv: choose one")
+    if every and ctx.get_parameter_source("limit") is not click.core.ParameterSource.DEFAULT:
+        raise Invalid("--all and --limit: choose one")
     settings = settings_from(ctx)
     try:
         query = parse_query({**filters, "limit": str(MAX_LIMIT if every else limit)}, settings.timezone)

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
-from ivrpowers.cli.errors import Invalid
+from ivrpowers.cli.errors import Invalid, NotFound
 from ivrpowers.store.db import Database
 from ivrpowers.store.queue_report import queue_report, report_csv
 
@@ -36,6 +36,8 @@ def report(ctx: click.Context, /, since: str | None, until: str | None, interval
             return await queue_report(db, params, settings.timezone)
         except ValueError as exc:
             raise Invalid(str(exc)) from None
+        except LookupError as exc:
+            raise NotFound(str(exc), "see `ivrpowers queue list`") from None
 
     rows = with_db(settings, work)
     if as_json:
@@ -47,10 +49,11 @@ def report(ctx: click.Context, /, since: str | None, until: str | None, interval
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    click.echo(f"{'START':<16}  {'QUEUE':<14} {'OFFERED':>7} {'ANSWERED':>8} {'ABANDONED':>9} {'SL':>5} "
-               f"{'ASA':>6} {'AHT':>6}")
+    # ENDED: the waits that ended (answered, abandoned, timed out, left, ...): what SL is a share of.
+    click.echo(f"{'START':<16}  {'QUEUE':<14} {'OFFERED':>7} {'ENDED':>5} {'ANSWERED':>8} {'ABANDONED':>9} "
+               f"{'SL':>5} {'ASA':>6} {'AHT':>6}")
     for row in rows:
         sl = f"{round(row['service_level'] * 100)}%" if row["service_level"] is not None else "-"
         asa, aht = (f"{row[k]:.0f}s" if row[k] is not None else "-" for k in ("asa", "aht"))
         click.echo(f"{row['start'][:16].replace('T', ' '):<16}  {row['queue']:<14} {row['offered']:>7} "
-                   f"{row['answered']:>8} {row['abandoned']:>9} {sl:>5} {asa:>6} {aht:>6}")
+                   f"{row['waits_ended']:>5} {row['answered']:>8} {row['abandoned']:>9} {sl:>5} {asa:>6} {aht:>6}")

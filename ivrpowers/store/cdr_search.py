@@ -29,6 +29,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _NUMBER = re.compile(r"^[0-9A-Za-z+*#_.@-]{1,64}$")
 _E164 = re.compile(r"^\+[0-9]{1,20}$")
+# Times a database and an epoch-seconds timestamp both hold, with a day to spare either way.
+_EARLIEST, _LATEST = datetime(1970, 1, 2, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC)
 # A row of the CSV: the record's own fields, then its queue's when it queued (`cdrs.call_to_dict`).
 CSV_COLUMNS = ("id", "started_at", "answered_at", "ended_at", "duration", "caller", "caller_name", "dialed",
                "flow", "flow_version", "disposition", "hangup_cause", "hangup_cause_text", "role", "source",
@@ -50,14 +52,19 @@ def parse_when(text: str, zone: str, now: datetime) -> datetime:
     """`2026-11-30` (that day's start), `2026-11-30T08:00` or with a space (in `zone` unless it
     has its own offset), or a time ago: `90m`, `24h`, `7d`."""
     if ago := _AGO.match(text):
-        return now - timedelta(seconds=int(ago.group(1)) * _UNITS[ago.group(2)])
+        return now.replace(microsecond=0) - timedelta(seconds=int(ago.group(1)) * _UNITS[ago.group(2)])
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), ZoneInfo(zone))
-        when = datetime.fromisoformat(text)
-    except ValueError:
+            when = datetime.combine(date.fromisoformat(text), time(), ZoneInfo(zone))
+        else:
+            when = datetime.fromisoformat(text)
+            when = when if when.tzinfo is not None else when.replace(tzinfo=ZoneInfo(zone))
+        in_range = _EARLIEST <= when.astimezone(UTC) <= _LATEST
+    except (ValueError, OverflowError):
         raise ValueError(f"{text[:40]!r} is not a time: write 2026-11-30, 2026-11-30T08:00 or 24h (ago)") from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=ZoneInfo(zone))
+    if not in_range:
+        raise ValueError(f"{text[:40]!r} is out of range: from 1970 to 9998")
+    return when
 
 
 def parse_query(params: Mapping[str, str | None], zone: str, now: datetime | None = None,
@@ -72,7 +79,7 @@ def parse_query(params: Mapping[str, str | None], zone: str, now: datetime | Non
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}") from None
     if found.get("since") and found.get("until") and found["since"] >= found["until"]:
-        raise ValueError("since must come before until")
+        raise ValueError(f"since ({found['since'].isoformat()}) must come before until ({found['until'].isoformat()})")
     for key, pattern in (("number", _NUMBER), ("disposition", _NAME), ("flow", _NAME), ("before", CALL_ID)):
         if (value := params.get(key)) is not None:
             if not pattern.match(value):

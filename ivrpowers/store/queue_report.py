@@ -23,10 +23,12 @@ async def queue_report(db: Database, params: Mapping[str, str | None], zone: str
                        now: datetime | None = None) -> list[dict[str, Any]]:
     """`since` (default: today's start in `zone`), `until` (default: now), `interval` (default 1h),
     `queue` (default: every queue): the report's rows, times as ISO 8601 in `zone`. ValueError
-    names a bad parameter."""
+    names a bad parameter; LookupError, a queue neither defined nor in the events."""
     now = now or datetime.now(UTC)
     today = datetime.combine(now.astimezone(ZoneInfo(zone)).date(), time(), ZoneInfo(zone))
     since, until = _when(params, "since", zone, now) or today, _when(params, "until", zone, now) or now
+    if since >= until:
+        raise ValueError(f"since ({since.isoformat()}) must come before until ({until.isoformat()})")
     interval = parse_interval(params.get("interval") or "1h")
     if (until - since).total_seconds() > MAX_DAYS * 86400:
         raise ValueError(f"at most {MAX_DAYS} days at once")
@@ -34,6 +36,8 @@ async def queue_report(db: Database, params: Mapping[str, str | None], zone: str
     events = await AcdStateRepository(db).events_since(start - LOOKBACK, end)
     sla = {name: float(q.sla_seconds) for name, q in (await AcdRepository(db).queues()).items()}
     queue = params.get("queue")
+    if queue and queue not in sla and not any(event.queue == queue for event in events):
+        raise LookupError(f"there is no queue named {queue!r}, now or in those events")
     rows = interval_report(events, sla, start, end, interval, queues=[queue] if queue else None)
     tz = ZoneInfo(zone)
     return [{**row, "start": _iso(row["start"], tz), "end": _iso(row["end"], tz)} for row in rows]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ivrpowers.acd.model import AGENT_STATES
@@ -33,7 +33,10 @@ _HEALTH = {
     "cdr_write_failures": ("ivrpowers_cdr_write_failures", "CDR write attempts that failed in a row"),
     "ari_connected": ("ivrpowers_ari_connected", "1 when the ARI events websocket is connected"),
     "loop_lag_ms": ("ivrpowers_event_loop_lag_ms", "How late the event loop ran its timer, worst of the last 10 s"),
-    "loop_stalls": ("ivrpowers_event_loop_stalls", "Times the event loop was 0.5 s or more late, since start"),
+}
+# Counts since the controller started (Prometheus adds `_total`).
+_HEALTH_COUNTERS = {
+    "loop_stalls": ("ivrpowers_event_loop_stalls", "Times the event loop was 0.5 s or more late"),
 }
 # Period figure -> (metric suffix, help). Counts first, then seconds and ratios (absent when None).
 _PERIOD = {
@@ -75,6 +78,9 @@ class AcdCollector(Collector):
             value = report.get(key)
             if isinstance(value, int | float):  # bool is an int: 0 or 1
                 yield GaugeMetricFamily(name, text, value=float(value))
+        for key, (name, text) in _HEALTH_COUNTERS.items():
+            if isinstance(value := report.get(key), int | float):
+                yield CounterMetricFamily(name, text, value=float(value))
         yield GaugeMetricFamily("ivrpowers_healthy", "1 when /health says ok",
                                 value=float(report.get("status") == "ok"))
         if self.live is not None:

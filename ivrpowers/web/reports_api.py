@@ -26,6 +26,8 @@ def add_report_routes(api: Api, db: Database, timezone: str) -> None:
             rows = await queue_report(db, request.query, timezone)
         except ValueError as exc:
             raise json_error(web.HTTPBadRequest, str(exc)) from None
+        except LookupError as exc:
+            raise json_error(web.HTTPNotFound, str(exc)) from None
         return csv_response(report_csv(rows)) if as_csv else web.json_response(rows)
 
     api.add("GET", "/api/reports/queues", queues, summary="Each queue's figures per interval of the past", params=[
@@ -34,4 +36,4 @@ def add_report_routes(api: Api, db: Database, timezone: str) -> None:
         Param("interval", "query", {"type": "string", "examples": ["15m", "1h", "1d"]}, "each row's length (1h)"),
         Param("queue", "query", {"type": "string"}, "this queue only"),
         FORMAT,
-    ], returns={200: {"type": "array", "items": _ROW}, 400: ERROR}, also=CSV)
+    ], returns={200: {"type": "array", "items": _ROW}, 400: ERROR, 404: ERROR}, also=CSV)

@@ -76,7 +76,9 @@ def test_times_are_dates_date_times_in_the_zone_or_times_ago() -> None:
 @pytest.mark.parametrize(("params", "message"), [
     ({"since": "yesterday"}, "since: 'yesterday' is not a time"),
     ({"until": "2026-13-01"}, "until: '2026-13-01' is not a time"),
-    ({"since": "2026-11-30", "until": "2026-11-29"}, "since must come before until"),
+    ({"since": "2026-11-30", "until": "2026-11-29"}, "since (2026-11-30T00:00:00+00:00) must come before until ("),
+    ({"since": "0001-01-01T00:00+05:00"}, "since: '0001-01-01T00:00+05:00' is not a time"),
+    ({"until": "9999-12-31T23:00"}, "until: '9999-12-31T23:00' is out of range: from 1970 to 9998"),
     ({"limit": "0"}, "limit must be a whole number from 1 to 1000"),
     ({"limit": "²"}, "limit must be a whole number from 1 to 1000"),
     ({"number": "55%"}, "number: '55%' is not a number"),
@@ -159,6 +161,7 @@ async def test_the_api_takes_the_same_filters_pages_with_a_link_and_says_csv(db:
         assert resp.content_type == "text/csv"
         assert [row["id"] for row in csv.DictReader(io.StringIO(await resp.text()))] == ["c4", "c3"]
         for bad, message in (("since=yesterday", "since: 'yesterday' is not a time"), ("format=xml", "format must"),
+                             ("since=0001-01-01T00:00%2B05:00", "since: '0001-01-01T00:00+05:00' is not a time"),
                              ("before=nope", "before: no call 'nope'")):
             resp = await client.get(f"/api/calls?{bad}", headers=AUTH)
             assert resp.status == 400 and (await resp.json())["error"].startswith(message), bad
@@ -186,3 +189,6 @@ def test_the_cli_lists_filters_and_exports_every_page(run: Run, state: Path, mon
     assert bad.code == 2 and bad.error_lines == ["error: since: 'last week' is not a time: write 2026-11-30, "
                                                  "2026-11-30T08:00 or 24h (ago)"]
     assert run("cdr", "list", "--csv", "--json").code == 2
+    assert run("cdr", "list", "--all", "--limit", "5").error_lines == ["error: --all and --limit: choose one"]
+    overflow = run("cdr", "list", "--since", "0001-01-01T00:00+05:00")  # before 1970 in UTC: refused, not a crash
+    assert overflow.code == 2 and "is not a time" in overflow.err

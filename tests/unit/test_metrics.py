@@ -67,13 +67,15 @@ async def test_queues_agents_and_the_controller_as_prometheus_reads_them(
 
     # Read at scrape time: what changed since shows in the next scrape.
     health.report = {**health.report, "status": "degraded", "active_calls": 0, "cdr_backlog": 120,
-                     "ari_connected": False}
+                     "ari_connected": False, "loop_lag_ms": 612.5, "loop_stalls": 2}
     acd.emit("task_answered", 140, "support", "t3", "bo", wait=40)
     got = await scrape(client)
     assert (queue("waiting"), queue("answered", period="day"), queue("answered_in_sla", period="day")) == (0.0, 2.0,
                                                                                                           1.0)
     assert (got[("ivrpowers_calls_active", ())], got[("ivrpowers_cdr_backlog", ())],
             got[("ivrpowers_ari_connected", ())], got[("ivrpowers_healthy", ())]) == (0.0, 120.0, 0.0, 0.0)
+    # The loop's stalls are a count since start: a Prometheus counter (rate() works on it).
+    assert (got[("ivrpowers_event_loop_lag_ms", ())], got[("ivrpowers_event_loop_stalls_total", ())]) == (612.5, 2.0)
     assert acd.now == DAY + 140
 
 

@@ -58,8 +58,14 @@ def test_the_cli_and_the_api_give_the_same_report(run: Run, state: Path, monkeyp
     assert [(r["queue"], r["offered"], r["service_level"]) for r in csv.DictReader(io.StringIO(as_csv.out))] == [
         ("support", "3", "0.3333"), ("support", "0", "0.0")]
     table = run("queue", "report", *args, "--queue", "support").out.splitlines()
-    assert table[1].split() == [day, "09:00", "support", "3", "2", "1", "33%", f"{(600 + 8 * 3600 + 40) / 2:.0f}s",
-                                "180s"]
+    assert table[1].split() == [day, "09:00", "support", "3", "3", "2", "1", "33%",
+                                f"{(600 + 8 * 3600 + 40) / 2:.0f}s", "180s"]
+    assert table[0].split()[:5] == ["START", "QUEUE", "OFFERED", "ENDED", "ANSWERED"]
+    nosuch = run("queue", "report", "--queue", "nosuch")
+    assert nosuch.code == 3 and nosuch.error_lines == ["error: there is no queue named 'nosuch', now or in those "
+                                                       "events (see `ivrpowers queue list`)"]
+    backwards = run("queue", "report", "--since", "2026-11-30", "--until", "2026-11-29")
+    assert backwards.code == 2 and "since (2026-11-30T00:00:00+01:00) must come before until (" in backwards.err
     bad = run("queue", "report", "--interval", "1w")
     assert bad.code == 2 and bad.error_lines == ["error: interval: '1w' is not a length from 1m to 1d (write 15m, "
                                                  "1h or 1d)"]
@@ -79,6 +85,7 @@ def test_the_cli_and_the_api_give_the_same_report(run: Run, state: Path, monkeyp
                 resp = await client.get("/api/reports/queues?since=tomorrow", headers=auth)
                 assert resp.status == 400 and (await resp.json())["error"].startswith("since: 'tomorrow' is not")
                 assert (await client.get("/api/reports/queues")).status == 401
+                assert (await client.get("/api/reports/queues?queue=nosuch", headers=auth)).status == 404
         finally:
             await db.close()
 
