@@ -3,15 +3,19 @@ every way out (answered and back, timeout, no agents, leave, callback, hang-up, 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from textwrap import dedent
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from ivrpowers.flows import FlowError, RunState, Services, load_flow, resume_state, run_flow
+from ivrpowers.flows.services import QueueRequest, QueueUpdate
 from ivrpowers.flows.testing import FakeAcd, FakeClock, HangUp, ListJournal, Press, ScriptedCall, Silence
+
+from .waiting import until
 
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=ZoneInfo("Europe/Madrid"))
 
@@ -203,3 +207,60 @@ def test_queue_node_mistakes_are_load_errors(fields: dict[str, str], problem: st
 async def test_a_priority_that_is_not_a_whole_number_fails_the_flow() -> None:
     result, _, _ = await run(simple(priority='"vars.missing"'), FakeAcd())
     assert result.outcome == "error" and "priority must be a whole number from 0 to 100, not None" in result.error
+
+
+class _SlowAnnouncements(ScriptedCall):
+    """A caller whose position announcement plays until the test lets it end."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.announcing, self.released = asyncio.Event(), asyncio.Event()
+
+    async def play(self, media: Any, *, barge_in: bool = True, language: str | None = None) -> str | None:
+        if "sound:queue-thankyou" in media:
+            self.announcing.set()
+            await self.released.wait()
+        return await super().play(media, barge_in=barge_in, language=language)
+
+
+class _RingsDuringTheAnnouncement:
+    """The ACD's side: an agent's phone rings while the caller hears the announcement, then the
+    queue times out once it is over."""
+
+    hold = "moh:default"
+    announce: ClassVar[dict[str, Any]] = {"every": 30, "position": True, "wait_time": False}
+
+    def __init__(self, call: _SlowAnnouncements) -> None:
+        self.call, self.asked = call, 0
+
+    async def join(self, request: QueueRequest) -> _RingsDuringTheAnnouncement:
+        return self
+
+    async def update(self) -> QueueUpdate:
+        self.asked += 1
+        if self.asked == 1:
+            await self.call.announcing.wait()
+            return QueueUpdate("ringing", "ana")
+        await self.call.released.wait()
+        return QueueUpdate("timeout")
+
+    async def status(self) -> QueueUpdate:
+        return QueueUpdate("waiting", position=2)
+
+    async def leave(self, reason: str) -> None:
+        pass
+
+
+async def test_an_agent_rung_during_an_announcement_is_recorded_as_it_rings() -> None:
+    clock = FakeClock(T0)
+    call = _SlowAnnouncements([Silence()], caller_number="+34600111222", clock=clock)
+    journal, acd = ListJournal(), _RingsDuringTheAnnouncement(call)
+    run = asyncio.ensure_future(run_flow(flow(QUEUED.replace("    prompt: sound:pls-hold-while-try\n", "")), call,
+                                         journal, services=Services(acd=acd, clock=clock)))  # type: ignore[arg-type]
+    await until(lambda: "queue_ringing" in queue_events(journal) or run.done())
+    # Recorded while the announcement still plays, not once it is over.
+    assert call.announcing.is_set() and not call.released.is_set() and not run.done()
+    call.released.set()
+    await run
+    assert queue_events(journal) == ["queue_joined", "queue_announced", "queue_ringing", "queue_timeout"]
+    assert path(journal) == ["ask", "q", "sorry"]

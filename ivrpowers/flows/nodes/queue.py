@@ -74,6 +74,7 @@ class _Waiting:
         self.next_announce = self.waited() + self.announce.every if self.announce.every else None
         self.digits = {d for d in (node.leave_digit, node.callback_digit) if d is not None}
         self.connected = False  # with an agent: no digits, no announcements, only the ACD
+        self.update: asyncio.Task[QueueUpdate]  # the ACD's next news, asked for by `wait`
 
     def waited(self) -> float:
         if self.answered_after is not None:
@@ -84,20 +85,40 @@ class _Waiting:
         await self.run.record(type, self.node_id, {"queue": self.queue, "wait": self.waited(), **detail})
 
     async def wait(self, *, first: bool) -> str | None:
-        if first and self.node.prompt:
-            await self.run.play(self.node_id, self.node.prompt, barge_in=False)
-        await self.run.call.hold(self.ticket.hold)
-        update_task: asyncio.Task[QueueUpdate] = asyncio.ensure_future(self.ticket.update())
+        self.update = asyncio.ensure_future(self.ticket.update())
         try:
+            if first and self.node.prompt:
+                await self.play_watching(self.node.prompt, barge_in=False)
+            await self.run.call.hold(self.ticket.hold)
             while True:
-                outcome = await self.step(update_task)
+                outcome = await self.step(self.update)
                 if isinstance(outcome, QueueUpdate):  # consumed: wait for the next one
-                    update_task = asyncio.ensure_future(self.ticket.update())
+                    self.update = asyncio.ensure_future(self.ticket.update())
                     continue
                 if not isinstance(outcome, _GoOn):
                     return outcome
         finally:
-            update_task.cancel()
+            self.update.cancel()
+
+    async def play_watching(self, media: list[str], *, barge_in: bool) -> str | None:
+        """Play `media` (the welcome prompt, an announcement); an agent's phone that starts ringing
+        meanwhile is recorded as it rings, not when the prompt ends. The ACD's other news waits
+        for the prompt's end, as before (an answer stops the prompt: `Call.join_agent`)."""
+        play = asyncio.ensure_future(self.run.play(self.node_id, media, barge_in=barge_in))
+        try:
+            while not play.done():
+                waits: set[asyncio.Future[Any]] = {play} if self.update.done() else {play, self.update}
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                update = self.update
+                if update.done() and not update.cancelled() and update.exception() is None \
+                        and update.result().kind == "ringing":
+                    await self.handled(update.result())
+                    self.update = asyncio.ensure_future(self.ticket.update())
+            return play.result()
+        finally:
+            if not play.done():
+                play.cancel()
+                await asyncio.gather(play, return_exceptions=True)
 
     async def step(self, update_task: asyncio.Task[QueueUpdate]) -> QueueUpdate | str | _GoOn | None:
         """One wait: for the ACD, a digit, or the next timer. Returns the update it handled, the
@@ -143,7 +164,7 @@ class _Waiting:
             status = await self.ticket.status()
             await self.run.call.hold(None)
             await self.record("queue_announced", position=status.position, estimated_wait=status.estimated_wait)
-            digit = await self.run.play(self.node_id, self.announcement(status), barge_in=True)
+            digit = await self.play_watching(self.announcement(status), barge_in=True)
             await self.run.call.hold(self.ticket.hold)
             if digit is not None and digit in self.digits:
                 return await self.pressed(digit)
