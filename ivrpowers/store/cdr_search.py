@@ -83,7 +83,9 @@ def parse_query(params: Mapping[str, str | None], zone: str, now: datetime | Non
     for key, pattern in (("number", _NUMBER), ("disposition", _NAME), ("flow", _NAME), ("before", CALL_ID)):
         if (value := params.get(key)) is not None:
             if not pattern.match(value):
-                raise ValueError(f"{key}: {value[:80]!r} is not a {key if key != 'before' else 'call id'}")
+                # A + left bare in a URL's query reaches us as a space.
+                hint = " (in a URL, write + as %2B)" if key == "number" and value.startswith(" ") else ""
+                raise ValueError(f"{key}: {value[:80]!r} is not a {key if key != 'before' else 'call id'}{hint}")
             found[key] = value
     raw = params.get("limit")
     raw = str(default_limit) if raw is None else raw

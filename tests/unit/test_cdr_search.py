@@ -82,6 +82,7 @@ def test_times_are_dates_date_times_in_the_zone_or_times_ago() -> None:
     ({"limit": "0"}, "limit must be a whole number from 1 to 1000"),
     ({"limit": "²"}, "limit must be a whole number from 1 to 1000"),
     ({"number": "55%"}, "number: '55%' is not a number"),
+    ({"number": " 4930"}, "number: ' 4930' is not a number (in a URL, write + as %2B)"),
     ({"flow": "a b"}, "flow: 'a b' is not a flow"),
     ({"before": "x\x00y"}, "before: 'x\\x00y' is not a call id"),
 ])
