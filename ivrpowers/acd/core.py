@@ -99,7 +99,7 @@ class Core:
             if self._queues[name].join_empty or all(staffed[channel] for channel in self._queues[name].channels):
                 continue  # every channel it takes is staffed (and the common case stays O(1))
             for key in list(self._lines[name].ordered()):
-                if not self._logged_in[name][self._tasks[key[3]].task.channel]:
+                if not staffed[self._tasks[key[3]].task.channel]:
                     self._forget(self._tasks[key[3]])
                     self._out.append(NoAgents(key[3]))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from .events import AcdEvent
 from .stats import Stats
+from .stats_periods import Period, figures
 
 __all__ = ["LOOKBACK", "MAX_INTERVALS", "interval_report", "parse_interval"]
 
@@ -23,10 +24,8 @@ LOOKBACK = 86400.0  # events read before `since`: a task waits no longer than th
 MAX_INTERVALS = 2000
 _INTERVAL = re.compile(r"^(\d{1,4})([mhd])$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
-# The figures of a row, after queue, start and end (`acd.stats_periods.figures`).
-FIGURES = ("offered", "answered", "answered_in_sla", "abandoned", "timeouts", "left", "no_agents", "failed",
-           "callbacks", "waits_ended", "handled", "service_level", "abandon_rate", "asa", "aht",
-           "abandoned_wait_avg", "abandoned_wait_max", "talk_time", "wrap_up_time")
+# The figures of a row, after queue, start and end: those of `queue stats`, in their order.
+FIGURES = tuple(figures(Period()))
 
 
 def parse_interval(text: str) -> float:
@@ -64,9 +63,9 @@ def interval_report(events: Iterable[AcdEvent], sla: Mapping[str, float], since:
         while event is not None and event.at < end:
             stats.feed(event)
             event = next(pending, None)
-        for name, figures in stats.queues(end).items():
+        for name, now in stats.queues(end).items():
             if wanted is None or name in wanted:
-                day = figures["day"]
+                day = now["day"]
                 rows.append({"queue": name, "start": start, "end": end, **{k: day[k] for k in FIGURES}})
         start = end
     return rows

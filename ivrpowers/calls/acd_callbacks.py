@@ -22,7 +22,7 @@ from ivrpowers.acd import AcdError
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
 from ivrpowers.calls.identity import call_id_for
-from ivrpowers.calls.legs import BUSY, GRACE, ring_leg
+from ivrpowers.calls.legs import BUSY, GRACE, caller_id, ring_leg
 from ivrpowers.calls.media_facts import MeasuredCall
 from ivrpowers.calls.roles import LEG, StasisArgs
 from ivrpowers.flows.services import QueueRefused
@@ -80,8 +80,8 @@ class Callback:
         self._open(leg_id)
         self._event("callback_agent_ringing", {"agent": agent_id, "attempt": self.attempt})
         ring = max(1.0, expires - self.service.clock())
-        label = f'"Callback {self.caller_name}"' if self.caller_name else '"Callback"'
-        agent = await self._dial(f"PJSIP/{endpoint}", leg_id, f"{label} <{self.number}>", ring, agent_id)
+        label = caller_id(f"Callback {self.caller_name}".rstrip(), self.number)
+        agent = await self._dial(f"PJSIP/{endpoint}", leg_id, label, ring, agent_id)
         if agent is None or agent_id in self.cancelled:
             if agent is not None:
                 await self._hang_up(agent.id)

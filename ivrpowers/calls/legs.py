@@ -78,10 +78,16 @@ async def ring_leg(
     return waiter
 
 
+def caller_id(name: str, number: str) -> str:
+    """A leg's caller id as Asterisk takes it, `"name" <number>`: the name (a caller's, who chose
+    it) cleared of what could end its quotes."""
+    name = "".join(c for c in name if c not in '"<>\\')
+    return f'"{name}" <{number}>' if name else number
+
+
 def shown_caller(session: Session) -> str | None:
     """The caller's name and number as a leg of their call shows them (a transfer's target, an agent)."""
     caller = session.channel.caller
     if caller is None or not caller.number:
         return None
-    name = "".join(c for c in caller.name if c not in '"<>\\')  # nothing that could end the quoted name
-    return f'"{name}" <{caller.number}>' if name else caller.number
+    return caller_id(caller.name, caller.number)

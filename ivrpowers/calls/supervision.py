@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ivrpowers.acd.supervision import Plan, SupervisionError, plan
 from ivrpowers.ari import AriError, Channel
 from ivrpowers.calls.ari_call import AriCall
-from ivrpowers.calls.legs import GRACE, LegWaiter, ring_leg
+from ivrpowers.calls.legs import GRACE, LegWaiter, caller_id, ring_leg
 from ivrpowers.calls.media_facts import MeasuredCall
 from ivrpowers.calls.roles import SUPERVISOR, StasisArgs
 
@@ -190,10 +190,9 @@ class Supervision:
         """The supervisor's endpoint rung, audio only; its channel once it answers (None if not)."""
         channel_id = f"{watch.call_id}-s{os.urandom(4).hex()}"
         args = StasisArgs(SUPERVISOR, {"interaction": watch.call_id, "by": watch.by})
-        name = "".join(c for c in f"Supervise {conversation.agent}" if c not in '"<>\\')
         waiter = await ring_leg(
             self.ctx, f"PJSIP/{watch.endpoint}", channel_id, args, RING_SECONDS,
-            caller_id=f'"{name}" <{conversation.caller or "supervise"}>',
+            caller_id=caller_id(f"Supervise {conversation.agent}", conversation.caller or "supervise"),
             variables={f"PJSIP_HEADER(add,{SUPERVISE_HEADER})": watch.call_id},
             until=(watch.stop, conversation.session.call.destroyed, conversation.leg.destroyed))
         if waiter.error is not None:

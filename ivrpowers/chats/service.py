@@ -289,8 +289,7 @@ class ChatService:
                     live.push({"type": "message", **message.to_dict()})
 
     def _idle(self, live: Live, seconds: float) -> bool:
-        return (live.chat.status == "active" and not live.closing and live.chat.id in self.live
-                and self.clock() - live.last_line >= seconds)
+        return live.chat.status == "active" and not live.closing and self.clock() - live.last_line >= seconds
 
     async def _idle_watch(self) -> None:
         while True:

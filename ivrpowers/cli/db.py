@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
 
 from ivrpowers.cli.common import emit_json, json_option, settings_from, with_db
 from ivrpowers.cli.errors import Invalid
-from ivrpowers.config import Settings, ensure_state_dir
+from ivrpowers.config import ensure_state_dir
+from ivrpowers.store.cdr_search import parse_when
 from ivrpowers.store.db import Database
+from ivrpowers.store.retention import DeleteRecording, Pruned
+from ivrpowers.store.retention import prune as run_prune
 
 if TYPE_CHECKING:
-    from ivrpowers.store.retention import DeleteRecording, Pruned
+    from ivrpowers.ari import AriRest
+    from ivrpowers.media.call_recordings import CallRecordings
 
 
 @click.group()
@@ -48,11 +53,6 @@ def upgrade(ctx: click.Context, revision: str, as_json: bool) -> None:
 def prune(ctx: click.Context, before: str, with_recordings: bool, dry_run: bool, as_json: bool) -> None:
     """Delete calls that ended before WHEN with their timelines, the ACD's events and agents' state
     changes, and closed chats with their transcripts (safe while the controller runs)."""
-    from datetime import UTC, datetime, timedelta
-
-    from ivrpowers.store.cdr_search import parse_when
-    from ivrpowers.store.retention import prune as run_prune
-
     settings = settings_from(ctx)
     now = datetime.now(UTC)
     try:
@@ -63,8 +63,15 @@ def prune(ctx: click.Context, before: str, with_recordings: bool, dry_run: bool,
         raise Invalid(f"--before {before}: at least a day ago (what ended since may still be read or written)")
 
     async def work(db: Database) -> Pruned:
-        deleter = _recording_deleter(settings) if with_recordings else None
-        return await run_prune(db, cutoff, dry_run=dry_run, delete_recording=deleter)
+        if not with_recordings:
+            return await run_prune(db, cutoff, dry_run=dry_run)
+        from ivrpowers.ari import AriRest  # aiohttp: not loaded by every CLI command
+        from ivrpowers.media.call_recordings import CallRecordings, recordings_root
+
+        # One ARI client for every recording (it connects only when a request is made).
+        async with AriRest(settings.ari_base_url, settings.ari_user, settings.ari_secret, settings.ari_app) as ari:
+            return await run_prune(db, cutoff, dry_run=dry_run,
+                                   delete_recording=_recording_deleter(CallRecordings(recordings_root(settings)), ari))
 
     pruned = with_db(settings, work)
     if as_json:
@@ -80,21 +87,16 @@ def prune(ctx: click.Context, before: str, with_recordings: bool, dry_run: bool,
         click.echo(f"kept {pruned.kept_for_recordings} calls: {why}", err=True)
 
 
-def _recording_deleter(settings: Settings) -> DeleteRecording:
+def _recording_deleter(local: CallRecordings, ari: AriRest) -> DeleteRecording:
     """Deletes a recording's file: a call's video recording here, the others in Asterisk's store (over ARI)."""
-    from ivrpowers.ari import AriError, AriNotFound, AriRest
-    from ivrpowers.media.call_recordings import CallRecordings, recordings_root
-
-    local = CallRecordings(recordings_root(settings))
+    from ivrpowers.ari import AriError, AriNotFound
 
     async def delete(name: str) -> bool:
         if (path := local.path(name)) is not None:
             path.unlink(missing_ok=True)
             return True
         try:
-            async with AriRest(settings.ari_base_url, settings.ari_user, settings.ari_secret,
-                               settings.ari_app) as ari:
-                await ari.delete_stored_recording(name)
+            await ari.delete_stored_recording(name)
         except AriNotFound:
             return True  # gone already
         except (AriError, OSError):

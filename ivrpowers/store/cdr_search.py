@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -67,19 +67,28 @@ def parse_when(text: str, zone: str, now: datetime) -> datetime:
     return when
 
 
-def parse_query(params: Mapping[str, str | None], zone: str, now: datetime | None = None,
-                default_limit: int = 20) -> CallQuery:
-    """The filters given as text (CLI options, query parameters); ValueError names the bad one."""
-    now = now or datetime.now(UTC)
-    found: dict[str, Any] = {}
-    for key in ("since", "until"):
+def parse_range(params: Mapping[str, str | None], zone: str, now: datetime, *, since: datetime | None = None,
+                until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """`since` and `until` as given (`parse_when`), else the defaults; ValueError names the bad one,
+    or says they are the wrong way round."""
+    found = {"since": since, "until": until}
+    for key in found:
         if (value := params.get(key)) is not None:
             try:
                 found[key] = parse_when(value, zone, now)
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}") from None
-    if found.get("since") and found.get("until") and found["since"] >= found["until"]:
-        raise ValueError(f"since ({found['since'].isoformat()}) must come before until ({found['until'].isoformat()})")
+    start, end = found["since"], found["until"]
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"since ({start.isoformat()}) must come before until ({end.isoformat()})")
+    return start, end
+
+
+def parse_query(params: Mapping[str, str | None], zone: str, now: datetime | None = None,
+                default_limit: int = 20) -> CallQuery:
+    """The filters given as text (CLI options, query parameters); ValueError names the bad one."""
+    found: dict[str, Any] = {}
+    found["since"], found["until"] = parse_range(params, zone, now or datetime.now(UTC))
     for key, pattern in (("number", _NUMBER), ("disposition", _NAME), ("flow", _NAME), ("before", CALL_ID)):
         if (value := params.get(key)) is not None:
             if not pattern.match(value):
@@ -123,18 +132,25 @@ async def search(db: Database, query: CallQuery) -> list[CallRecord]:
         return list(rows.all())
 
 
-def to_csv(calls: Iterable[Mapping[str, Any]], header: bool = True) -> str:
-    """`cdrs.call_to_dict` records as CSV lines (RFC 4180), in `CSV_COLUMNS` order."""
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], header: bool = True) -> str:
+    """`rows` as CSV lines (RFC 4180), their `columns` in that order, None as an empty field."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     if header:
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(columns)
+    writer.writerows(["" if row.get(column) is None else row[column] for column in columns] for row in rows)
+    return out.getvalue()
+
+
+def to_csv(calls: Iterable[Mapping[str, Any]], header: bool = True) -> str:
+    """`cdrs.call_to_dict` records as CSV lines, in `CSV_COLUMNS` order."""
+    rows = []
     for call in calls:
         queued = call.get("queue") or {}
         row = {**call, "queue": queued.get("queue"), "queue_outcome": queued.get("outcome"),
                "queue_wait": queued.get("wait"), "agent": queued.get("agent"), "talk": queued.get("talk")}
-        writer.writerow(["" if row.get(column) is None else _cell(row[column]) for column in CSV_COLUMNS])
-    return out.getvalue()
+        rows.append({column: _cell(row.get(column)) for column in CSV_COLUMNS})
+    return csv_text(CSV_COLUMNS, rows, header)
 
 
 def _cell(value: Any) -> Any:

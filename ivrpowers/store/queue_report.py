@@ -3,8 +3,6 @@ CLI (`ivrpowers queue report`) and the REST API (`GET /api/reports/queues`) both
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Any
@@ -13,7 +11,7 @@ from zoneinfo import ZoneInfo
 from ivrpowers.acd.report import FIGURES, LOOKBACK, interval_report, parse_interval
 from ivrpowers.store.acd import AcdRepository
 from ivrpowers.store.acd_state import AcdStateRepository
-from ivrpowers.store.cdr_search import parse_when
+from ivrpowers.store.cdr_search import csv_text, parse_range
 from ivrpowers.store.db import Database
 
 MAX_DAYS = 31  # the longest report: its events are read at once
@@ -26,9 +24,8 @@ async def queue_report(db: Database, params: Mapping[str, str | None], zone: str
     names a bad parameter; LookupError, a queue neither defined nor in the events."""
     now = now or datetime.now(UTC)
     today = datetime.combine(now.astimezone(ZoneInfo(zone)).date(), time(), ZoneInfo(zone))
-    since, until = _when(params, "since", zone, now) or today, _when(params, "until", zone, now) or now
-    if since >= until:
-        raise ValueError(f"since ({since.isoformat()}) must come before until ({until.isoformat()})")
+    since, until = parse_range(params, zone, now, since=today, until=now)
+    assert since is not None and until is not None  # the defaults
     interval = parse_interval(params.get("interval") or "1h")
     if (until - since).total_seconds() > MAX_DAYS * 86400:
         raise ValueError(f"at most {MAX_DAYS} days at once")
@@ -44,22 +41,7 @@ async def queue_report(db: Database, params: Mapping[str, str | None], zone: str
 
 
 def report_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    columns = ("queue", "start", "end", *FIGURES)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row[c] is None else row[c] for c in columns])
-    return out.getvalue()
-
-
-def _when(params: Mapping[str, str | None], key: str, zone: str, now: datetime) -> datetime | None:
-    if (text := params.get(key)) is None:
-        return None
-    try:
-        return parse_when(text, zone, now)
-    except ValueError as exc:
-        raise ValueError(f"{key}: {exc}") from None
+    return csv_text(("queue", "start", "end", *FIGURES), rows)
 
 
 def _iso(epoch: float, tz: ZoneInfo) -> str:
